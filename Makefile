@@ -1,0 +1,47 @@
+# automix_local — the two commands a newcomer needs:  make run   and   make test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+# llama-cpp-python compiles llama.cpp natively (right for your CPU). On some x86-64 Linux VMs the
+# native build emits AMX instructions the VM does not enable and dies with "Illegal instruction":
+# keep the native build minus AMX. GPU users override CMAKE_ARGS, e.g.
+#   make install CMAKE_ARGS="-DGGML_CUDA=on"     (NVIDIA)
+#   make install CMAKE_ARGS="-DGGML_METAL=on"    (Apple Silicon; Metal is the default there)
+ifeq ($(shell uname -s)-$(shell uname -m),Linux-x86_64)
+LLAMA_CFLAGS ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+endif
+CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+TEST_HOME := $(CURDIR)/.cache/test-home
+STAMP := $(VENV)/.installed
+
+.PHONY: install models run test test-model lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" CMAKE_ARGS="$(CMAKE_ARGS)" \
+		$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python -c "import llama_cpp; llama_cpp.llama_backend_init()" \
+		|| { echo "llama-cpp-python does not load on this CPU; see README (Install)"; exit 1; }
+	touch $@
+
+install: $(STAMP)
+
+models: install
+	$(BIN)/automix-local models pull
+
+run: models
+	$(BIN)/automix-local ask --context automix_local/data/sample.md "Who deciphered the hieroglyphs on the Rosetta Stone, and when?"
+
+test-model: install
+	AUTOMIX_LOCAL_HOME=$(TEST_HOME) $(BIN)/automix-local --config tests/data/test-models.toml models pull
+
+test: test-model
+	AUTOMIX_TEST_HOME=$(TEST_HOME) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check automix_local tests
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

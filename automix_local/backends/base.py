@@ -1,0 +1,74 @@
+"""The backend contract: a model that streams a completion and scores continuations."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass
+class Generation:
+    """One finished completion, with what it cost."""
+
+    text: str
+    tokens_in: int  # prompt tokens
+    tokens_out: int  # generated tokens
+    tokens_evaluated: int  # prompt tokens actually evaluated (the rest came from the KV cache)
+    prompt_seconds: float
+    gen_seconds: float
+    finish_reason: str  # "stop" | "eos" | "length"
+    token_logprobs: list[float] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return self.prompt_seconds + self.gen_seconds
+
+
+@dataclass
+class Scored:
+    """Log-probabilities of candidate continuations after one prompt."""
+
+    logprobs: dict[str, float]
+    tokens_in: int
+    tokens_evaluated: int
+    seconds: float
+
+
+class BackendError(Exception):
+    """A backend failure the user can act on. str() is the one line shown to the user."""
+
+
+class Backend(Protocol):
+    name: str
+    n_ctx: int
+
+    @property
+    def uses_chat_template(self) -> bool: ...
+
+    def render(self, messages: Sequence[dict[str, str]]) -> str: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def stream(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> Generator[str, None, Generation]: ...
+
+    def score(self, prompt: str, continuations: Sequence[str]) -> Scored: ...
+
+    def close(self) -> None: ...
+
+
+def run_to_end(gen: Generator[str, None, Generation]) -> Generation:
+    """Drain a stream and return its Generation."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as done:
+            return done.value

@@ -1,0 +1,271 @@
+"""The local tier: a GGUF model run by llama-cpp-python.
+
+* Lazy: the model loads on first use (``load()`` to do it eagerly, e.g. in a worker thread).
+* Quiet: ``verbose=False``, so llama.cpp writes nothing to the terminal.
+* One lock per model: a ``Llama`` is not thread-safe, so a stream holds the lock until it ends.
+* Prefix reuse: ``Llama.generate`` keeps the longest common token prefix in the KV cache; the
+  scoring path does the same, so prompts that share a prefix pay only for their new tokens.
+* Next-token log-probabilities come from the last position's logits, without ``logits_all``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Generator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import TierConfig
+from .base import BackendError, Generation, Scored
+
+# llama.cpp's OpenMP threads busy-wait between calls and starve a second model in the same process;
+# the variable must be set before the OpenMP runtime starts (see automix_local/__init__.py too).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _logsumexp(x: np.ndarray) -> float:
+    m = float(x.max())
+    return m + float(np.log(np.exp(x - m).sum()))
+
+
+class LlamaBackend:
+    def __init__(self, tier: TierConfig, model_path: Path) -> None:
+        self.tier = tier
+        self.name = tier.name
+        self.model_path = model_path
+        self.n_ctx = tier.n_ctx
+        self.lock = threading.Lock()
+        self._llm: Any = None
+        self._template: Any = None
+        self._chat: bool | None = None
+        self.load_seconds: float | None = None
+
+    # ------------------------------------------------------------------ loading
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    def load(self) -> None:
+        with self.lock:
+            self._ensure_loaded()
+
+    def _ensure_loaded(self) -> Any:
+        if self._llm is not None:
+            return self._llm
+        try:
+            import llama_cpp
+        except ImportError as exc:  # pragma: no cover - a dependency
+            raise BackendError(f"llama-cpp-python is not installed ({exc}); see README, Install") from None
+        threads = self.tier.n_threads or os.cpu_count() or 1
+        t0 = time.perf_counter()
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.tier.n_ctx,
+                n_batch=min(self.tier.n_batch, self.tier.n_ctx),
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=self.tier.n_gpu_layers,
+                seed=self.tier.seed,
+                logits_all=False,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendError(f"tier '{self.name}': llama.cpp could not load {self.model_path}: {exc}") from None
+        self.load_seconds = time.perf_counter() - t0
+        self._llm = llm
+        self._setup_template(llm)
+        return llm
+
+    def _setup_template(self, llm: Any) -> None:
+        fmt = self.tier.chat_format
+        if fmt == "raw":
+            self._chat = False
+            return
+        from llama_cpp import llama_chat_format
+
+        template = llm.metadata.get("tokenizer.chat_template") if fmt == "auto" else None
+        if template:
+            eos = llm._model.token_get_text(llm.token_eos()) if llm.token_eos() >= 0 else ""
+            bos = llm._model.token_get_text(llm.token_bos()) if llm.token_bos() >= 0 else ""
+            self._template = llama_chat_format.Jinja2ChatFormatter(
+                template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True
+            )
+            self._chat = True
+            return
+        if fmt == "auto":
+            self._chat = False  # no template in the GGUF: plain completion
+            return
+        name = "chatml" if fmt == "chatml" else fmt
+        formatter = getattr(llama_chat_format, f"format_{name.replace('-', '_')}", None)
+        if formatter is None:
+            raise BackendError(
+                f"tier '{self.name}': unknown chat_format {fmt!r}; use \"auto\", \"raw\", \"chatml\" "
+                "or a llama-cpp-python format name such as \"llama-2\""
+            )
+        self._template = formatter
+        self._chat = True
+
+    def close(self) -> None:
+        with self.lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
+    # ------------------------------------------------------------------ prompts
+    @property
+    def uses_chat_template(self) -> bool:
+        if self._chat is None:
+            self.load()
+        return bool(self._chat)
+
+    def render(self, messages: Sequence[dict[str, str]]) -> str:
+        if self._chat is None:
+            self.load()
+        if not self._chat:
+            return "\n\n".join(m["content"] for m in messages)
+        return self._template(messages=list(messages)).prompt
+
+    def _tokenize(self, llm: Any, text: str) -> list[int]:
+        bos_text = llm._model.token_get_text(llm.token_bos()) if llm.token_bos() >= 0 else ""
+        add_bos = llm._model.add_bos_token() and not (bos_text and text.startswith(bos_text))
+        return llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        with self.lock:
+            llm = self._ensure_loaded()
+            return len(self._tokenize(llm, text))
+
+    def _check_fits(self, n_prompt: int, max_tokens: int) -> None:
+        if n_prompt + max_tokens > self.n_ctx:
+            raise BackendError(
+                f"tier '{self.name}': the prompt is {n_prompt} tokens and needs {max_tokens} more for the answer, "
+                f"but n_ctx is {self.n_ctx}; shorten the context or raise n_ctx in models.toml"
+            )
+
+    def _last_logits(self, llm: Any) -> np.ndarray:
+        import llama_cpp
+
+        ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),))
+
+    def _eval_reusing_prefix(self, llm: Any, tokens: list[int]) -> int:
+        """Evaluate ``tokens`` keeping the cached common prefix; returns how many were evaluated."""
+        cached = llm.n_tokens
+        prefix = 0
+        limit = min(cached, len(tokens) - 1)  # evaluate at least one token for fresh logits
+        ids = llm.input_ids
+        while prefix < limit and ids[prefix] == tokens[prefix]:
+            prefix += 1
+        llm.n_tokens = prefix  # eval() drops the KV cache beyond n_tokens
+        llm.eval(tokens[prefix:])
+        return len(tokens) - prefix
+
+    # ------------------------------------------------------------------ generation
+    def stream(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> Generator[str, None, Generation]:
+        """Yield text deltas; return the Generation. Greedy at temperature 0, else seeded sampling."""
+        with self.lock:
+            llm = self._ensure_loaded()
+            import llama_cpp
+
+            tokens = self._tokenize(llm, prompt)
+            self._check_fits(len(tokens), max_tokens)
+            llm.set_seed(self.tier.seed if seed is None else seed)
+            stops = [s for s in (*stop, *self.tier.stop) if s]
+            vocab = llm._model.vocab
+            before = llm.n_tokens
+            t0 = time.perf_counter()
+            t_first: float | None = None
+            out_tokens: list[int] = []
+            logprobs: list[float] = []
+            raw = b""
+            text = ""
+            emitted = 0
+            finish = "length"
+            common = 0
+            ids = llm.input_ids
+            while common < min(before, len(tokens)) and ids[common] == tokens[common]:
+                common += 1
+            evaluated = len(tokens) - min(common, len(tokens) - 1)
+            holdback = max((len(s) for s in stops), default=1) - 1
+            sampling = {"temp": temperature}
+            if temperature > 0:
+                sampling.update(top_k=0, top_p=1.0, min_p=0.0)
+            gen = llm.generate(tokens, repeat_penalty=1.0, **sampling)
+            try:
+                for tok in gen:
+                    if t_first is None:
+                        t_first = time.perf_counter()
+                    if llama_cpp.llama_vocab_is_eog(vocab, tok):
+                        finish = "eos"
+                        break
+                    logits = self._last_logits(llm)
+                    logprobs.append(float(logits[tok]) - _logsumexp(logits))
+                    out_tokens.append(tok)
+                    raw += llm.detokenize([tok], prev_tokens=tokens + out_tokens[:-1])
+                    text = raw.decode("utf-8", errors="ignore")
+                    cut = min((text.find(s) for s in stops if s in text), default=-1)
+                    if cut >= 0:
+                        text = text[:cut]
+                        finish = "stop"
+                        break
+                    safe = len(text) - holdback if stops else len(text)
+                    if safe > emitted:
+                        yield text[emitted:safe]
+                        emitted = safe
+                    if len(out_tokens) >= max_tokens:
+                        break
+            finally:
+                gen.close()
+            if len(text) > emitted:
+                yield text[emitted:]
+            t_end = time.perf_counter()
+            t_first = t_first or t_end
+            return Generation(
+                text=text,
+                tokens_in=len(tokens),
+                tokens_out=len(out_tokens),
+                tokens_evaluated=evaluated,
+                prompt_seconds=t_first - t0,
+                gen_seconds=t_end - t_first,
+                finish_reason=finish,
+                token_logprobs=logprobs,
+            )
+
+    def score(self, prompt: str, continuations: Sequence[str]) -> Scored:
+        """log P(continuation | prompt) for each continuation, from last-position logits only."""
+        with self.lock:
+            llm = self._ensure_loaded()
+            t0 = time.perf_counter()
+            tokens = self._tokenize(llm, prompt)
+            self._check_fits(len(tokens), 8)
+            evaluated = self._eval_reusing_prefix(llm, tokens)
+            base_logits = self._last_logits(llm).copy()
+            base_lse = _logsumexp(base_logits)
+            base_n = llm.n_tokens
+            result: dict[str, float] = {}
+            for cont in continuations:
+                ctoks = llm.tokenize(cont.encode("utf-8"), add_bos=False, special=False)
+                total = float(base_logits[ctoks[0]]) - base_lse
+                for k in range(1, len(ctoks)):
+                    llm.n_tokens = base_n + k - 1
+                    llm.eval([ctoks[k - 1]])
+                    evaluated += 1
+                    logits = self._last_logits(llm)
+                    total += float(logits[ctoks[k]]) - _logsumexp(logits)
+                result[cont] = total
+            llm.n_tokens = base_n  # later calls reuse the prompt; the extra tokens are dropped
+            llm._requires_eval = True  # the live logits are not the prompt's any more
+            return Scored(result, len(tokens), evaluated, time.perf_counter() - t0)

@@ -1,0 +1,342 @@
+"""The AutoMix cascade: answer → self-verify → decide → escalate, tier by tier.
+
+Pure orchestration: no printing, no UI. ``Cascade.run`` is a generator of typed events that a CLI
+or a TUI renders; it returns the ``Trace`` (also carried by the final ``Finished`` event).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Generator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import prompts
+from .backends.base import Backend, BackendError, Generation
+from .config import Config, TierConfig
+from .routers import Decision, Observation, Router, RouterError, load
+from .routers import ROUTER_CLASSES as _ROUTERS
+from .sources import ensure_verified
+from .verification import Verification, Verifier, make_verifier
+
+
+class CascadeError(Exception):
+    """A question the cascade cannot run as asked. str() is the one line shown to the user."""
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class TierStarted:
+    tier: str
+    index: int
+    model: str
+
+
+@dataclass(frozen=True)
+class Token:
+    tier: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Answered:
+    tier: str
+    answer: str
+    generation: Generation
+
+
+@dataclass(frozen=True)
+class VerifyStarted:
+    tier: str
+    strategy: str
+
+
+@dataclass(frozen=True)
+class Verified:
+    tier: str
+    verification: Verification
+
+
+@dataclass(frozen=True)
+class Decided:
+    tier: str
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class Escalated:
+    from_tier: str
+    to_tier: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    trace: Trace
+
+
+Event = TierStarted | Token | Answered | VerifyStarted | Verified | Decided | Escalated | Finished
+
+
+# --------------------------------------------------------------------------- trace
+
+
+@dataclass
+class Step:
+    tier: str
+    model: str
+    answer: str
+    confidence: float | None
+    tokens_in: int
+    tokens_out: int
+    seconds: float
+    cost: float
+    answer_seconds: float
+    verify_seconds: float
+    abstained: bool
+    decision: str | None = None
+    reason: str | None = None
+    verifier: str | None = None
+    tokens_evaluated: int = 0
+    mean_logprob: float | None = None
+    min_logprob: float | None = None
+
+
+@dataclass
+class Trace:
+    question: str
+    answer: str
+    tier: str
+    model: str
+    decision: str
+    confidence: float | None
+    seconds: float
+    cost: float
+    steps: list[Step] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        parts = []
+        for s in self.steps:
+            conf = f" conf {s.confidence:.2f}" if s.confidence is not None else ""
+            dec = f" → {s.decision}" if s.decision else ""
+            parts.append(f"{s.tier}{conf}{dec} ({s.seconds:.1f}s)")
+        return f"answered by {self.tier} · " + " · ".join(parts) + f" · total {self.seconds:.1f}s, cost {self.cost:.2f}"
+
+
+# --------------------------------------------------------------------------- construction
+
+
+def make_router(config: Config) -> Router:
+    cfg = config.cascade
+    if cfg.calibration is not None:
+        router = load(cfg.calibration)
+        if router.kind != cfg.router:
+            raise RouterError(
+                f"{cfg.calibration}: holds a {router.kind!r} router but cascade.router is {cfg.router!r}; "
+                "make them agree"
+            )
+        return router
+    cls = _ROUTERS[cfg.router]
+    if cfg.router == "random":
+        router = cls(p=cfg.random_p, seed=cfg.seed)  # type: ignore[call-arg]
+    elif cfg.router == "threshold":
+        router = cls(threshold=cfg.threshold)  # type: ignore[call-arg]
+    else:
+        router = cls()
+    router.costs = tuple(t.cost for t in config.tiers)
+    return router
+
+
+def model_name(tier: TierConfig, path: Path | None = None) -> str:
+    if tier.backend == "openai":
+        return tier.model or tier.name
+    if path is not None:
+        return path.name
+    src = tier.source
+    return getattr(src, "filename", None) or Path(str(getattr(src, "path", tier.name))).name
+
+
+BackendFactory = Callable[[TierConfig], Backend]
+
+
+def default_backend_factory(config: Config) -> BackendFactory:
+    def factory(tier: TierConfig) -> Backend:
+        if tier.backend == "openai":
+            raise CascadeError(
+                f"tier '{tier.name}': backend = \"openai\" (remote tiers) is not available in this version yet"
+            )
+        from .backends.llama import LlamaBackend
+
+        path = ensure_verified(tier, config.paths, config.source_file)
+        return LlamaBackend(tier, path)
+
+    return factory
+
+
+# --------------------------------------------------------------------------- the cascade
+
+
+class Cascade:
+    """Runs questions through the configured tiers. Backends load lazily and are kept."""
+
+    def __init__(
+        self,
+        config: Config,
+        router: Router | None = None,
+        verifier: Verifier | None = None,
+        backend_factory: BackendFactory | None = None,
+    ) -> None:
+        self.config = config
+        self.tiers = config.tiers
+        self.router = router or make_router(config)
+        self.verifier = verifier or make_verifier(config.cascade)
+        self._factory = backend_factory or default_backend_factory(config)
+        self._backends: dict[str, Backend] = {}
+
+    def backend(self, index: int) -> Backend:
+        tier = self.tiers[index]
+        if tier.name not in self._backends:
+            self._backends[tier.name] = self._factory(tier)
+        return self._backends[tier.name]
+
+    def close(self) -> None:
+        for b in self._backends.values():
+            b.close()
+        self._backends.clear()
+
+    def _check_fits(self, index: int, context: str, question: str) -> None:
+        tier, backend = self.tiers[index], self.backend(index)
+        n_answer = backend.count_tokens(self._answer_prompt(backend, context, question)) + tier.max_tokens
+        need, what = n_answer, "the answer prompt"
+        if index < len(self.tiers) - 1 and self.router.needs_confidence:
+            n_verify = backend.count_tokens(prompts.verification_prompt(context, question, "")) + tier.max_tokens
+            if n_verify + 16 > need:
+                need, what = n_verify + 16, "the verification prompt"
+        if need > tier.n_ctx:
+            ctx_tokens = backend.count_tokens(context)
+            raise CascadeError(
+                f"the context is too long for tier '{tier.name}': {ctx_tokens} tokens, and {what} needs "
+                f"{need} of its n_ctx = {tier.n_ctx}. Shorten the context or raise n_ctx in models.toml "
+                "(nothing was truncated)"
+            )
+
+    @staticmethod
+    def _answer_prompt(backend: Backend, context: str, question: str) -> str:
+        if backend.uses_chat_template:
+            return backend.render(prompts.qa_messages(context, question))
+        return prompts.qa_completion(context, question)
+
+    def run(self, context: str, question: str) -> Generator[Event, None, Trace]:
+        question = question.strip()
+        if not question:
+            raise CascadeError("the question is empty")
+        n = len(self.tiers)
+        t_start = time.perf_counter()
+        index = self.router.start(n)
+        if not 0 <= index < n:
+            raise RouterError(f"router {self.router.kind} chose tier {index}, but there are {n} tiers")
+        self._check_fits(index, context, question)
+        confidences: list[float | None] = [None] * n
+        steps: list[Step] = []
+        decision_label = "direct"
+        while True:
+            tier = self.tiers[index]
+            backend = self.backend(index)
+            model = model_name(tier, getattr(backend, "model_path", None))
+            yield TierStarted(tier.name, index, model)
+            gen_it = backend.stream(self._answer_prompt(backend, context, question), max_tokens=tier.max_tokens, stop=["\n"])
+            while True:
+                try:
+                    delta = next(gen_it)
+                except StopIteration as done:
+                    generation: Generation = done.value
+                    break
+                yield Token(tier.name, delta)
+            answer = prompts.clean_answer(generation.text)
+            yield Answered(tier.name, answer, generation)
+            cost = tier.call_cost(generation.tokens_in, generation.tokens_out)
+            lps = generation.token_logprobs
+            step = Step(
+                tier=tier.name,
+                model=model,
+                answer=answer,
+                confidence=None,
+                tokens_in=generation.tokens_in,
+                tokens_out=generation.tokens_out,
+                seconds=generation.seconds,
+                cost=cost,
+                answer_seconds=generation.seconds,
+                verify_seconds=0.0,
+                abstained=prompts.is_abstention(answer),
+                tokens_evaluated=generation.tokens_evaluated,
+                mean_logprob=statistics.fmean(lps) if lps else None,
+                min_logprob=min(lps) if lps else None,
+            )
+            steps.append(step)
+            if index == n - 1:
+                break
+            if self.router.needs_confidence:
+                yield VerifyStarted(tier.name, self.verifier.strategy)
+                ver = self.verifier.verify(backend, context, question, answer)
+                yield Verified(tier.name, ver)
+                confidences[index] = ver.confidence
+                step.confidence = ver.confidence
+                step.verifier = ver.strategy
+                step.verify_seconds = ver.seconds
+                step.seconds += ver.seconds
+                step.tokens_in += ver.tokens_in
+                step.tokens_out += ver.tokens_out
+                step.tokens_evaluated += ver.tokens_evaluated
+                step.cost += self.config.cascade.verify_cost * tier.cost + tier.cost_per_1k_tokens * (
+                    ver.tokens_in + ver.tokens_out
+                ) / 1000.0
+            decision = self.router.decide(Observation(index, tuple(confidences), n))
+            yield Decided(tier.name, decision)
+            step.decision, step.reason = decision.action, decision.reason
+            if decision.action == "keep":
+                decision_label = "keep"
+                break
+            target = decision.target if decision.target is not None else index + 1
+            if not index < target < n:
+                raise RouterError(f"router {self.router.kind} routed tier {index} to {target}; expected {index + 1}..{n - 1}")
+            try:
+                self._check_fits(target, context, question)
+            except (CascadeError, BackendError) as exc:
+                step.reason = f"{decision.reason}; not escalated: {exc}"
+                decision_label = "keep"
+                break
+            yield Escalated(tier.name, self.tiers[target].name, decision.reason)
+            decision_label = "route"
+            index = target
+        final = steps[-1]
+        trace = Trace(
+            question=question,
+            answer=final.answer,
+            tier=final.tier,
+            model=final.model,
+            decision=decision_label,
+            confidence=final.confidence,
+            seconds=time.perf_counter() - t_start,
+            cost=sum(s.cost for s in steps),
+            steps=steps,
+        )
+        yield Finished(trace)
+        return trace
+
+    def ask(self, context: str, question: str, on_event: Callable[[Event], None] | None = None) -> Trace:
+        it = self.run(context, question)
+        while True:
+            try:
+                event = next(it)
+            except StopIteration as done:
+                return done.value
+            if on_event:
+                on_event(event)
+

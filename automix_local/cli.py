@@ -1,0 +1,285 @@
+"""The `automix-local` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .backends.base import BackendError
+from .cascade import CascadeError
+from .config import Config, ConfigError, find_config, load_config
+from .paths import default_paths
+from .routers import RouterError
+from .sources import ModelError
+
+EXIT_USAGE = 2
+EXIT_FAIL = 1
+
+
+class UserError(Exception):
+    """A foreseeable mistake: shown as one line, no traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_FAIL) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _err(message: str) -> None:
+    print(f"automix-local: error: {message}", file=sys.stderr)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(getattr(args, "config", None))
+
+
+# --------------------------------------------------------------------------- ask
+
+
+def _read_context(spec: str | None) -> str:
+    if spec is None:
+        return ""
+    if spec == "-":
+        return sys.stdin.read()
+    path = Path(spec).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"context file not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"context path is a directory, not a file: {path}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"context file is not UTF-8 text: {path}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read context file {path}: {exc.strerror}") from None
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .cascade import Answered, Cascade, Decided, Escalated, Token, VerifyStarted
+
+    question = " ".join(args.question).strip()
+    if not question:
+        raise UserError('the question is empty: automix-local ask --context FILE "your question"', EXIT_USAGE)
+    context = _read_context(args.context)
+    config = _config(args)
+    cascade = Cascade(config)
+    live = not args.json and sys.stdout.isatty()
+
+    def on_event(event: object) -> None:
+        if not live:
+            return
+        if isinstance(event, Token):
+            print(event.text, end="", flush=True)
+        elif isinstance(event, Answered):
+            print(flush=True)
+        elif isinstance(event, VerifyStarted):
+            print(f"  [{event.tier}: checking ({event.strategy})…]", file=sys.stderr, flush=True)
+        elif isinstance(event, Decided):
+            print(f"  [{event.tier}: {event.decision.action} — {event.decision.reason}]", file=sys.stderr, flush=True)
+        elif isinstance(event, Escalated):
+            print(f"  [escalating to {event.to_tier}]", file=sys.stderr, flush=True)
+
+    try:
+        trace = cascade.ask(context, question, on_event)
+    finally:
+        cascade.close()
+    if args.json:
+        print(json.dumps(trace.to_json(), indent=2, ensure_ascii=False))
+    else:
+        if not live:
+            print(trace.answer)
+        print(trace.summary(), file=sys.stderr if live else sys.stdout)
+    return 0
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return str(n)
+
+
+def _select(config: Config, names: Sequence[str]) -> list:
+    if not names:
+        return list(config.tiers)
+    known = {t.name: t for t in config.tiers}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(f"no tier named {', '.join(map(repr, unknown))} in {config.source_file}; tiers: {', '.join(known)}")
+    return [known[n] for n in names]
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from .sources import status
+
+    config = _config(args)
+    rows = []
+    for i, tier in enumerate(config.tiers, 1):
+        st = status(tier, config.paths)
+        rows.append(
+            {
+                "tier": i,
+                "name": tier.name,
+                "backend": tier.backend,
+                "where": st.where,
+                "path": str(st.path) if st.path else None,
+                "size": st.size,
+                "present": st.present,
+                "verified": st.verified,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"config: {config.source_file}")
+    header = ("#", "NAME", "WHERE", "SIZE", "PRESENT", "VERIFIED")
+    table = [header] + [
+        (str(r["tier"]), r["name"], r["where"], _human(r["size"]), "present" if r["present"] else "absent", r["verified"])
+        for r in rows
+    ]
+    widths = [max(len(row[c]) for row in table) for c in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    if any(r["verified"] == "unchecked" for r in rows):
+        print("(unchecked: present, sha256 not yet computed; run `automix-local models verify`)")
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from .sources import pull
+
+    config = _config(args)
+    failures = 0
+    for tier in _select(config, args.names):
+        if tier.backend != "llama":
+            print(f"{tier.name}: remote tier, nothing to pull")
+            continue
+        try:
+            path = pull(tier, config.paths, say=lambda m: print(m, flush=True))
+            print(f"{tier.name}: ready ({path})")
+        except ModelError as exc:
+            _err(str(exc))
+            failures += 1
+    return EXIT_FAIL if failures else 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    from .sources import pull_command, status
+
+    config = _config(args)
+    bad = 0
+    for tier in _select(config, args.names):
+        if tier.backend != "llama":
+            continue
+        st = status(tier, config.paths, full_hash=True)
+        if not st.present:
+            print(f"{tier.name}: absent — run: {pull_command(tier, config.source_file)}")
+            bad += 1
+        elif st.verified in ("ok", "no sha256"):
+            print(f"{tier.name}: {st.verified} ({st.path})")
+        else:
+            print(f"{tier.name}: {st.verified.upper()} ({st.path}) — delete it and run: {pull_command(tier, config.source_file)}")
+            bad += 1
+    return EXIT_FAIL if bad else 0
+
+
+# --------------------------------------------------------------------------- config
+
+
+def cmd_config_path(args: argparse.Namespace) -> int:
+    paths = default_paths()
+    print(f"in use:      {find_config(getattr(args, 'config', None), paths)}")
+    print(f"user config: {paths.user_config}")
+    print(f"models:      {paths.models_dir}")
+    print(f"data:        {paths.data_dir}")
+    print(f"cache:       {paths.cache_dir}")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(f"{config.source_file}: ok ({len(config.tiers)} tiers: {', '.join(t.name for t in config.tiers)})")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="models.toml to use")
+    p = argparse.ArgumentParser(
+        prog="automix-local",
+        description="Answer questions over your documents with a small local model that checks itself "
+        "and escalates only when it should.",
+        parents=[common],
+    )
+    p.add_argument("--version", action="version", version=f"automix-local {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    ask = sub.add_parser("ask", parents=[common], help="answer one question over a context")
+    ask.add_argument("--context", metavar="FILE|-", help="text file to answer from ('-' reads stdin)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object with the answer and trace")
+    ask.add_argument("question", nargs="*", help="the question")
+    ask.set_defaults(func=cmd_ask)
+
+    models = sub.add_parser("models", parents=[common], help="list, pull and verify the tiers' models")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION")
+    ml = msub.add_parser("list", parents=[common], help="tiers, where their models are, present, verified")
+    ml.add_argument("--json", action="store_true")
+    ml.set_defaults(func=cmd_models_list)
+    mp = msub.add_parser("pull", parents=[common], help="download and verify models (all tiers by default)")
+    mp.add_argument("names", nargs="*", metavar="NAME")
+    mp.set_defaults(func=cmd_models_pull)
+    mv = msub.add_parser("verify", parents=[common], help="re-hash models and compare with their sha256")
+    mv.add_argument("names", nargs="*", metavar="NAME")
+    mv.set_defaults(func=cmd_models_verify)
+    models.set_defaults(func=lambda a: (models.print_help(), 0)[1])
+
+    cfg = sub.add_parser("config", parents=[common], help="where the config and state live; check a config")
+    csub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
+    csub.add_parser("path", parents=[common], help="show the config lookup and state dirs").set_defaults(
+        func=cmd_config_path
+    )
+    csub.add_parser("check", parents=[common], help="validate the config in use").set_defaults(func=cmd_config_check)
+    cfg.set_defaults(func=cmd_config_path)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except UserError as exc:
+        _err(str(exc))
+        return exc.code
+    except (ModelError, BackendError, RouterError, CascadeError) as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

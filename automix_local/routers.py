@@ -1,0 +1,453 @@
+"""Meta-verifiers: turn the verifier's noisy confidence into keep / route, for N tiers.
+
+All share one interface: ``fit(records, costs)``, ``decide(observation)``, ``to_json()`` /
+``from_json()`` (and ``save`` / ``load`` for files), so the evaluation harness and the app use the
+same code. ``start`` says which tier the cascade runs first (``always_large`` skips the rest).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from .metrics import delta_ibc
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Record:
+    """One labelled item: each tier's answer quality, and each tier's verifier confidence."""
+
+    scores: tuple[float, ...]
+    confidences: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the cascade knows when it must decide: the tier holding the answer, confidences so far."""
+
+    tier: int
+    confidences: tuple[float | None, ...]
+    n_tiers: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["keep", "route"]
+    target: int | None
+    reason: str
+
+
+class RouterError(Exception):
+    """A router file or fit that cannot be used. str() is the one line shown to the user."""
+
+
+class Router(ABC):
+    kind: ClassVar[str]
+    needs_confidence: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self.costs: tuple[float, ...] | None = None
+
+    # -- the interface ------------------------------------------------------------------
+    def start(self, n_tiers: int) -> int:
+        return 0
+
+    def fit(self, records: Sequence[Record], costs: Sequence[float]) -> Router:
+        self.costs = tuple(float(c) for c in costs)
+        return self
+
+    @abstractmethod
+    def decide(self, obs: Observation) -> Decision: ...
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": "automix-local-router",
+            "version": FORMAT_VERSION,
+            "kind": self.kind,
+            "costs": list(self.costs) if self.costs else None,
+            "params": self.params(),
+        }
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Router:
+        return cls(**params)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+
+class AlwaysSmall(Router):
+    kind = "always_small"
+    needs_confidence = False
+
+    def decide(self, obs: Observation) -> Decision:
+        return Decision("keep", None, "always_small: the first tier's answer is kept")
+
+
+class AlwaysLarge(Router):
+    kind = "always_large"
+    needs_confidence = False
+
+    def start(self, n_tiers: int) -> int:
+        return n_tiers - 1
+
+    def decide(self, obs: Observation) -> Decision:
+        if obs.tier < obs.n_tiers - 1:
+            return Decision("route", obs.n_tiers - 1, "always_large")
+        return Decision("keep", None, "always_large: last tier")
+
+
+class RandomRouter(Router):
+    kind = "random"
+    needs_confidence = False
+
+    def __init__(self, p: float = 0.5, seed: int = 0) -> None:
+        super().__init__()
+        self.p, self.seed = float(p), int(seed)
+        self._rng = random.Random(seed)
+
+    def decide(self, obs: Observation) -> Decision:
+        draw = self._rng.random()
+        if draw < self.p:
+            return Decision("route", obs.tier + 1, f"random: draw {draw:.2f} < p={self.p:.2f}")
+        return Decision("keep", None, f"random: draw {draw:.2f} >= p={self.p:.2f}")
+
+    def params(self) -> dict[str, Any]:
+        return {"p": self.p, "seed": self.seed}
+
+
+class ThresholdRouter(Router):
+    """Route to the next tier when confidence < t. ``fit`` searches t on training records."""
+
+    kind = "threshold"
+
+    def __init__(self, threshold: float = 0.5, lambda_: float | None = None, target_escalation: float | None = None) -> None:
+        super().__init__()
+        self.threshold = float(threshold)
+        self.lambda_ = lambda_
+        self.target_escalation = target_escalation
+
+    def decide(self, obs: Observation) -> Decision:
+        conf = obs.confidences[obs.tier]
+        if conf is None:
+            return Decision("route", obs.tier + 1, "threshold: no confidence available")
+        if conf < self.threshold:
+            return Decision("route", obs.tier + 1, f"confidence {conf:.2f} < threshold {self.threshold:.2f}")
+        return Decision("keep", None, f"confidence {conf:.2f} >= threshold {self.threshold:.2f}")
+
+    def fit(self, records: Sequence[Record], costs: Sequence[float]) -> Router:
+        super().fit(records, costs)
+        values = sorted({c for r in records for c in r.confidences[:-1] if c is not None})
+        candidates = [0.0] + [(a + b) / 2 for a, b in zip(values, values[1:])] + [v + 1e-9 for v in values[-1:]]
+
+        def make(t: float) -> Router:
+            return ThresholdRouter(t)
+
+        self.threshold = _choose(candidates, make, records, self.costs, self.lambda_, self.target_escalation)
+        return self
+
+    def params(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "lambda_": self.lambda_, "target_escalation": self.target_escalation}
+
+
+class SelfConsistency(ThresholdRouter):
+    """The paper's self-consistency baseline: a fixed threshold of 0.5."""
+
+    kind = "self_consistency"
+
+    def __init__(self, threshold: float = 0.5, **_: Any) -> None:
+        super().__init__(0.5)
+
+    def fit(self, records: Sequence[Record], costs: Sequence[float]) -> Router:
+        Router.fit(self, records, costs)
+        return self
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+
+def confidence_bin(conf: float, bins: int) -> int:
+    """Discretise a confidence in [0, 1] into ``bins`` bins centred on 0, 1/(bins-1), …, 1.
+
+    With bins = 9 this maps the sampled verifier's k = 8 values exactly onto one bin each.
+    """
+    c = min(1.0, max(0.0, float(conf)))
+    return int(round(c * (bins - 1)))
+
+
+class POMDPRouter(Router):
+    """The AutoMix POMDP, for N tiers.
+
+    Hidden state: which tier is the cheapest to reach the best answer (GOOD = the first tier,
+    NEEDY→j = tier j is needed), or HOPELESS when no tier scores above ``hopeless_below``. Each state
+    carries the mean performance vector of its training records. Observations are the discretised
+    verifier confidences of the tiers run so far, with an observation model P(bin | state) per tier
+    estimated from training records with additive and kernel smoothing. The belief is updated by
+    Bayes' rule and the action (keep, or route to any later tier) maximises expected P − λ·C by an
+    exhaustive search over the remaining finite horizon.
+    """
+
+    kind = "pomdp"
+
+    def __init__(
+        self,
+        bins: int = 9,
+        lambda_: float | None = None,
+        target_escalation: float | None = None,
+        hopeless_below: float = 0.1,
+        alpha: float = 1.0,
+        bandwidth: float = 0.75,
+        prior: list[float] | None = None,
+        rewards: list[list[float]] | None = None,
+        observation: list[list[list[float]]] | None = None,
+        n_tiers: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.bins = int(bins)
+        self.lambda_ = lambda_
+        self.target_escalation = target_escalation
+        self.hopeless_below = float(hopeless_below)
+        self.alpha = float(alpha)
+        self.bandwidth = float(bandwidth)
+        self.prior = np.asarray(prior, dtype=float) if prior is not None else None
+        self.rewards = np.asarray(rewards, dtype=float) if rewards is not None else None
+        self.observation = np.asarray(observation, dtype=float) if observation is not None else None
+        self.n_tiers = n_tiers
+
+    # states: 0..N-1 = cheapest tier reaching the best score; N = HOPELESS
+    def state_names(self) -> list[str]:
+        n = self.n_tiers or 2
+        return ["GOOD"] + [f"NEEDY→{j}" if n > 2 else "NEEDY" for j in range(1, n)] + ["HOPELESS"]
+
+    def _state_of(self, r: Record) -> int:
+        best = max(r.scores)
+        if best < self.hopeless_below:
+            return len(r.scores)
+        return next(j for j, s in enumerate(r.scores) if s >= best - 1e-9)
+
+    def fit(self, records: Sequence[Record], costs: Sequence[float]) -> Router:
+        super().fit(records, costs)
+        if not records:
+            raise RouterError("cannot fit the POMDP router on zero records")
+        n = len(records[0].scores)
+        self.n_tiers = n
+        n_states = n + 1
+        states = np.array([self._state_of(r) for r in records])
+        scores = np.array([r.scores for r in records], dtype=float)
+        counts = np.bincount(states, minlength=n_states).astype(float)
+        self.prior = (counts + self.alpha) / (counts.sum() + self.alpha * n_states)
+        overall = scores.mean(axis=0)
+        self.rewards = np.array([scores[states == s].mean(axis=0) if counts[s] else overall for s in range(n_states)])
+        kernel = _gaussian_kernel(self.bins, self.bandwidth)
+        obs = np.full((n, n_states, self.bins), 1.0 / self.bins)
+        for i in range(n - 1):
+            for s in range(n_states):
+                hist = np.zeros(self.bins)
+                for r, st in zip(records, states):
+                    if st == s and r.confidences[i] is not None:
+                        hist[confidence_bin(r.confidences[i], self.bins)] += 1
+                smooth = kernel @ hist + self.alpha
+                obs[i, s] = smooth / smooth.sum()
+        self.observation = obs
+        if self.lambda_ is None or self.target_escalation is not None:
+            target = self.target_escalation
+            grid = [0.0] + list(np.geomspace(1e-5, 10.0, 60))
+            fitted = dict(self.params())
+            fitted.pop("target_escalation")
+
+            def make(lam: float) -> Router:
+                router = POMDPRouter(**{**fitted, "lambda_": lam})
+                router.costs = self.costs
+                return router
+
+            self.lambda_ = _choose(grid, make, records, self.costs, None, target)
+        return self
+
+    def _belief(self, obs: Observation) -> np.ndarray:
+        assert self.prior is not None and self.observation is not None
+        b = self.prior.copy()
+        for i, conf in enumerate(obs.confidences[: obs.tier + 1]):
+            if conf is not None and i < obs.n_tiers - 1:
+                b = b * self.observation[i, :, confidence_bin(conf, self.bins)]
+        total = b.sum()
+        return b / total if total > 0 else self.prior.copy()
+
+    def _value(self, tier: int, belief: np.ndarray) -> tuple[float, int | None]:
+        """Best expected P − λ·(future cost) from holding ``tier``'s answer: (value, route target)."""
+        assert self.rewards is not None and self.observation is not None and self.costs is not None
+        n = self.n_tiers or 2
+        lam = self.lambda_ or 0.0
+        best, target = float(belief @ self.rewards[:, tier]), None
+        for j in range(tier + 1, n):
+            v = -lam * self.costs[j]
+            if j == n - 1:
+                v += float(belief @ self.rewards[:, j])
+            else:
+                for o in range(self.bins):
+                    joint = belief * self.observation[j, :, o]
+                    p_o = joint.sum()
+                    if p_o > 1e-15:
+                        v += p_o * self._value(j, joint / p_o)[0]
+            if v > best + 1e-12:
+                best, target = v, j
+        return best, target
+
+    def decide(self, obs: Observation) -> Decision:
+        if self.prior is None:
+            raise RouterError("the POMDP router is not fitted: load a calibration file or call fit()")
+        if self.n_tiers is not None and obs.n_tiers != self.n_tiers:
+            raise RouterError(f"the POMDP router was fitted for {self.n_tiers} tiers, the cascade has {obs.n_tiers}")
+        belief = self._belief(obs)
+        value, target = self._value(obs.tier, belief)
+        keep = float(belief @ self.rewards[:, obs.tier])  # type: ignore[index]
+        names = self.state_names()
+        shown = ", ".join(f"{names[s]} {belief[s]:.2f}" for s in np.argsort(-belief)[:3])
+        conf = obs.confidences[obs.tier]
+        head = f"confidence {conf:.2f}; " if conf is not None else ""
+        if target is None:
+            return Decision("keep", None, f"{head}belief {shown}; keeping is best (E[P] {keep:.2f})")
+        return Decision(
+            "route", target, f"{head}belief {shown}; routing to tier {target} gains {value - keep:+.3f} in P − λ·C"
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "bins": self.bins,
+            "lambda_": self.lambda_,
+            "target_escalation": self.target_escalation,
+            "hopeless_below": self.hopeless_below,
+            "alpha": self.alpha,
+            "bandwidth": self.bandwidth,
+            "prior": None if self.prior is None else self.prior.tolist(),
+            "rewards": None if self.rewards is None else self.rewards.tolist(),
+            "observation": None if self.observation is None else self.observation.tolist(),
+            "n_tiers": self.n_tiers,
+        }
+
+
+def _gaussian_kernel(bins: int, bandwidth: float) -> np.ndarray:
+    if bandwidth <= 0:
+        return np.eye(bins)
+    idx = np.arange(bins)
+    k = np.exp(-0.5 * ((idx[:, None] - idx[None, :]) / bandwidth) ** 2)
+    return k / k.sum(axis=0, keepdims=True)
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+@dataclass
+class Outcome:
+    """What a router does over records: mean quality, mean cost, share of items escalated."""
+
+    performance: float
+    cost: float
+    escalation: float
+    final_tiers: list[int] = field(default_factory=list)
+
+
+def simulate(router: Router, records: Sequence[Record], costs: Sequence[float]) -> Outcome:
+    """Replay the cascade over labelled records without any model."""
+    if not records:
+        return Outcome(math.nan, math.nan, math.nan)
+    n = len(records[0].scores)
+    perf = cost = 0.0
+    escalated = 0
+    finals = []
+    for r in records:
+        tier = router.start(n)
+        spent = costs[tier]
+        while tier < n - 1:
+            d = router.decide(Observation(tier, tuple(c if i <= tier else None for i, c in enumerate(r.confidences)), n))
+            if d.action == "keep":
+                break
+            tier = d.target if d.target is not None else tier + 1
+            spent += costs[tier]
+        perf += r.scores[tier]
+        cost += spent
+        escalated += tier > 0
+        finals.append(tier)
+    k = len(records)
+    return Outcome(perf / k, cost / k, escalated / k, finals)
+
+
+def _choose(
+    candidates: Sequence[float],
+    make: Any,
+    records: Sequence[Record],
+    costs: Sequence[float],
+    lambda_: float | None,
+    target_escalation: float | None,
+) -> float:
+    """Pick the candidate parameter: nearest a target escalation rate, else best P − λC, else best ΔIBC."""
+    n = len(records[0].scores)
+    small = simulate(AlwaysSmall(), records, costs)
+    large_cost = costs[n - 1]
+    large_perf = sum(r.scores[-1] for r in records) / len(records)
+    best_key: tuple[float, ...] | None = None
+    best = candidates[0]
+    for cand in candidates:
+        out = simulate(make(cand), records, costs)
+        if target_escalation is not None:
+            key: tuple[float, ...] = (-abs(out.escalation - target_escalation), out.performance)
+        elif lambda_ is not None:
+            key = (out.performance - lambda_ * out.cost,)
+        else:
+            d = delta_ibc(out.performance, out.cost, small.performance, small.cost, large_perf, large_cost)
+            key = (d if not math.isnan(d) else -math.inf, out.performance)
+        if best_key is None or key > best_key:
+            best_key, best = key, cand
+    return best
+
+
+# --------------------------------------------------------------------------- construction and files
+
+ROUTER_CLASSES: dict[str, type[Router]] = {
+    cls.kind: cls for cls in (AlwaysSmall, AlwaysLarge, RandomRouter, ThresholdRouter, SelfConsistency, POMDPRouter)
+}
+
+
+def from_json(data: dict[str, Any]) -> Router:
+    if not isinstance(data, dict) or data.get("format") != "automix-local-router":
+        raise RouterError("not an automix-local router file (missing \"format\": \"automix-local-router\")")
+    if data.get("version") != FORMAT_VERSION:
+        raise RouterError(f"router file version {data.get('version')!r} is not supported (expected {FORMAT_VERSION})")
+    cls = ROUTER_CLASSES.get(data.get("kind", ""))
+    if cls is None:
+        raise RouterError(f"unknown router kind {data.get('kind')!r}; expected one of {', '.join(ROUTER_CLASSES)}")
+    try:
+        router = cls.from_params(data.get("params") or {})
+    except (TypeError, ValueError) as exc:
+        raise RouterError(f"bad parameters for router {cls.kind}: {exc}") from None
+    if data.get("costs") is not None:
+        router.costs = tuple(float(c) for c in data["costs"])
+    return router
+
+
+def load(path: Path) -> Router:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RouterError(f"{path}: router file not found") from None
+    except (OSError, ValueError) as exc:
+        raise RouterError(f"{path}: cannot read router file: {exc}") from None
+    try:
+        return from_json(data)
+    except RouterError as exc:
+        raise RouterError(f"{path}: {exc}") from None

