@@ -166,7 +166,7 @@ class Config:
 
 # --------------------------------------------------------------------------- parsing helpers
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list", dict: "a table"}
 
 
 class _Table:

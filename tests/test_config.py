@@ -1,0 +1,196 @@
+"""models.toml: parsing into typed objects, the lookup order, and one-line errors for bad files."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from automix_local.config import (
+    ConfigError,
+    HFSource,
+    PathSource,
+    PipSource,
+    find_config,
+    load_config,
+    packaged_default,
+    parse_config,
+)
+from automix_local.paths import default_paths
+
+from .conftest import ROOT, cli_path
+
+SHA = "a" * 64
+GOOD_TIER = f'[[tiers]]\nname = "small"\npath = "/m/small.gguf"\nsha256 = "{SHA}"\n'
+
+
+def parse(text: str, tmp_path: Path | None = None):
+    return parse_config(text, (tmp_path or Path("/cfg")) / "models.toml")
+
+
+def test_packaged_default_parses_with_contract_keys():
+    cfg = load_config(packaged_default())
+    assert [t.name for t in cfg.tiers] == ["small", "large"]
+    assert all(isinstance(t.source, PipSource) for t in cfg.tiers)
+    assert cfg.tiers[0].sha256 == "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+    assert cfg.tiers[1].sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    assert len(cfg.tiers[0].source.parts) == 6 and len(cfg.tiers[1].source.parts) == 22
+    assert cfg.cascade.verifier in ("logprob", "sampled")
+    assert cfg.policy.remote == "never"
+
+
+def test_top_level_models_toml_is_the_packaged_one():
+    assert (ROOT / "models.toml").read_text() == packaged_default().read_text()
+
+
+def test_full_example_parses_into_dataclasses(tmp_path: Path):
+    router = tmp_path / "router.json"
+    router.write_text("{}")
+    text = f"""
+[[tiers]]
+name = "small"
+backend = "llama"
+path = "models/x.gguf"
+sha256 = "{SHA.upper()}"
+n_ctx = 4096
+n_threads = 2
+n_gpu_layers = -1
+chat_format = "chatml"
+stop = ["\\n\\n"]
+cost = 1
+cost_per_1k_tokens = 0.5
+
+[[tiers]]
+name = "large"
+hf = "Qwen/Qwen2.5-1.5B-Instruct-GGUF:qwen2.5-1.5b-instruct-q4_k_m.gguf"
+cost = 50.0
+
+[[tiers]]
+name = "remote"
+backend = "openai"
+base_url = "http://127.0.0.1:8080/v1"
+model = "gpt-x"
+api_key_env = "OPENAI_API_KEY"
+
+[cascade]
+verifier = "sampled"
+router = "pomdp"
+calibration = "router.json"
+samples = 8
+temperature = 1.0
+lambda = 0.01
+
+[policy]
+remote = "ask"
+send = "relevant"
+redact = ["email", "[0-9]{{3}}-[0-9]{{4}}"]
+private = ["~/secret/**"]
+"""
+    cfg = parse(text, tmp_path)
+    small, large, remote = cfg.tiers
+    assert small.source == PathSource(tmp_path / "models" / "x.gguf")  # relative to the config file
+    assert small.sha256 == SHA and small.n_gpu_layers == -1 and small.stop == ("\n\n",)
+    assert small.cost == 1.0 and isinstance(small.cost, float)
+    assert small.call_cost(1000, 1000) == pytest.approx(2.0)
+    assert large.source == HFSource("Qwen/Qwen2.5-1.5B-Instruct-GGUF", "qwen2.5-1.5b-instruct-q4_k_m.gguf")
+    assert remote.backend == "openai" and remote.source is None and remote.api_key_env == "OPENAI_API_KEY"
+    assert cfg.cascade.router == "pomdp" and cfg.cascade.calibration == tmp_path / "router.json"
+    assert cfg.cascade.lambda_ == 0.01
+    assert cfg.policy.remote == "ask" and cfg.policy.redact[0] == "email"
+
+
+def test_pip_source_parts_and_filename():
+    cfg = parse(
+        '[[tiers]]\nname = "m"\npip = ["a-b==1.0:a_b/data/part01.bin", "a-c==1.0:a_c/data/part02.bin"]\n'
+        f'sha256 = "{SHA}"\n'
+    )
+    src = cfg.tiers[0].source
+    assert isinstance(src, PipSource)
+    assert [p.requirement for p in src.parts] == ["a-b==1.0", "a-c==1.0"]
+    assert src.filename == "m.gguf"
+
+
+BAD = [
+    # (id, toml text, key named in the message, words the message must contain)
+    ("syntax", "[[tiers]\nname=1", "", "invalid TOML"),
+    ("no tiers", "[cascade]\nrouter = 'threshold'\n", "tiers", "no tiers"),
+    ("unknown top key", GOOD_TIER + "[cascde]\n", "cascde", "did you mean 'cascade'"),
+    ("unknown tier key", GOOD_TIER + "n_ctxx = 5\n", "n_ctxx", "did you mean 'n_ctx'"),
+    ("missing name", f'[[tiers]]\npath = "/x.gguf"\nsha256 = "{SHA}"\n', "tiers[0].name", "missing"),
+    ("bad name", '[[tiers]]\nname = "a b"\npath = "/x.gguf"\n', "tiers[0].name", "expected letters"),
+    ("duplicate name", GOOD_TIER + GOOD_TIER, "tiers[1].name", "duplicate tier name"),
+    ("no source", '[[tiers]]\nname = "s"\n', "path", "missing model source"),
+    ("two sources", '[[tiers]]\nname = "s"\npath = "/x"\nhf = "a/b:c.gguf"\n', "hf", "exactly one source"),
+    ("bad hf", '[[tiers]]\nname = "s"\nhf = "just-a-name"\n', "hf", "org/repo:file.gguf"),
+    ("bad pip entry", '[[tiers]]\nname = "s"\npip = ["numpy"]\nsha256 = "' + SHA + '"\n', "pip", "package==1.0"),
+    ("pip without sha", '[[tiers]]\nname = "s"\npip = ["a==1:a/b.bin"]\n', "sha256", "required for a pip source"),
+    ("short sha", '[[tiers]]\nname = "s"\npath = "/x"\nsha256 = "abc"\n', "sha256", "64 hexadecimal"),
+    ("wrong type n_ctx", GOOD_TIER + 'n_ctx = "4096"\n', "n_ctx", "expected an integer, got the string '4096'"),
+    ("bool as int", GOOD_TIER + "n_ctx = true\n", "n_ctx", "expected an integer"),
+    ("n_ctx too small", GOOD_TIER + "n_ctx = 0\n", "n_ctx", ">= 16"),
+    ("negative cost", GOOD_TIER + "cost = -1\n", "cost", ">= 0"),
+    ("bad backend", GOOD_TIER + 'backend = "ollama"\n', "backend", "'llama', 'openai'"),
+    ("openai without url", '[[tiers]]\nname = "r"\nbackend = "openai"\nmodel = "m"\n', "base_url", "required"),
+    ("key in api_key_env", '[[tiers]]\nname = "r"\nbackend = "openai"\nbase_url = "http://x"\nmodel = "m"\n'
+     'api_key_env = "sk-123 456"\n', "api_key_env", "NAME of an environment variable"),
+    ("stop not strings", GOOD_TIER + "stop = [1, 2]\n", "stop", "list of strings"),
+    ("bad verifier", GOOD_TIER + '[cascade]\nverifier = "vibes"\n', "cascade.verifier", "'logprob', 'sampled'"),
+    ("bad router", GOOD_TIER + '[cascade]\nrouter = "pomdpp"\n', "cascade.router", "'pomdp'"),
+    ("pomdp no calibration", GOOD_TIER + '[cascade]\nrouter = "pomdp"\n', "cascade.calibration", "needs a fitted"),
+    ("missing calibration", GOOD_TIER + '[cascade]\ncalibration = "nope.json"\n', "cascade.calibration", "not found"),
+    ("threshold range", GOOD_TIER + "[cascade]\nthreshold = 1.5\n", "cascade.threshold", "between 0 and 1"),
+    ("lambda and target", GOOD_TIER + "[cascade]\nlambda = 0.1\ntarget_escalation = 0.3\n",
+     "cascade.target_escalation", "not both"),
+    ("bad remote", GOOD_TIER + '[policy]\nremote = "sometimes"\n', "policy.remote", "'never', 'ask', 'allow'"),
+    ("bad regex", GOOD_TIER + '[policy]\nredact = ["(unclosed"]\n', "policy.redact[0]", "regular expression"),
+    ("tiers not a list", 'tiers = "small"\n', "tiers", "expected a list"),
+    ("cascade not table", GOOD_TIER.replace("[[tiers]]", "cascade = 1\n[[tiers]]"), "cascade", "expected a table"),
+]
+
+
+@pytest.mark.parametrize("text,key,words", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_config_names_file_key_and_fix(text: str, key: str, words: str, tmp_path: Path):
+    with pytest.raises(ConfigError) as info:
+        parse(text, tmp_path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(str(tmp_path / "models.toml"))
+    assert key in msg
+    assert words in msg
+
+
+def test_at_least_fifteen_bad_cases():
+    assert len(BAD) >= 15
+
+
+def test_bad_config_through_cli_exits_2_without_traceback(write_config):
+    path = write_config(GOOD_TIER + "n_ctx = 'big'\n")
+    proc = subprocess.run([cli_path(), "--config", str(path), "models", "list"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert str(path) in proc.stderr and "n_ctx" in proc.stderr and "expected an integer" in proc.stderr
+
+
+def test_missing_config_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_config):
+    paths = default_paths()
+    assert find_config(None, paths) == packaged_default()
+    paths.user_config.parent.mkdir(parents=True)
+    paths.user_config.write_text(GOOD_TIER)
+    assert find_config(None, paths) == paths.user_config
+    env_cfg = write_config(GOOD_TIER)
+    monkeypatch.setenv("AUTOMIX_LOCAL_CONFIG", str(env_cfg))
+    assert find_config(None, paths) == env_cfg
+    explicit = write_config(GOOD_TIER)
+    assert find_config(explicit, paths) == explicit
+
+
+def test_state_dirs_follow_automix_local_home(hermetic_home: Path):
+    paths = default_paths()
+    for d in (paths.config_dir, paths.data_dir, paths.cache_dir, paths.state_dir):
+        assert hermetic_home in d.parents
