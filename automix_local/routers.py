@@ -410,7 +410,7 @@ def _choose(
             key = (out.performance - lambda_ * out.cost,)
         else:
             d = delta_ibc(out.performance, out.cost, small.performance, small.cost, large_perf, large_cost)
-            key = (d if not math.isnan(d) else -math.inf, out.performance)
+            key = (round(d, 6) if not math.isnan(d) else -math.inf, out.performance)
         if best_key is None or key > best_key:
             best_key, best = key, cand
     return best

@@ -153,16 +153,25 @@ class LlamaBackend:
         ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),))
 
-    def _eval_reusing_prefix(self, llm: Any, tokens: list[int]) -> int:
-        """Evaluate ``tokens`` keeping the cached common prefix; returns how many were evaluated."""
-        cached = llm.n_tokens
+    def _prefill(self, llm: Any, tokens: list[int]) -> int:
+        """Make the KV cache hold ``tokens`` and the live logits be the last token's.
+
+        The longest common prefix with what is cached is kept, the rest of the prompt but its last
+        token is evaluated in batches, and the last token is always evaluated alone. llama.cpp's
+        logits for a position differ (by up to ~0.5 here) between a batched and a single-token
+        decode, while the KV entries do not depend on how a prompt was split; evaluating the last
+        token alone therefore gives bit-identical results whether the prefix came from the cache
+        or not. Returns how many tokens were evaluated.
+        """
+        limit = min(llm.n_tokens, len(tokens) - 1)
         prefix = 0
-        limit = min(cached, len(tokens) - 1)  # evaluate at least one token for fresh logits
-        ids = llm.input_ids
-        while prefix < limit and ids[prefix] == tokens[prefix]:
-            prefix += 1
+        if limit > 0:
+            same = np.asarray(llm.input_ids[:limit]) == np.asarray(tokens[:limit])
+            prefix = limit if same.all() else int(np.argmin(same))
         llm.n_tokens = prefix  # eval() drops the KV cache beyond n_tokens
-        llm.eval(tokens[prefix:])
+        if prefix < len(tokens) - 1:
+            llm.eval(tokens[prefix:-1])
+        llm.eval(tokens[-1:])
         return len(tokens) - prefix
 
     # ------------------------------------------------------------------ generation
@@ -176,67 +185,60 @@ class LlamaBackend:
         seed: int | None = None,
     ) -> Generator[str, None, Generation]:
         """Yield text deltas; return the Generation. Greedy at temperature 0, else seeded sampling."""
+        import llama_cpp
+
         with self.lock:
             llm = self._ensure_loaded()
-            import llama_cpp
-
             tokens = self._tokenize(llm, prompt)
             self._check_fits(len(tokens), max_tokens)
-            llm.set_seed(self.tier.seed if seed is None else seed)
             stops = [s for s in (*stop, *self.tier.stop) if s]
+            holdback = max((len(s) for s in stops), default=1) - 1
+            rng = np.random.default_rng(self.tier.seed if seed is None else seed) if temperature > 0 else None
             vocab = llm._model.vocab
-            before = llm.n_tokens
             t0 = time.perf_counter()
-            t_first: float | None = None
-            out_tokens: list[int] = []
+            evaluated = self._prefill(llm, tokens)
+            t_first = time.perf_counter()
+            out: list[int] = []
             logprobs: list[float] = []
             raw = b""
             text = ""
             emitted = 0
             finish = "length"
-            common = 0
-            ids = llm.input_ids
-            while common < min(before, len(tokens)) and ids[common] == tokens[common]:
-                common += 1
-            evaluated = len(tokens) - min(common, len(tokens) - 1)
-            holdback = max((len(s) for s in stops), default=1) - 1
-            sampling = {"temp": temperature}
-            if temperature > 0:
-                sampling.update(top_k=0, top_p=1.0, min_p=0.0)
-            gen = llm.generate(tokens, repeat_penalty=1.0, **sampling)
-            try:
-                for tok in gen:
-                    if t_first is None:
-                        t_first = time.perf_counter()
-                    if llama_cpp.llama_vocab_is_eog(vocab, tok):
-                        finish = "eos"
-                        break
-                    logits = self._last_logits(llm)
-                    logprobs.append(float(logits[tok]) - _logsumexp(logits))
-                    out_tokens.append(tok)
-                    raw += llm.detokenize([tok], prev_tokens=tokens + out_tokens[:-1])
-                    text = raw.decode("utf-8", errors="ignore")
-                    cut = min((text.find(s) for s in stops if s in text), default=-1)
-                    if cut >= 0:
-                        text = text[:cut]
-                        finish = "stop"
-                        break
-                    safe = len(text) - holdback if stops else len(text)
-                    if safe > emitted:
-                        yield text[emitted:safe]
-                        emitted = safe
-                    if len(out_tokens) >= max_tokens:
-                        break
-            finally:
-                gen.close()
+            while True:
+                logits = self._last_logits(llm)
+                lse = _logsumexp(logits)
+                if rng is None:
+                    tok = int(np.argmax(logits))
+                else:
+                    z = logits.astype(np.float64) / temperature
+                    gumbel = -np.log(-np.log(rng.random(z.shape[0])))
+                    tok = int(np.argmax(z + gumbel))  # a draw from softmax(logits / T)
+                if llama_cpp.llama_vocab_is_eog(vocab, tok):
+                    finish = "eos"
+                    break
+                logprobs.append(float(logits[tok]) - lse)
+                out.append(tok)
+                raw += llm.detokenize([tok], prev_tokens=tokens + out[:-1])
+                text = raw.decode("utf-8", errors="ignore")
+                cut = min((text.find(s) for s in stops if s in text), default=-1)
+                if cut >= 0:
+                    text = text[:cut]
+                    finish = "stop"
+                    break
+                safe = len(text) - holdback if stops else len(text)
+                if safe > emitted:
+                    yield text[emitted:safe]
+                    emitted = safe
+                if len(out) >= max_tokens or llm.n_tokens >= self.n_ctx:
+                    break
+                llm.eval([tok])
             if len(text) > emitted:
                 yield text[emitted:]
             t_end = time.perf_counter()
-            t_first = t_first or t_end
             return Generation(
                 text=text,
                 tokens_in=len(tokens),
-                tokens_out=len(out_tokens),
+                tokens_out=len(out),
                 tokens_evaluated=evaluated,
                 prompt_seconds=t_first - t0,
                 gen_seconds=t_end - t_first,
@@ -251,7 +253,7 @@ class LlamaBackend:
             t0 = time.perf_counter()
             tokens = self._tokenize(llm, prompt)
             self._check_fits(len(tokens), 8)
-            evaluated = self._eval_reusing_prefix(llm, tokens)
+            evaluated = self._prefill(llm, tokens)
             base_logits = self._last_logits(llm).copy()
             base_lse = _logsumexp(base_logits)
             base_n = llm.n_tokens
@@ -267,5 +269,4 @@ class LlamaBackend:
                     total += float(logits[ctoks[k]]) - _logsumexp(logits)
                 result[cont] = total
             llm.n_tokens = base_n  # later calls reuse the prompt; the extra tokens are dropped
-            llm._requires_eval = True  # the live logits are not the prompt's any more
             return Scored(result, len(tokens), evaluated, time.perf_counter() - t0)

@@ -1,0 +1,115 @@
+"""The llama.cpp backend on the real SmolLM2-135M GGUF."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from automix_local import prompts
+from automix_local.backends.base import BackendError, run_to_end
+from automix_local.backends.llama import LlamaBackend
+from automix_local.config import TierConfig
+
+from .conftest import SQUAD_CONTEXT, TEST_SHA
+
+
+def collect(gen):
+    deltas = []
+    while True:
+        try:
+            deltas.append(next(gen))
+        except StopIteration as done:
+            return deltas, done.value
+
+
+def qa_prompt(backend, question="Who was the leader of the Norse raiders?"):
+    return backend.render(prompts.qa_messages(SQUAD_CONTEXT, question))
+
+
+def test_chat_template_comes_from_the_gguf(shared_backend):
+    assert shared_backend.uses_chat_template
+    p = qa_prompt(shared_backend)
+    assert "<|im_start|>system" in p and p.rstrip().endswith("<|im_start|>assistant")
+
+
+def test_greedy_stream_is_deterministic_and_deltas_join_to_text(shared_backend):
+    p = qa_prompt(shared_backend)
+    deltas, gen = collect(shared_backend.stream(p, max_tokens=20, stop=["\n"]))
+    assert "".join(deltas) == gen.text
+    assert len(deltas) >= 2  # really streamed, not one blob
+    assert gen.text.strip()
+    assert gen.tokens_in > 100 and 0 < gen.tokens_out <= 20
+    assert gen.prompt_seconds > 0 and gen.gen_seconds >= 0
+    assert len(gen.token_logprobs) == gen.tokens_out and all(lp <= 0 for lp in gen.token_logprobs)
+    again = run_to_end(shared_backend.stream(p, max_tokens=20, stop=["\n"]))
+    assert again.text == gen.text
+
+
+def test_prefix_reuse_evaluates_only_new_tokens(shared_backend):
+    p = qa_prompt(shared_backend, "In what country is Normandy located?")
+    first = run_to_end(shared_backend.stream(p, max_tokens=4))
+    second = run_to_end(shared_backend.stream(p, max_tokens=4))
+    assert second.tokens_evaluated <= 1 < first.tokens_evaluated or first.tokens_evaluated <= 1
+    assert second.text == first.text
+
+
+def test_max_tokens_and_stop(shared_backend):
+    p = shared_backend.render([{"role": "user", "content": "Count from 1 to 50, separated by spaces."}])
+    gen = run_to_end(shared_backend.stream(p, max_tokens=5))
+    assert gen.tokens_out == 5 and gen.finish_reason == "length"
+    gen = run_to_end(shared_backend.stream(p, max_tokens=40, stop=[" 3"]))
+    assert gen.finish_reason == "stop" and " 3" not in gen.text
+
+
+def test_seeded_sampling_is_reproducible(shared_backend):
+    p = shared_backend.render([{"role": "user", "content": "Write one sentence about the sea."}])
+    a = run_to_end(shared_backend.stream(p, max_tokens=16, temperature=1.0, seed=7))
+    b = run_to_end(shared_backend.stream(p, max_tokens=16, temperature=1.0, seed=7))
+    assert a.text == b.text
+    others = {run_to_end(shared_backend.stream(p, max_tokens=16, temperature=1.0, seed=s)).text for s in range(8, 12)}
+    assert len(others | {a.text}) > 1
+
+
+def test_score_gives_next_token_logprobs_without_logits_all(shared_backend):
+    assert shared_backend._llm._logits_all is False
+    prompt = "The capital of France is"
+    s = shared_backend.score(prompt, [" Paris", " banana", " Correct", " Incorrect"])
+    assert all(v <= 0 for v in s.logprobs.values())
+    assert s.logprobs[" Paris"] > s.logprobs[" banana"]
+    # the multi-token continuation equals the chain rule computed by evaluating it for real
+    total = sum(math.exp(v) for v in s.logprobs.values())
+    assert total <= 1.0 + 1e-6
+
+
+def test_score_matches_a_fresh_model(shared_backend, model_path: Path):
+    """Reused KV state gives the same log-probabilities as a model that never saw another prompt."""
+    prompt = prompts.verdict_prompt(SQUAD_CONTEXT, "Who was the leader?", "Rollo")
+    run_to_end(shared_backend.stream(qa_prompt(shared_backend), max_tokens=8))  # pollute the cache
+    warm = shared_backend.score(prompt, [" Correct", " Incorrect"])
+    fresh_backend = LlamaBackend(TierConfig(name="fresh", n_ctx=2048, sha256=TEST_SHA), model_path)
+    try:
+        fresh = fresh_backend.score(prompt, [" Correct", " Incorrect"])
+    finally:
+        fresh_backend.close()
+    for k in warm.logprobs:
+        assert warm.logprobs[k] == pytest.approx(fresh.logprobs[k], abs=1e-6)
+
+
+def test_prompt_longer_than_n_ctx_is_refused(model_path: Path):
+    backend = LlamaBackend(TierConfig(name="tiny", n_ctx=64, sha256=TEST_SHA), model_path)
+    try:
+        with pytest.raises(BackendError, match="n_ctx is 64"):
+            run_to_end(backend.stream("word " * 200, max_tokens=8))
+    finally:
+        backend.close()
+
+
+def test_llama_cpp_prints_nothing(model_path: Path, capfd: pytest.CaptureFixture[str]):
+    backend = LlamaBackend(TierConfig(name="quiet", n_ctx=256, sha256=TEST_SHA), model_path)
+    backend.load()
+    run_to_end(backend.stream("Hello", max_tokens=2))
+    backend.close()
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
