@@ -16,8 +16,8 @@ from typing import Any
 from . import prompts
 from .backends.base import Backend, BackendError, Generation
 from .config import Config, TierConfig
-from .routers import Decision, Observation, Router, RouterError, load
 from .routers import ROUTER_CLASSES as _ROUTERS
+from .routers import Decision, Observation, Router, RouterError, load
 from .sources import ensure_verified
 from .verification import Verification, Verifier, make_verifier
 
@@ -251,7 +251,9 @@ class Cascade:
             backend = self.backend(index)
             model = model_name(tier, getattr(backend, "model_path", None))
             yield TierStarted(tier.name, index, model)
-            gen_it = backend.stream(self._answer_prompt(backend, context, question), max_tokens=tier.max_tokens, stop=["\n"])
+            gen_it = backend.stream(
+                self._answer_prompt(backend, context, question), max_tokens=tier.max_tokens, stop=["\n"]
+            )
             while True:
                 try:
                     delta = next(gen_it)
@@ -294,9 +296,10 @@ class Cascade:
                 step.tokens_in += ver.tokens_in
                 step.tokens_out += ver.tokens_out
                 step.tokens_evaluated += ver.tokens_evaluated
-                step.cost += self.config.cascade.verify_cost * tier.cost + tier.cost_per_1k_tokens * (
-                    ver.tokens_in + ver.tokens_out
-                ) / 1000.0
+                step.cost += (
+                    self.config.cascade.verify_cost * tier.cost
+                    + tier.cost_per_1k_tokens * (ver.tokens_in + ver.tokens_out) / 1000.0
+                )
             decision = self.router.decide(Observation(index, tuple(confidences), n))
             yield Decided(tier.name, decision)
             step.decision, step.reason = decision.action, decision.reason
@@ -305,7 +308,9 @@ class Cascade:
                 break
             target = decision.target if decision.target is not None else index + 1
             if not index < target < n:
-                raise RouterError(f"router {self.router.kind} routed tier {index} to {target}; expected {index + 1}..{n - 1}")
+                raise RouterError(
+                    f"router {self.router.kind} routed tier {index} to {target}; expected {index + 1}..{n - 1}"
+                )
             try:
                 self._check_fits(target, context, question)
             except (CascadeError, BackendError) as exc:
@@ -339,4 +344,3 @@ class Cascade:
                 return done.value
             if on_event:
                 on_event(event)
-

@@ -115,7 +115,9 @@ def _select(config: Config, names: Sequence[str]) -> list:
     known = {t.name: t for t in config.tiers}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise UserError(f"no tier named {', '.join(map(repr, unknown))} in {config.source_file}; tiers: {', '.join(known)}")
+        raise UserError(
+            f"no tier named {', '.join(map(repr, unknown))} in {config.source_file}; tiers: {', '.join(known)}"
+        )
     return [known[n] for n in names]
 
 
@@ -144,12 +146,19 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     print(f"config: {config.source_file}")
     header = ("#", "NAME", "WHERE", "SIZE", "PRESENT", "VERIFIED")
     table = [header] + [
-        (str(r["tier"]), r["name"], r["where"], _human(r["size"]), "present" if r["present"] else "absent", r["verified"])
+        (
+            str(r["tier"]),
+            r["name"],
+            r["where"],
+            _human(r["size"]),
+            "present" if r["present"] else "absent",
+            r["verified"],
+        )
         for r in rows
     ]
     widths = [max(len(row[c]) for row in table) for c in range(len(header))]
     for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if any(r["verified"] == "unchecked" for r in rows):
         print("(unchecked: present, sha256 not yet computed; run `automix-local models verify`)")
     return 0
@@ -188,7 +197,10 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
         elif st.verified in ("ok", "no sha256"):
             print(f"{tier.name}: {st.verified} ({st.path})")
         else:
-            print(f"{tier.name}: {st.verified.upper()} ({st.path}) — delete it and run: {pull_command(tier, config.source_file)}")
+            print(
+                f"{tier.name}: {st.verified.upper()} ({st.path}) — delete it and run: "
+                f"{pull_command(tier, config.source_file)}"
+            )
             bad += 1
     return EXIT_FAIL if bad else 0
 

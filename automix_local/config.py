@@ -166,7 +166,14 @@ class Config:
 
 # --------------------------------------------------------------------------- parsing helpers
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list", dict: "a table"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "a table",
+}
 
 
 class _Table:
@@ -320,7 +327,9 @@ def _parse_tier(file: Path, index: int, data: Any, base: Path) -> TierConfig:
     t.finish()
     if backend == "llama":
         if source is None:
-            raise t.error("path", 'missing model source: set one of path = "...gguf", hf = "org/repo:file.gguf" or pip = [...]')
+            raise t.error(
+                "path", 'missing model source: set one of path = "...gguf", hf = "org/repo:file.gguf" or pip = [...]'
+            )
         if isinstance(source, PipSource) and sha is None:
             raise t.error("sha256", "required for a pip source: the assembled file is verified against it")
         if kw["n_gpu_layers"] is None:
@@ -364,8 +373,7 @@ def _parse_cascade(file: Path, data: Any, base: Path, n_tiers: int) -> CascadeCo
     if router == "pomdp" and calibration is None:
         raise t.error(
             "calibration",
-            'router = "pomdp" needs a fitted router: set calibration = "router.json" '
-            '(or choose router = "threshold")',
+            'router = "pomdp" needs a fitted router: set calibration = "router.json" (or choose router = "threshold")',
         )
     if cfg.lambda_ is not None and cfg.target_escalation is not None:
         raise t.error("target_escalation", "give either lambda or target_escalation, not both")
@@ -402,7 +410,7 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
     policy_raw = top.get("policy", dict, {})
     top.finish()
     if not tiers_raw:
-        raise ConfigError(file, "tiers", 'no tiers: add at least one [[tiers]] table with name and a model source')
+        raise ConfigError(file, "tiers", "no tiers: add at least one [[tiers]] table with name and a model source")
     tiers = tuple(_parse_tier(file, i, raw, base) for i, raw in enumerate(tiers_raw))
     names = [t.name for t in tiers]
     for i, name in enumerate(names):

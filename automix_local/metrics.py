@@ -12,7 +12,9 @@ def ibc(perf: float, cost: float, perf_small: float, cost_small: float) -> float
     return (perf - perf_small) / (cost - cost_small)
 
 
-def delta_ibc(perf: float, cost: float, perf_small: float, cost_small: float, perf_large: float, cost_large: float) -> float:
+def delta_ibc(
+    perf: float, cost: float, perf_small: float, cost_small: float, perf_large: float, cost_large: float
+) -> float:
     """ΔIBC in percent: (IBC_M - IBC_BASE) / IBC_BASE × 100, IBC_BASE the small→large straight line."""
     base = ibc(perf_large, cost_large, perf_small, cost_small)
     m = ibc(perf, cost, perf_small, cost_small)

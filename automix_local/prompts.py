@@ -26,10 +26,7 @@ def qa_messages(context: str, question: str) -> list[dict[str, str]]:
 
 def qa_completion(context: str, question: str) -> str:
     """The same prompt as plain completion text, for models used without a chat template."""
-    return (
-        f"{QA_SYSTEM}\n\nDocument:\n{context.strip()}\n\nQuestion: {question.strip()}\n\n"
-        "Answer: The answer is"
-    )
+    return f"{QA_SYSTEM}\n\nDocument:\n{context.strip()}\n\nQuestion: {question.strip()}\n\nAnswer: The answer is"
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,7 @@ same code. ``start`` says which tier the cascade runs first (``always_large`` sk
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -137,7 +138,9 @@ class ThresholdRouter(Router):
 
     kind = "threshold"
 
-    def __init__(self, threshold: float = 0.5, lambda_: float | None = None, target_escalation: float | None = None) -> None:
+    def __init__(
+        self, threshold: float = 0.5, lambda_: float | None = None, target_escalation: float | None = None
+    ) -> None:
         super().__init__()
         self.threshold = float(threshold)
         self.lambda_ = lambda_
@@ -154,7 +157,7 @@ class ThresholdRouter(Router):
     def fit(self, records: Sequence[Record], costs: Sequence[float]) -> Router:
         super().fit(records, costs)
         values = sorted({c for r in records for c in r.confidences[:-1] if c is not None})
-        candidates = [0.0] + [(a + b) / 2 for a, b in zip(values, values[1:])] + [v + 1e-9 for v in values[-1:]]
+        candidates = [0.0] + [(a + b) / 2 for a, b in itertools.pairwise(values)] + [v + 1e-9 for v in values[-1:]]
 
         def make(t: float) -> Router:
             return ThresholdRouter(t)
@@ -188,7 +191,7 @@ def confidence_bin(conf: float, bins: int) -> int:
     With bins = 9 this maps the sampled verifier's k = 8 values exactly onto one bin each.
     """
     c = min(1.0, max(0.0, float(conf)))
-    return int(round(c * (bins - 1)))
+    return round(c * (bins - 1))
 
 
 class POMDPRouter(Router):
@@ -259,7 +262,7 @@ class POMDPRouter(Router):
         for i in range(n - 1):
             for s in range(n_states):
                 hist = np.zeros(self.bins)
-                for r, st in zip(records, states):
+                for r, st in zip(records, states, strict=True):
                     if st == s and r.confidences[i] is not None:
                         hist[confidence_bin(r.confidences[i], self.bins)] += 1
                 smooth = kernel @ hist + self.alpha
@@ -267,7 +270,7 @@ class POMDPRouter(Router):
         self.observation = obs
         if self.lambda_ is None or self.target_escalation is not None:
             target = self.target_escalation
-            grid = [0.0] + list(np.geomspace(1e-5, 10.0, 60))
+            grid = [0.0, *np.geomspace(1e-5, 10.0, 60).tolist()]
             fitted = dict(self.params())
             fitted.pop("target_escalation")
 
@@ -374,7 +377,9 @@ def simulate(router: Router, records: Sequence[Record], costs: Sequence[float]) 
         tier = router.start(n)
         spent = costs[tier]
         while tier < n - 1:
-            d = router.decide(Observation(tier, tuple(c if i <= tier else None for i, c in enumerate(r.confidences)), n))
+            d = router.decide(
+                Observation(tier, tuple(c if i <= tier else None for i, c in enumerate(r.confidences)), n)
+            )
             if d.action == "keep":
                 break
             tier = d.target if d.target is not None else tier + 1
@@ -425,7 +430,7 @@ ROUTER_CLASSES: dict[str, type[Router]] = {
 
 def from_json(data: dict[str, Any]) -> Router:
     if not isinstance(data, dict) or data.get("format") != "automix-local-router":
-        raise RouterError("not an automix-local router file (missing \"format\": \"automix-local-router\")")
+        raise RouterError('not an automix-local router file (missing "format": "automix-local-router")')
     if data.get("version") != FORMAT_VERSION:
         raise RouterError(f"router file version {data.get('version')!r} is not supported (expected {FORMAT_VERSION})")
     cls = ROUTER_CLASSES.get(data.get("kind", ""))

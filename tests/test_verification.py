@@ -1,0 +1,73 @@
+"""Self-verification strategies on the real SmolLM2 model."""
+
+from __future__ import annotations
+
+import pytest
+
+from automix_local import prompts
+from automix_local.config import CascadeConfig
+from automix_local.verification import LogprobVerifier, SampledVerifier, make_verifier, parse_verdict
+
+from .conftest import SQUAD_CONTEXT
+
+Q = "Who was the leader of the Norse raiders?"
+
+
+@pytest.mark.parametrize(
+    "text,verdict",
+    [
+        (" The context says Rollo.\n\nVerification Decision: The AI generated answer is Correct.", "correct"),
+        (" Wrong person.\n\nVerification Decision: The AI generated answer is Incorrect.", "incorrect"),
+        ("THE AI GENERATED ANSWER IS CORRECT", "correct"),
+        (" The context does not say.", "none"),
+        ("", "none"),
+    ],
+)
+def test_parse_verdict_counts_as_the_paper(text: str, verdict: str):
+    assert parse_verdict(text) == verdict
+
+
+def test_verification_prompt_is_the_papers_four_shot_prompt():
+    p = prompts.verification_prompt("CTX", "Q?", "A")
+    assert p.count("\n\n---\n\n") == 4
+    assert "Kepler-442b" in p and "Pink Moon" in p and "Mona Lisa" in p and "Shakespeare" in p
+    assert p.endswith(
+        "Context: CTX\n\nQuestion: Q?\n\nAI Generated Answer: A\n\nInstruction: Your task is to evaluate "
+        "if the AI Generated Answer is correct, based on the provided context and question. Provide "
+        "the judgement and reasoning for each case. Choose between Correct or Incorrect.\n\nEvaluation:"
+    )
+    v = prompts.verdict_prompt("CTX", "Q?", "A")
+    assert v.endswith("Choose between Correct or Incorrect.\n\nVerification Decision: The AI generated answer is")
+
+
+def test_logprob_verifier_returns_a_probability_and_is_deterministic(shared_backend):
+    v = LogprobVerifier()
+    a = v.verify(shared_backend, SQUAD_CONTEXT, Q, "Rollo")
+    b = v.verify(shared_backend, SQUAD_CONTEXT, Q, "Rollo")
+    assert 0.0 < a.confidence < 1.0
+    assert a.confidence == b.confidence
+    assert a.tokens_in > 600 and a.strategy == "logprob"
+    # the second call reuses the prompt in the KV cache: only a handful of tokens are evaluated
+    assert b.tokens_evaluated <= 4 < a.tokens_evaluated
+
+
+def test_logprob_verifier_reason_first(shared_backend):
+    v = LogprobVerifier(reason_first=True)
+    r = v.verify(shared_backend, SQUAD_CONTEXT, Q, "Rollo")
+    assert 0.0 <= r.confidence <= 1.0 and r.tokens_out > 0
+
+
+def test_sampled_verifier_confidence_is_a_share_of_k(shared_backend):
+    v = SampledVerifier(samples=4, temperature=1.0, max_tokens=48, seed=3)
+    r = v.verify(shared_backend, SQUAD_CONTEXT, Q, "Rollo")
+    assert len(r.verdicts) == 4
+    valid = [x for x in r.verdicts if x != "none"]
+    expected = sum(x == "correct" for x in valid) / len(valid) if valid else 0.0
+    assert r.confidence == expected
+    again = v.verify(shared_backend, SQUAD_CONTEXT, Q, "Rollo")
+    assert again.verdicts == r.verdicts  # seeded
+
+
+def test_make_verifier_follows_config():
+    assert make_verifier(CascadeConfig(verifier="sampled", samples=3)).samples == 3  # type: ignore[attr-defined]
+    assert make_verifier(CascadeConfig(verifier="logprob")).strategy == "logprob"
