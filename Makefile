@@ -15,7 +15,7 @@ CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 TEST_HOME := $(CURDIR)/.cache/test-home
 STAMP := $(VENV)/.installed
 
-.PHONY: install models run test test-model lint clean
+.PHONY: install rebuild-llama models run test test-model lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,16 @@ $(STAMP): pyproject.toml
 	CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" CMAKE_ARGS="$(CMAKE_ARGS)" \
 		$(BIN)/python -m pip install -e '.[test]'
 	$(BIN)/python -c "import llama_cpp; llama_cpp.llama_backend_init()" \
-		|| { echo "llama-cpp-python does not load on this CPU; see README (Install)"; exit 1; }
+		|| { echo "llama-cpp-python does not load on this machine; see DEVELOPERS.md (Building llama-cpp-python)"; exit 1; }
 	touch $@
 
 install: $(STAMP)
+
+# Rebuild llama-cpp-python with other flags in an existing venv, e.g. for a GPU:
+#   make rebuild-llama CMAKE_ARGS="-DGGML_CUDA=on"
+rebuild-llama: install
+	CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" CMAKE_ARGS="$(CMAKE_ARGS)" \
+		$(BIN)/python -m pip install --force-reinstall --no-deps --no-cache-dir "llama-cpp-python>=0.3.9,<0.4"
 
 models: install
 	$(BIN)/automix-local models pull

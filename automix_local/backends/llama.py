@@ -59,7 +59,7 @@ class LlamaBackend:
         try:
             import llama_cpp
         except ImportError as exc:  # pragma: no cover - a dependency
-            raise BackendError(f"llama-cpp-python is not installed ({exc}); see README, Install") from None
+            raise BackendError(f"llama-cpp-python is not installed ({exc}); run `make install` (see README)") from None
         threads = self.tier.n_threads or os.cpu_count() or 1
         t0 = time.perf_counter()
         try:
