@@ -6,10 +6,9 @@ or a TUI renders; it returns the ``Trace`` (also carried by the final ``Finished
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Generator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from .backends.base import Backend, BackendError, Generation
 from .config import Config, TierConfig
 from .routers import ROUTER_CLASSES as _ROUTERS
 from .routers import Decision, Observation, Router, RouterError, load
+from .signals import Signal, answer_features
 from .sources import ensure_verified
 from .verification import Verification, Verifier, make_verifier
 
@@ -104,6 +104,8 @@ class Step:
     tokens_evaluated: int = 0
     mean_logprob: float | None = None
     min_logprob: float | None = None
+    p_abstain: float | None = None
+    signal: str | None = None
 
 
 @dataclass
@@ -196,7 +198,12 @@ class Cascade:
         self.config = config
         self.tiers = config.tiers
         self.router = router or make_router(config)
-        self.verifier = verifier or make_verifier(config.cascade)
+        # The router reads a signal: a calibrated one from its file, else the configured verifier.
+        self.signal: Signal = self.router.signal or Signal.verifier(config.cascade.verifier)
+        strategy = self.signal.needs_verifier
+        self.verifier: Verifier | None = None
+        if strategy is not None:
+            self.verifier = verifier or make_verifier(replace(config.cascade, verifier=strategy))
         self._factory = backend_factory or default_backend_factory(config)
         self._backends: dict[str, Backend] = {}
 
@@ -215,7 +222,7 @@ class Cascade:
         tier, backend = self.tiers[index], self.backend(index)
         n_answer = backend.count_tokens(self._answer_prompt(backend, context, question)) + tier.max_tokens
         need, what = n_answer, "the answer prompt"
-        if index < len(self.tiers) - 1 and self.router.needs_confidence:
+        if index < len(self.tiers) - 1 and self.router.needs_confidence and self.verifier is not None:
             n_verify = backend.count_tokens(prompts.verification_prompt(context, question, "")) + tier.max_tokens
             if n_verify + 16 > need:
                 need, what = n_verify + 16, "the verification prompt"
@@ -252,7 +259,10 @@ class Cascade:
             model = model_name(tier, getattr(backend, "model_path", None))
             yield TierStarted(tier.name, index, model)
             gen_it = backend.stream(
-                self._answer_prompt(backend, context, question), max_tokens=tier.max_tokens, stop=["\n"]
+                self._answer_prompt(backend, context, question),
+                max_tokens=tier.max_tokens,
+                stop=["\n"],
+                watch_first=(prompts.ABSTAIN, prompts.ABSTAIN.capitalize()),
             )
             while True:
                 try:
@@ -264,7 +274,10 @@ class Cascade:
             answer = prompts.clean_answer(generation.text)
             yield Answered(tier.name, answer, generation)
             cost = tier.call_cost(generation.tokens_in, generation.tokens_out)
-            lps = generation.token_logprobs
+            abstained = prompts.is_abstention(answer)
+            feats: dict[str, float | None] = dict(
+                answer_features(generation.token_logprobs, generation.first_logprobs, abstained)
+            )
             step = Step(
                 tier=tier.name,
                 model=model,
@@ -276,30 +289,25 @@ class Cascade:
                 cost=cost,
                 answer_seconds=generation.seconds,
                 verify_seconds=0.0,
-                abstained=prompts.is_abstention(answer),
+                abstained=abstained,
                 tokens_evaluated=generation.tokens_evaluated,
-                mean_logprob=statistics.fmean(lps) if lps else None,
-                min_logprob=min(lps) if lps else None,
+                mean_logprob=feats["mean_logprob"] if generation.token_logprobs else None,
+                min_logprob=feats["min_logprob"] if generation.token_logprobs else None,
+                p_abstain=feats["p_abstain"],
             )
             steps.append(step)
             if index == n - 1:
                 break
             if self.router.needs_confidence:
-                yield VerifyStarted(tier.name, self.verifier.strategy)
-                ver = self.verifier.verify(backend, context, question, answer)
-                yield Verified(tier.name, ver)
-                confidences[index] = ver.confidence
-                step.confidence = ver.confidence
-                step.verifier = ver.strategy
-                step.verify_seconds = ver.seconds
-                step.seconds += ver.seconds
-                step.tokens_in += ver.tokens_in
-                step.tokens_out += ver.tokens_out
-                step.tokens_evaluated += ver.tokens_evaluated
-                step.cost += (
-                    self.config.cascade.verify_cost * tier.cost
-                    + tier.cost_per_1k_tokens * (ver.tokens_in + ver.tokens_out) / 1000.0
-                )
+                if self.verifier is not None:
+                    yield VerifyStarted(tier.name, self.verifier.strategy)
+                    ver = self.verifier.verify(backend, context, question, answer)
+                    yield Verified(tier.name, ver)
+                    feats[f"verifier_{ver.strategy}"] = ver.confidence
+                    step.verifier = ver.strategy
+                    self._add_verification(step, tier, ver)
+                step.confidence = confidences[index] = self.signal.confidence(feats)
+                step.signal = self.signal.name
             decision = self.router.decide(Observation(index, tuple(confidences), n))
             yield Decided(tier.name, decision)
             step.decision, step.reason = decision.action, decision.reason
@@ -334,6 +342,15 @@ class Cascade:
         )
         yield Finished(trace)
         return trace
+
+    def _add_verification(self, step: Step, tier: TierConfig, ver: Verification) -> None:
+        step.verify_seconds = ver.seconds
+        step.seconds += ver.seconds
+        step.tokens_in += ver.tokens_in
+        step.tokens_out += ver.tokens_out
+        step.tokens_evaluated += ver.tokens_evaluated
+        per_token = tier.cost_per_1k_tokens * (ver.tokens_in + ver.tokens_out) / 1000.0
+        step.cost += self.config.cascade.verify_cost * tier.cost + per_token
 
     def ask(self, context: str, question: str, on_event: Callable[[Event], None] | None = None) -> Trace:
         it = self.run(context, question)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from .metrics import delta_ibc
+from .signals import Signal, SignalError
 
 FORMAT_VERSION = 1
 
@@ -58,6 +59,8 @@ class Router(ABC):
 
     def __init__(self) -> None:
         self.costs: tuple[float, ...] | None = None
+        # What the router reads as confidence; None = the configured verifier's raw confidence.
+        self.signal: Signal | None = None
 
     # -- the interface ------------------------------------------------------------------
     def start(self, n_tiers: int) -> int:
@@ -79,6 +82,7 @@ class Router(ABC):
             "version": FORMAT_VERSION,
             "kind": self.kind,
             "costs": list(self.costs) if self.costs else None,
+            "signal": self.signal.to_json() if self.signal else None,
             "params": self.params(),
         }
 
@@ -442,6 +446,11 @@ def from_json(data: dict[str, Any]) -> Router:
         raise RouterError(f"bad parameters for router {cls.kind}: {exc}") from None
     if data.get("costs") is not None:
         router.costs = tuple(float(c) for c in data["costs"])
+    if data.get("signal"):
+        try:
+            router.signal = Signal.from_json(data["signal"])
+        except SignalError as exc:
+            raise RouterError(str(exc)) from None
     return router
 
 

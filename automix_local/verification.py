@@ -21,6 +21,13 @@ from .prompts import verdict_prompt, verification_prompt
 
 CORRECT, INCORRECT = " Correct", " Incorrect"
 _VERDICT = "the ai generated answer is"
+# A sample can stop as soon as it has given its verdict; the rest of it is never read.
+_VERDICT_STOPS = {
+    "answer is Correct": "correct",
+    "answer is correct": "correct",
+    "answer is Incorrect": "incorrect",
+    "answer is incorrect": "incorrect",
+}
 
 
 @dataclass
@@ -66,12 +73,12 @@ class SampledVerifier:
                 backend.stream(
                     prompt,
                     max_tokens=self.max_tokens,
-                    stop=["---", "\nContext:"],
+                    stop=["---", "\nContext:", *_VERDICT_STOPS],
                     temperature=self.temperature,
                     seed=self.seed + i,
                 )
             )
-            verdicts.append(parse_verdict(gen.text))
+            verdicts.append(_VERDICT_STOPS.get(gen.stopped_by or "") or parse_verdict(gen.text))
             tokens_in, tokens_out, evaluated = (
                 gen.tokens_in,
                 tokens_out + gen.tokens_out,

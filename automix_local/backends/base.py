@@ -19,6 +19,8 @@ class Generation:
     gen_seconds: float
     finish_reason: str  # "stop" | "eos" | "length"
     token_logprobs: list[float] = field(default_factory=list)
+    stopped_by: str | None = None  # the stop string that ended the text, if one did
+    first_logprobs: dict[str, float] = field(default_factory=dict)  # watched strings at the first position
 
     @property
     def seconds(self) -> float:
@@ -58,6 +60,7 @@ class Backend(Protocol):
         stop: Sequence[str] = (),
         temperature: float = 0.0,
         seed: int | None = None,
+        watch_first: Sequence[str] = (),
     ) -> Generator[str, None, Generation]: ...
 
     def score(self, prompt: str, continuations: Sequence[str]) -> Scored: ...

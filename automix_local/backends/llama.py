@@ -183,8 +183,13 @@ class LlamaBackend:
         stop: Sequence[str] = (),
         temperature: float = 0.0,
         seed: int | None = None,
+        watch_first: Sequence[str] = (),
     ) -> Generator[str, None, Generation]:
-        """Yield text deltas; return the Generation. Greedy at temperature 0, else seeded sampling."""
+        """Yield text deltas; return the Generation. Greedy at temperature 0, else seeded sampling.
+
+        ``watch_first``: strings whose first token's log-probability at the first generated position
+        is returned in ``Generation.first_logprobs`` (e.g. the chance the model starts to abstain).
+        """
         import llama_cpp
 
         with self.lock:
@@ -204,9 +209,15 @@ class LlamaBackend:
             text = ""
             emitted = 0
             finish = "length"
+            stopped_by = None
+            first: dict[str, float] = {}
             while True:
                 logits = self._last_logits(llm)
                 lse = _logsumexp(logits)
+                if not out and watch_first:
+                    for w in watch_first:
+                        wt = llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)
+                        first[w] = float(logits[wt[0]]) - lse if wt else float("-inf")
                 if rng is None:
                     tok = int(np.argmax(logits))
                 else:
@@ -220,8 +231,9 @@ class LlamaBackend:
                 out.append(tok)
                 raw += llm.detokenize([tok], prev_tokens=tokens + out[:-1])
                 text = raw.decode("utf-8", errors="ignore")
-                cut = min((text.find(s) for s in stops if s in text), default=-1)
-                if cut >= 0:
+                hits = [(text.find(s), s) for s in stops if s in text]
+                if hits:
+                    cut, stopped_by = min(hits)
                     text = text[:cut]
                     finish = "stop"
                     break
@@ -244,6 +256,8 @@ class LlamaBackend:
                 gen_seconds=t_end - t_first,
                 finish_reason=finish,
                 token_logprobs=logprobs,
+                stopped_by=stopped_by,
+                first_logprobs=first,
             )
 
     def score(self, prompt: str, continuations: Sequence[str]) -> Scored:

@@ -1,0 +1,139 @@
+"""Confidence signals: what a router reads to judge the current tier's answer.
+
+Beside the paper's self-verification, the small model's own answer gives signals for free: the mean
+and minimum token log-probability of the answer, the probability that it starts to abstain, whether
+it abstained, and its length. A ``Signal`` turns such features into one confidence in [0, 1]:
+
+* ``verifier``: the raw confidence of a verification strategy (the paper's signal);
+* ``logistic``: a logistic regression over any features, fitted on labelled records — with one
+  feature it is a calibrated single signal, with several a calibrated combination.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+VERIFIER_FEATURES = {"verifier_logprob": "logprob", "verifier_sampled": "sampled"}
+FREE_FEATURES = ("mean_logprob", "min_logprob", "p_abstain", "abstained", "length")
+FEATURES = (*VERIFIER_FEATURES, *FREE_FEATURES)
+MISSING_LOGPROB = -10.0  # an empty answer has no token log-probabilities: treat it as very unsure
+
+
+class SignalError(Exception):
+    """A signal that cannot be computed or loaded. str() is the one line shown to the user."""
+
+
+def answer_features(
+    token_logprobs: Sequence[float], first_logprobs: Mapping[str, float], abstained: bool
+) -> dict[str, float]:
+    """The free features of one answer."""
+    lps = list(token_logprobs)
+    firsts = [v for v in first_logprobs.values() if v > -math.inf]
+    p_abstain = float(sum(math.exp(v) for v in firsts)) if firsts else 0.0
+    return {
+        "mean_logprob": float(np.mean(lps)) if lps else MISSING_LOGPROB,
+        "min_logprob": float(min(lps)) if lps else MISSING_LOGPROB,
+        "p_abstain": min(1.0, p_abstain),
+        "abstained": 1.0 if abstained else 0.0,
+        "length": float(len(lps)),
+    }
+
+
+@dataclass
+class Signal:
+    kind: str  # "verifier" | "logistic"
+    features: tuple[str, ...]
+    weights: list[float] = field(default_factory=list)
+    bias: float = 0.0
+    mean: list[float] = field(default_factory=list)
+    scale: list[float] = field(default_factory=list)
+
+    @classmethod
+    def verifier(cls, strategy: str) -> Signal:
+        return cls("verifier", (f"verifier_{strategy}",))
+
+    @property
+    def name(self) -> str:
+        if self.kind == "verifier":
+            return self.features[0]
+        return "+".join(self.features) if len(self.features) > 1 else f"{self.features[0]} (calibrated)"
+
+    @property
+    def needs_verifier(self) -> str | None:
+        """The verification strategy this signal needs, or None if it is free."""
+        needed = [VERIFIER_FEATURES[f] for f in self.features if f in VERIFIER_FEATURES]
+        if len(needed) > 1:
+            raise SignalError("a signal may use one verification strategy, not " + " and ".join(needed))
+        return needed[0] if needed else None
+
+    def confidence(self, feats: Mapping[str, float | None]) -> float:
+        values = []
+        for f in self.features:
+            v = feats.get(f)
+            if v is None:
+                raise SignalError(f"feature {f!r} is not available for this answer")
+            values.append(float(v))
+        if self.kind == "verifier":
+            return min(1.0, max(0.0, values[0]))
+        z = self.bias + sum(
+            w * (x - m) / s for w, x, m, s in zip(self.weights, values, self.mean, self.scale, strict=True)
+        )
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "features": list(self.features),
+            "weights": self.weights,
+            "bias": self.bias,
+            "mean": self.mean,
+            "scale": self.scale,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Signal:
+        try:
+            sig = cls(
+                kind=str(data["kind"]),
+                features=tuple(data["features"]),
+                weights=[float(w) for w in data.get("weights", [])],
+                bias=float(data.get("bias", 0.0)),
+                mean=[float(m) for m in data.get("mean", [])],
+                scale=[float(s) for s in data.get("scale", [])],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SignalError(f"bad signal in router file: {exc}") from None
+        unknown = [f for f in sig.features if f not in FEATURES]
+        if sig.kind not in ("verifier", "logistic") or unknown or not sig.features:
+            raise SignalError(f"bad signal in router file: kind {sig.kind!r}, features {list(sig.features)}")
+        if sig.kind == "logistic" and not (len(sig.weights) == len(sig.mean) == len(sig.scale) == len(sig.features)):
+            raise SignalError("bad signal in router file: weights, mean and scale must match the features")
+        return sig
+
+
+def fit_logistic(features: Sequence[str], X: np.ndarray, y: np.ndarray, l2: float = 1.0) -> Signal:
+    """Fit P(correct | features) by L2-regularised logistic regression (Newton's method)."""
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    Z = (X - mean) / scale
+    A = np.hstack([np.ones((len(Z), 1)), Z])
+    w = np.zeros(A.shape[1])
+    reg = np.full(A.shape[1], l2)
+    reg[0] = 0.0  # the bias is not shrunk
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-np.clip(A @ w, -30, 30)))
+        grad = A.T @ (p - y) + reg * w
+        H = (A * (p * (1 - p))[:, None]).T @ A + np.diag(reg) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(H, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return Signal("logistic", tuple(features), w[1:].tolist(), float(w[0]), mean.tolist(), scale.tolist())
