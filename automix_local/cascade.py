@@ -218,7 +218,7 @@ class Cascade:
             b.close()
         self._backends.clear()
 
-    def _check_fits(self, index: int, context: str, question: str) -> None:
+    def check_fits(self, index: int, context: str, question: str) -> None:
         tier, backend = self.tiers[index], self.backend(index)
         n_answer = backend.count_tokens(self._answer_prompt(backend, context, question)) + tier.max_tokens
         need, what = n_answer, "the answer prompt"
@@ -240,6 +240,21 @@ class Cascade:
             return backend.render(prompts.qa_messages(context, question))
         return prompts.qa_completion(context, question)
 
+    def answer_stream(
+        self, index: int, context: str, question: str
+    ) -> Generator[str, None, tuple[str, Generation, dict[str, float]]]:
+        """Tier ``index`` answers: yields text deltas, returns (clean answer, generation, free features)."""
+        backend = self.backend(index)
+        generation = yield from backend.stream(
+            self._answer_prompt(backend, context, question),
+            max_tokens=self.tiers[index].max_tokens,
+            stop=["\n"],
+            watch_first=(prompts.ABSTAIN, prompts.ABSTAIN.capitalize()),
+        )
+        answer = prompts.clean_answer(generation.text)
+        feats = answer_features(generation.token_logprobs, generation.first_logprobs, prompts.is_abstention(answer))
+        return answer, generation, feats
+
     def run(self, context: str, question: str) -> Generator[Event, None, Trace]:
         question = question.strip()
         if not question:
@@ -249,7 +264,7 @@ class Cascade:
         index = self.router.start(n)
         if not 0 <= index < n:
             raise RouterError(f"router {self.router.kind} chose tier {index}, but there are {n} tiers")
-        self._check_fits(index, context, question)
+        self.check_fits(index, context, question)
         confidences: list[float | None] = [None] * n
         steps: list[Step] = []
         decision_label = "direct"
@@ -258,26 +273,18 @@ class Cascade:
             backend = self.backend(index)
             model = model_name(tier, getattr(backend, "model_path", None))
             yield TierStarted(tier.name, index, model)
-            gen_it = backend.stream(
-                self._answer_prompt(backend, context, question),
-                max_tokens=tier.max_tokens,
-                stop=["\n"],
-                watch_first=(prompts.ABSTAIN, prompts.ABSTAIN.capitalize()),
-            )
+            gen_it = self.answer_stream(index, context, question)
             while True:
                 try:
                     delta = next(gen_it)
                 except StopIteration as done:
-                    generation: Generation = done.value
+                    answer, generation, free = done.value
                     break
                 yield Token(tier.name, delta)
-            answer = prompts.clean_answer(generation.text)
             yield Answered(tier.name, answer, generation)
             cost = tier.call_cost(generation.tokens_in, generation.tokens_out)
-            abstained = prompts.is_abstention(answer)
-            feats: dict[str, float | None] = dict(
-                answer_features(generation.token_logprobs, generation.first_logprobs, abstained)
-            )
+            abstained = bool(free["abstained"])
+            feats: dict[str, float | None] = dict(free)
             step = Step(
                 tier=tier.name,
                 model=model,
@@ -320,7 +327,7 @@ class Cascade:
                     f"router {self.router.kind} routed tier {index} to {target}; expected {index + 1}..{n - 1}"
                 )
             try:
-                self._check_fits(target, context, question)
+                self.check_fits(target, context, question)
             except (CascadeError, BackendError) as exc:
                 step.reason = f"{decision.reason}; not escalated: {exc}"
                 decision_label = "keep"

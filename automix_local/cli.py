@@ -13,7 +13,9 @@ from . import __version__
 from .backends.base import BackendError
 from .cascade import CascadeError
 from .config import Config, ConfigError, find_config, load_config
+from .evaluation import EvalError
 from .paths import default_paths
+from .report import ReportError
 from .routers import RouterError
 from .sources import ModelError
 
@@ -226,6 +228,65 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     return EXIT_FAIL if bad else 0
 
 
+# --------------------------------------------------------------------------- eval
+
+
+def cmd_eval_run(args: argparse.Namespace) -> int:
+    from .evaluation import Progress, run_eval
+
+    config = _config(args)
+    verifiers = [v.strip() for v in args.verifiers.split(",") if v.strip()]
+    bad = [v for v in verifiers if v not in ("logprob", "sampled")]
+    if bad:
+        raise UserError(f"--verifiers: unknown strategy {', '.join(bad)}; expected logprob and/or sampled", EXIT_USAGE)
+    bar: Progress | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = Progress(total, done)
+        bar.update(done)
+
+    out = Path(args.out)
+    items = run_eval(config, Path(args.data), out, args.limit, args.seed, verifiers, args.chunk, progress)
+    print(f"recorded {items}; next: automix-local eval report {out}")
+    return 0
+
+
+def _costs(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise UserError(f"--costs: expected numbers like 1,50, got {text!r}", EXIT_USAGE) from None
+
+
+def cmd_eval_report(args: argparse.Namespace) -> int:
+    from .report import summary, write_report
+
+    sizes = [int(x) for x in args.train_size.split(",")] if args.train_size else [50, 100, 200, 500]
+    run = Path(args.run)
+    out = Path(args.out) if args.out else (run if run.is_dir() else run.parent)
+    command = "automix-local eval report " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else None
+    res = write_report(run, out, _costs(args.costs) or [1.0, 50.0], args.seeds, sizes, command)
+    print(summary(res))
+    print(f"wrote {out / 'report.md'}, {out / 'results.json'}, {out / 'cost_quality.png'}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .report import calibrate
+
+    run = Path(args.run)
+    router, spec, cs = calibrate(run, args.router, args.signal, _costs(args.costs))
+    out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / f"router-{args.router}.json"
+    router.save(out)
+    print(f"fitted {args.router} on {spec.name} ({cs.name} costs) → {out}")
+    print(f'use it in models.toml:\n  [cascade]\n  router = "{args.router}"\n  calibration = "{out.resolve()}"')
+    return 0
+
+
 # --------------------------------------------------------------------------- config
 
 
@@ -279,6 +340,33 @@ def build_parser() -> argparse.ArgumentParser:
     mv.set_defaults(func=cmd_models_verify)
     models.set_defaults(func=lambda a: (models.print_help(), 0)[1])
 
+    ev = sub.add_parser("eval", parents=[common], help="measure quality per cost on a QA dataset")
+    esub = ev.add_subparsers(dest="eval_command", metavar="ACTION")
+    er = esub.add_parser("run", parents=[common], help="record every tier's answers, scores, costs and signals")
+    er.add_argument("--data", required=True, metavar="FILE.jsonl", help="items in the shared JSONL schema")
+    er.add_argument("--out", required=True, metavar="DIR", help="where the run is recorded (resumable)")
+    er.add_argument("--limit", type=int, default=None, metavar="N", help="first N items (after --seed shuffle)")
+    er.add_argument("--seed", type=int, default=None, metavar="S", help="shuffle items with this seed first")
+    er.add_argument("--verifiers", default="logprob,sampled", help="strategies to record (default: both)")
+    er.add_argument("--chunk", type=int, default=8, help=argparse.SUPPRESS)
+    er.set_defaults(func=cmd_eval_run)
+    rp = esub.add_parser("report", parents=[common], help="quality per cost from a recorded run (no model needed)")
+    rp.add_argument("run", metavar="DIR", help="an `eval run` directory, or a paper-format .jsonl file")
+    rp.add_argument("--costs", default="1,50", help="fixed per-call cost of each tier, e.g. 1,50 (paper)")
+    rp.add_argument("--seeds", type=int, default=10, help="random train/test splits (default 10)")
+    rp.add_argument("--train-size", default="50,100,200,500", help="train sizes for the learning curve")
+    rp.add_argument("--out", default=None, metavar="DIR", help="where to write the report (default: the run dir)")
+    rp.set_defaults(func=cmd_eval_report)
+    ev.set_defaults(func=lambda a: (ev.print_help(), 0)[1])
+
+    cal = sub.add_parser("calibrate", parents=[common], help="fit a router on a recorded run for models.toml")
+    cal.add_argument("run", metavar="DIR")
+    cal.add_argument("--router", default="pomdp", choices=["threshold", "pomdp", "self_consistency"])
+    cal.add_argument("--signal", default=None, help="signal name from the report (default: the best held-out)")
+    cal.add_argument("--costs", default=None, help="per-call tier costs (default: the run's models.toml costs)")
+    cal.add_argument("--out", default=None, metavar="FILE", help="router JSON (default: DIR/router-ROUTER.json)")
+    cal.set_defaults(func=cmd_calibrate)
+
     cfg = sub.add_parser("config", parents=[common], help="where the config and state live; check a config")
     csub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
     csub.add_parser("path", parents=[common], help="show the config lookup and state dirs").set_defaults(
@@ -303,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         _err(str(exc))
         return exc.code
-    except (ModelError, BackendError, RouterError, CascadeError) as exc:
+    except (ModelError, BackendError, RouterError, CascadeError, EvalError, ReportError) as exc:
         _err(str(exc))
         return EXIT_FAIL
     except KeyboardInterrupt:

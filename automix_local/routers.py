@@ -236,6 +236,7 @@ class POMDPRouter(Router):
         self.rewards = np.asarray(rewards, dtype=float) if rewards is not None else None
         self.observation = np.asarray(observation, dtype=float) if observation is not None else None
         self.n_tiers = n_tiers
+        self._memo: dict[tuple, Decision] = {}
 
     # states: 0..N-1 = cheapest tier reaching the best score; N = HOPELESS
     def state_names(self) -> list[str]:
@@ -284,6 +285,7 @@ class POMDPRouter(Router):
                 return router
 
             self.lambda_ = _choose(grid, make, records, self.costs, None, target)
+        self._memo = {}
         return self
 
     def _belief(self, obs: Observation) -> np.ndarray:
@@ -316,6 +318,18 @@ class POMDPRouter(Router):
         return best, target
 
     def decide(self, obs: Observation) -> Decision:
+        key = (
+            obs.tier,
+            obs.n_tiers,
+            tuple(None if c is None else confidence_bin(c, self.bins) for c in obs.confidences[: obs.tier + 1]),
+        )
+        if key not in self._memo:  # the decision depends only on the binned observations
+            self._memo[key] = self._decide(obs)
+        d = self._memo[key]
+        conf = obs.confidences[obs.tier]
+        return Decision(d.action, d.target, f"confidence {conf:.2f}; {d.reason}") if conf is not None else d
+
+    def _decide(self, obs: Observation) -> Decision:
         if self.prior is None:
             raise RouterError("the POMDP router is not fitted: load a calibration file or call fit()")
         if self.n_tiers is not None and obs.n_tiers != self.n_tiers:
@@ -325,13 +339,10 @@ class POMDPRouter(Router):
         keep = float(belief @ self.rewards[:, obs.tier])  # type: ignore[index]
         names = self.state_names()
         shown = ", ".join(f"{names[s]} {belief[s]:.2f}" for s in np.argsort(-belief)[:3])
-        conf = obs.confidences[obs.tier]
-        head = f"confidence {conf:.2f}; " if conf is not None else ""
         if target is None:
-            return Decision("keep", None, f"{head}belief {shown}; keeping is best (E[P] {keep:.2f})")
-        return Decision(
-            "route", target, f"{head}belief {shown}; routing to tier {target} gains {value - keep:+.3f} in P − λ·C"
-        )
+            return Decision("keep", None, f"belief {shown}; keeping is best (E[P] {keep:.2f})")
+        gain = value - keep
+        return Decision("route", target, f"belief {shown}; routing to tier {target} gains {gain:+.3f} in P − λ·C")
 
     def params(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,273 @@
+"""`eval run`: record every tier's answer, score, cost and every confidence signal, per item.
+
+One JSON line per item in ``DIR/items.jsonl``, written as it goes; ``DIR/run.json`` holds what the
+run is (data file and its sha256, selection, models, strategies). Re-running the same command
+resumes after the last complete line; Ctrl+C loses nothing already written.
+
+Items are processed in small chunks, phase by phase (all answers of a tier, then all its
+verifications), so each model's KV cache keeps the prefix its prompts share (e.g. the verifier's
+few-shot examples) across consecutive calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .backends.base import BackendError, run_to_end
+from .cascade import Cascade, CascadeError
+from .config import Config
+from .routers import AlwaysSmall
+from .scoring import score_item
+from .verification import make_verifier
+
+RUN_FILE = "run.json"
+ITEMS_FILE = "items.jsonl"
+REQUIRED = ("id", "context", "question")
+
+
+class EvalError(Exception):
+    """A run that cannot start or resume as asked. str() is the one line shown to the user."""
+
+
+def load_items(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL file in the shared schema; errors name the file and line."""
+    items = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise EvalError(f"data file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalError(f"cannot read data file {path}: {exc}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise EvalError(f"{path}:{n}: not valid JSON ({exc})") from None
+        missing = [k for k in REQUIRED if not isinstance(item, dict) or k not in item]
+        if missing:
+            raise EvalError(f"{path}:{n}: missing field(s) {', '.join(missing)} (see the JSONL schema in README)")
+        items.append(item)
+    if not items:
+        raise EvalError(f"{path}: no items")
+    return items
+
+
+def select_items(items: Sequence[dict[str, Any]], limit: int | None, seed: int | None) -> list[dict[str, Any]]:
+    """The first ``limit`` items by line order, or, with a seed, of a seeded shuffle."""
+    chosen = list(items)
+    if seed is not None:
+        random.Random(seed).shuffle(chosen)
+    return chosen[:limit] if limit else chosen
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def machine_info() -> dict[str, Any]:
+    import llama_cpp
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "llama_cpp_python": llama_cpp.__version__,
+    }
+
+
+def run_spec(config: Config, data: Path, limit: int | None, seed: int | None, verifiers: Sequence[str]) -> dict:
+    return {
+        "data": str(data.resolve()),
+        "data_sha256": _sha256(data),
+        "limit": limit,
+        "seed": seed,
+        "config": str(config.source_file),
+        "tiers": [
+            {
+                "name": t.name,
+                "sha256": t.sha256,
+                "source": t.source.describe() if t.source else t.base_url,
+                "cost": t.cost,
+                "n_ctx": t.n_ctx,
+                "max_tokens": t.max_tokens,
+            }
+            for t in config.tiers
+        ],
+        "verifiers": list(verifiers),
+        "samples": config.cascade.samples,
+        "temperature": config.cascade.temperature,
+    }
+
+
+_KEYS = ("data_sha256", "limit", "seed", "tiers", "verifiers", "samples", "temperature")
+
+
+def _read_done(items_path: Path) -> dict[str, dict]:
+    """Complete lines already written; a torn last line (a kill mid-write) is cut off."""
+    done: dict[str, dict] = {}
+    if not items_path.exists():
+        return done
+    raw = items_path.read_bytes()
+    keep = raw[: raw.rfind(b"\n") + 1]
+    if len(keep) != len(raw):
+        items_path.write_bytes(keep)
+    for line in keep.decode("utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            done[rec["id"]] = rec
+    return done
+
+
+class Progress:
+    """items done, items/s and ETA on one terminal line (a plain line per chunk otherwise)."""
+
+    def __init__(self, total: int, done: int, stream: Any = sys.stderr) -> None:
+        self.total, self.start_done, self.done = total, done, done
+        self.t0 = time.perf_counter()
+        self.stream = stream
+        self.tty = stream.isatty()
+
+    def update(self, done: int) -> None:
+        self.done = done
+        new = done - self.start_done
+        elapsed = time.perf_counter() - self.t0
+        rate = new / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta == eta else "--:--:--"
+        pct = done / self.total if self.total else 1.0
+        bar = "#" * int(pct * 24)
+        line = f"[{bar:.<24}] {done}/{self.total} items  {rate:.3f} items/s  ETA {eta_s}"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if done >= self.total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def run_eval(
+    config: Config,
+    data: Path,
+    out: Path,
+    limit: int | None = None,
+    seed: int | None = None,
+    verifiers: Sequence[str] = ("logprob", "sampled"),
+    chunk: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Run (or resume) an evaluation. Returns the items file."""
+    items = select_items(load_items(data), limit, seed)
+    spec = run_spec(config, data, limit, seed, verifiers)
+    out.mkdir(parents=True, exist_ok=True)
+    run_path, items_path = out / RUN_FILE, out / ITEMS_FILE
+    if run_path.exists():
+        old = json.loads(run_path.read_text())
+        diff = [k for k in _KEYS if old.get(k) != spec.get(k)]
+        if diff:
+            raise EvalError(f"{out} holds a different run ({', '.join(diff)} differ); use another --out or delete it")
+        spec = old
+    else:
+        spec["ids"] = [it["id"] for it in items]
+        spec["machine"] = machine_info()
+        spec["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        spec["command"] = " ".join(sys.argv) if sys.argv and "automix" in sys.argv[0] else None
+        run_path.write_text(json.dumps(spec, indent=2) + "\n")
+    done = _read_done(items_path)
+    todo = [it for it in items if it["id"] not in done]
+    runner = _Runner(config, verifiers)
+    if progress:
+        progress(len(done), len(items))
+    try:
+        with items_path.open("a", encoding="utf-8") as f:
+            for start in range(0, len(todo), chunk):
+                for rec in runner.run_chunk(todo[start : start + chunk]):
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                if progress:
+                    progress(len(done) + min(start + chunk, len(todo)), len(items))
+    finally:
+        runner.close()
+    return items_path
+
+
+class _Runner:
+    def __init__(self, config: Config, verifiers: Sequence[str]) -> None:
+        self.config = config
+        self.cascade = Cascade(config, router=AlwaysSmall())
+        self.verifiers = {s: make_verifier(replace(config.cascade, verifier=s)) for s in verifiers}
+
+    def close(self) -> None:
+        self.cascade.close()
+
+    def run_chunk(self, chunk: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        tiers = self.config.tiers
+        recs: list[dict[str, Any]] = [
+            {
+                "id": it["id"],
+                "dataset": it.get("dataset"),
+                "context_id": it.get("context_id"),
+                "question": it["question"],
+                "answers": it.get("answers") or [],
+                "unanswerable": bool(it.get("unanswerable")),
+                "choices": it.get("choices"),
+                "answer_index": it.get("answer_index"),
+                "tiers": {},
+            }
+            for it in chunk
+        ]
+        for index, tier in enumerate(tiers):
+            for it, rec in zip(chunk, recs, strict=True):  # all answers of this tier first
+                if "error" in rec:
+                    continue
+                try:
+                    self.cascade.check_fits(index, it["context"], it["question"])
+                    answer, gen, feats = run_to_end(self.cascade.answer_stream(index, it["context"], it["question"]))
+                except (CascadeError, BackendError) as exc:
+                    rec["error"] = f"{tier.name}: {exc}"
+                    continue
+                f1, em = score_item(answer, it)
+                rec["tiers"][tier.name] = {
+                    "answer": answer,
+                    "f1": f1,
+                    "em": em,
+                    "abstained": bool(feats["abstained"]),
+                    "tokens_in": gen.tokens_in,
+                    "tokens_out": gen.tokens_out,
+                    "tokens_evaluated": gen.tokens_evaluated,
+                    "seconds": gen.seconds,
+                    "prompt_seconds": gen.prompt_seconds,
+                    "gen_seconds": gen.gen_seconds,
+                    "features": feats,
+                    "verification": {},
+                }
+            if index == len(tiers) - 1:
+                break
+            backend = self.cascade.backend(index)
+            for strategy, verifier in self.verifiers.items():  # then all verifications, strategy by strategy
+                for it, rec in zip(chunk, recs, strict=True):
+                    if "error" in rec:
+                        continue
+                    t = rec["tiers"][tier.name]
+                    v = verifier.verify(backend, it["context"], it["question"], t["answer"])
+                    t["verification"][strategy] = {
+                        "confidence": v.confidence,
+                        "seconds": v.seconds,
+                        "tokens_in": v.tokens_in,
+                        "tokens_out": v.tokens_out,
+                        "tokens_evaluated": v.tokens_evaluated,
+                        "verdicts": v.verdicts,
+                    }
+        return recs

@@ -1,0 +1,204 @@
+"""`eval report` on a fixed recorded run whose numbers are known by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from automix_local.report import (
+    auroc,
+    build_results,
+    calibrate,
+    load_run,
+    reliability,
+    value_at_cost,
+    write_paper_format,
+    write_report,
+)
+
+
+def tier(f1: float, seconds: float, verification: dict | None = None, features: dict | None = None) -> dict:
+    return {
+        "answer": "x" if f1 else "y",
+        "f1": f1,
+        "em": f1,
+        "abstained": False,
+        "tokens_in": 100,
+        "tokens_out": 3,
+        "tokens_evaluated": 100,
+        "seconds": seconds,
+        "prompt_seconds": seconds / 2,
+        "gen_seconds": seconds / 2,
+        "features": features or {},
+        "verification": verification or {},
+    }
+
+
+@pytest.fixture
+def fixed_run(tmp_path: Path) -> Path:
+    """40 items: 20 the small tier gets right (verifier 0.9), 20 only the large one does (verifier 0.2).
+
+    Seconds: small answer 2, logprob verification 5, large answer 3 — a local regime where escalating
+    after a verification costs more than always asking the large model.
+    """
+    d = tmp_path / "run"
+    d.mkdir()
+    meta = {
+        "data": "fixed.jsonl",
+        "limit": 40,
+        "seed": None,
+        "tiers": [{"name": "small", "source": "a", "cost": 1.0}, {"name": "large", "source": "b", "cost": 50.0}],
+        "verifiers": ["logprob", "sampled"],
+    }
+    (d / "run.json").write_text(json.dumps(meta))
+    lines = []
+    for i in range(40):
+        good = i % 2 == 0
+        conf = 0.9 if good else 0.2
+        ver = {
+            "logprob": {
+                "confidence": conf,
+                "seconds": 5.0,
+                "tokens_in": 700,
+                "tokens_out": 0,
+                "tokens_evaluated": 700,
+                "verdicts": [],
+            },
+            "sampled": {
+                "confidence": 1.0 if good else 0.125,
+                "seconds": 20.0,
+                "tokens_in": 700,
+                "tokens_out": 300,
+                "tokens_evaluated": 700,
+                "verdicts": [],
+            },
+        }
+        lines.append(
+            {
+                "id": f"q{i}",
+                "dataset": "fixed",
+                "unanswerable": False,
+                "tiers": {"small": tier(1.0 if good else 0.0, 2.0, ver), "large": tier(1.0, 3.0)},
+            }
+        )
+    lines.append({"id": "long", "error": "small: the context is too long"})
+    (d / "items.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return d
+
+
+def test_auroc_and_reliability_by_hand():
+    assert auroc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == pytest.approx(0.75)
+    assert auroc([0.5, 0.5], [False, True]) == pytest.approx(0.5)  # ties count half
+    assert math.isnan(auroc([0.1, 0.2], [True, True]))
+    rel = reliability([0.2, 0.2, 0.9, 0.9], [False, False, True, True])
+    assert [b["count"] for b in rel["bins"]] == [2, 2]
+    assert rel["ece"] == pytest.approx(0.5 * 0.2 + 0.5 * 0.1)
+
+
+def test_value_at_cost_reads_the_upper_envelope():
+    curve = [{"cost": 1, "performance": 0.5}, {"cost": 3, "performance": 0.9}, {"cost": 5, "performance": 0.8}]
+    assert value_at_cost(curve, 2) == pytest.approx(0.7)
+    assert value_at_cost(curve, 4) == pytest.approx(0.9)  # the cheaper, better point stays reachable
+    assert math.isnan(value_at_cost(curve, 0.5))
+
+
+def test_fixed_run_numbers(fixed_run: Path):
+    run = load_run(fixed_run)
+    assert len(run.items) == 40 and run.errors == 1
+    res = build_results(run, [1.0, 50.0], seeds=1, train_sizes=[20])
+    assert res["tiers"]["small"]["f1"] == 0.5 and res["tiers"]["large"]["f1"] == 1.0
+    assert res["tiers"]["small"]["answer_seconds"] == 2.0 and res["tiers"]["large"]["answer_seconds"] == 3.0
+    sig = res["signals"]["verifier_logprob"]
+    assert sig["auroc_raw"] == 1.0 and sig["verify_seconds"] == 5.0
+    assert sig["reliability"]["ece"] == pytest.approx(0.15)  # |0.2 - 0| / 2 + |0.9 - 1| / 2
+    assert res["signals"]["verifier_sampled"]["auroc_raw"] == 1.0
+
+    fixed, secs = res["cost_settings"]
+    assert fixed["name"] == "fixed 1:50" and secs["name"] == "measured seconds"
+    r = fixed["routers"]
+    assert r["always_small"]["cost"]["mean"] == 1.0 and r["always_large"]["cost"]["mean"] == 50.0
+    assert r["always_large"]["performance"]["mean"] == 1.0
+    thr = r["threshold · verifier_logprob"]
+    assert thr["performance"]["mean"] == 1.0  # perfect separation: every wrong small answer escalates
+    f_b = thr["escalation"]["mean"]  # the share of "large only" items in the test part
+    assert thr["cost"]["mean"] == pytest.approx(1 + 1 + 50 * f_b)  # small + verification (1 unit) + large
+    # ΔIBC by hand: IBC_M = f_B / (1 + 50 f_B), IBC_BASE = f_B / 49
+    assert thr["delta_ibc"]["mean"] == pytest.approx((49 / (1 + 50 * f_b) - 1) * 100)
+    assert r["pomdp · verifier_sampled"]["performance"]["mean"] == 1.0
+    assert r["self_consistency · verifier_sampled"]["performance"]["mean"] == 1.0
+    assert "paper regime" in fixed["regime"] and not fixed["warnings"]
+
+    s = secs["routers"]
+    assert secs["verify_costs"] == {"logprob": [5.0], "sampled": [20.0]}
+    assert s["always_large"]["cost"]["mean"] == 3.0
+    assert s["threshold · verifier_logprob"]["cost"]["mean"] == pytest.approx(2 + 5 + 3 * f_b)
+    assert "local regime" in secs["regime"] and "1.5×" in secs["regime"]
+    assert any("always_large is at least as good and no dearer than every router" in w for w in secs["warnings"])
+
+
+def test_write_report_files_and_markdown(fixed_run: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    write_report(fixed_run, out, [1, 50], seeds=3, train_sizes=[10, 20], command="automix-local eval report run")
+    md = (out / "report.md").read_text()
+    assert "| small | 0.500 |" in md and "verifier_logprob | 1.000" in md
+    assert "**Warning:** with measured seconds costs, always_large" in md
+    assert "Reproduce: `automix-local eval report run`" in md
+    res = json.loads((out / "results.json").read_text())
+    assert res["train_sizes"] == [10, 20] and res["seeds"] == 3
+    assert set(res["cost_settings"][0]["learning_curve"]["delta_ibc"]) == {"10", "20"}
+    assert (out / "cost_quality.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_paper_format_replay_gives_the_same_numbers(fixed_run: Path, tmp_path: Path):
+    ours = load_run(fixed_run)
+    paper_file = tmp_path / "paper.jsonl"
+    write_paper_format(ours, paper_file)
+    row = json.loads(paper_file.read_text().splitlines()[1])
+    assert {
+        "llama13b_pred_ans",
+        "llama70b_pred_ans",
+        "p_ver_13b",
+        "llama13b_f1",
+        "llama70b_f1",
+        "split",
+        "dataset",
+    } <= row.keys()
+    paper = load_run(paper_file)
+    assert paper.source == "automix-paper" and paper.signals == ["verifier_sampled"]
+    a = build_results(ours, [1, 50], seeds=2, train_sizes=[20])["cost_settings"][0]["routers"]
+    b = build_results(paper, [1, 50], seeds=2, train_sizes=[20])["cost_settings"][0]["routers"]
+    for key in ("threshold · verifier_sampled", "pomdp · verifier_sampled", "always_large"):
+        assert a[key]["delta_ibc"]["mean"] == pytest.approx(b[key]["delta_ibc"]["mean"], nan_ok=True)
+        assert a[key]["cost"]["mean"] == pytest.approx(b[key]["cost"]["mean"])
+
+
+def test_calibrate_fits_on_the_whole_run(fixed_run: Path, tmp_path: Path):
+    router, spec, _ = calibrate(fixed_run, "pomdp", None, [1.0, 50.0])
+    assert spec.name in ("verifier_logprob", "verifier_sampled", "free + verifier_logprob", "free + verifier_sampled")
+    assert router.signal is not None and router.costs is not None
+    from automix_local.routers import Observation
+
+    low = router.decide(
+        Observation(0, (router.signal.confidence({"verifier_logprob": 0.2, "verifier_sampled": 0.125}), None), 2)
+    )
+    high = router.decide(
+        Observation(0, (router.signal.confidence({"verifier_logprob": 0.9, "verifier_sampled": 1.0}), None), 2)
+    )
+    assert (low.action, high.action) == ("route", "keep")
+
+
+def test_report_errors_are_one_line(tmp_path: Path):
+    from automix_local.report import ReportError
+
+    with pytest.raises(ReportError, match="no run at"):
+        load_run(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReportError, match="not an eval run directory"):
+        load_run(tmp_path / "empty")
+    bad = tmp_path / "x.jsonl"
+    bad.write_text('{"foo": 1}\n')
+    with pytest.raises(ReportError, match="not the AutoMix paper format"):
+        load_run(bad)
