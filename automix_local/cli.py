@@ -306,6 +306,22 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- the app
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    config = _config(args)
+    context = Path(args.context).expanduser() if getattr(args, "context", None) else None
+    if context is not None and not context.is_file():
+        raise UserError(f"context file not found: {context}")
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        raise UserError("the app needs a terminal; for scripts use `automix-local ask` (see --help)")
+    from .tui.app import AutomixApp
+
+    AutomixApp(config, context).run()
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -319,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     p.add_argument("--version", action="version", version=f"automix-local {__version__}")
+    p.add_argument("--context", metavar="FILE", default=None, help="open the app with this file as the context")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     ask = sub.add_parser("ask", parents=[common], help="answer one question over a context")
@@ -381,8 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+        args.func = cmd_tui
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -150,12 +150,23 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class TuiConfig:
+    keys: tuple[tuple[str, str], ...] = ()  # (binding id, key or comma-separated keys)
+    theme: str | None = None
+
+    @property
+    def keymap(self) -> dict[str, str]:
+        return dict(self.keys)
+
+
+@dataclass(frozen=True)
 class Config:
     tiers: tuple[TierConfig, ...]
     cascade: CascadeConfig
     policy: PolicyConfig
     source_file: Path
     paths: Paths = field(default_factory=default_paths)
+    tui: TuiConfig = field(default_factory=TuiConfig)
 
     def tier(self, name: str) -> TierConfig:
         for t in self.tiers:
@@ -398,6 +409,21 @@ def _parse_policy(file: Path, data: Any) -> PolicyConfig:
     return PolicyConfig(remote=remote, send=send, redact=redact, private=private)
 
 
+def _parse_tui(file: Path, data: Any) -> TuiConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(file, "tui", "expected a table ([tui])")
+    t = _Table(file, "tui", data)
+    theme = t.get("theme", str)
+    keys_raw = t.get("keys", dict, {})
+    t.finish()
+    keys = []
+    for name, value in keys_raw.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(file, f"tui.keys.{name}", 'expected a key such as "ctrl+t" (or "f2,ctrl+t")')
+        keys.append((name, value.strip()))
+    return TuiConfig(tuple(keys), theme)
+
+
 def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
     try:
         data = tomllib.loads(text)
@@ -408,6 +434,7 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
     tiers_raw = top.get("tiers", list)
     cascade_raw = top.get("cascade", dict, {})
     policy_raw = top.get("policy", dict, {})
+    tui_raw = top.get("tui", dict, {})
     top.finish()
     if not tiers_raw:
         raise ConfigError(file, "tiers", "no tiers: add at least one [[tiers]] table with name and a model source")
@@ -418,7 +445,7 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
             raise ConfigError(file, f"tiers[{i}].name", f"duplicate tier name {name!r}: names must be unique")
     cascade = _parse_cascade(file, cascade_raw, base, len(tiers))
     policy = _parse_policy(file, policy_raw)
-    return Config(tiers, cascade, policy, file, paths or default_paths())
+    return Config(tiers, cascade, policy, file, paths or default_paths(), _parse_tui(file, tui_raw))
 
 
 def packaged_default() -> Path:

@@ -117,6 +117,13 @@ def test_models_list_and_verify(two_tier_file, write_config, model_path):
     assert rows[0]["present"] is False
 
 
-def test_no_arguments_prints_help():
-    proc = run()
-    assert proc.returncode == 0 and "ask" in proc.stdout and "models" in proc.stdout
+def test_help_lists_the_commands():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for word in ("ask", "models", "eval", "calibrate", "--context"):
+        assert word in proc.stdout
+
+
+def test_no_arguments_without_a_terminal_explains_itself():
+    proc = run()  # stdin/stdout are pipes here: the app cannot start
+    assert proc.returncode == 1 and "needs a terminal" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,147 @@
+"""Conversations in SQLite: context, questions, answers and traces, saved as they happen.
+
+WAL mode, so a crash loses at most the answer being generated. The schema is versioned in
+``PRAGMA user_version`` and upgraded by ordered migration steps.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS: list[str] = [
+    # 1: conversations and their turns
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        context TEXT NOT NULL DEFAULT '',
+        config_file TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        question TEXT NOT NULL,
+        answer TEXT,
+        tier TEXT,
+        status TEXT NOT NULL DEFAULT 'pending',
+        trace TEXT,
+        created REAL NOT NULL
+    );
+    CREATE INDEX turns_by_conversation ON turns(conversation_id, id);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(Exception):
+    """The conversation database cannot be used. str() is the one line shown to the user."""
+
+
+@dataclass
+class Turn:
+    id: int
+    question: str
+    answer: str | None
+    tier: str | None
+    status: str  # "pending" | "done" | "cancelled" | "error"
+    trace: dict[str, Any] | None
+    created: float
+
+
+@dataclass
+class Conversation:
+    id: int
+    title: str
+    context: str
+    config_file: str | None
+    created: float
+    updated: float
+    turns: list[Turn] = field(default_factory=list)
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot open the conversation database ({exc})") from None
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer automix-local (schema {version} > {SCHEMA_VERSION}); upgrade"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            self.db.executescript(f"BEGIN; {MIGRATIONS[step]} PRAGMA user_version = {step + 1}; COMMIT;")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------------ conversations
+    def create(self, title: str, context: str = "", config_file: str | None = None) -> int:
+        now = time.time()
+        cur = self.db.execute(
+            "INSERT INTO conversations(title, context, config_file, created, updated) VALUES (?, ?, ?, ?, ?)",
+            (title, context, config_file, now, now),
+        )
+        return int(cur.lastrowid)
+
+    def set_context(self, cid: int, context: str) -> None:
+        self.db.execute("UPDATE conversations SET context = ?, updated = ? WHERE id = ?", (context, time.time(), cid))
+
+    def set_title(self, cid: int, title: str) -> None:
+        self.db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, cid))
+
+    def delete(self, cid: int) -> None:
+        self.db.execute("DELETE FROM conversations WHERE id = ?", (cid,))
+
+    def conversations(self) -> list[Conversation]:
+        rows = self.db.execute(
+            "SELECT id, title, context, config_file, created, updated FROM conversations ORDER BY updated DESC, id DESC"
+        ).fetchall()
+        return [Conversation(*r) for r in rows]
+
+    def load(self, cid: int) -> Conversation:
+        row = self.db.execute(
+            "SELECT id, title, context, config_file, created, updated FROM conversations WHERE id = ?", (cid,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no conversation {cid}")
+        conv = Conversation(*row)
+        for r in self.db.execute(
+            "SELECT id, question, answer, tier, status, trace, created FROM turns"
+            " WHERE conversation_id = ? ORDER BY id",
+            (cid,),
+        ):
+            conv.turns.append(Turn(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None, r[6]))
+        return conv
+
+    # ------------------------------------------------------------------ turns
+    def add_turn(self, cid: int, question: str) -> int:
+        now = time.time()
+        cur = self.db.execute(
+            "INSERT INTO turns(conversation_id, question, created) VALUES (?, ?, ?)", (cid, question, now)
+        )
+        self.db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, cid))
+        return int(cur.lastrowid)
+
+    def finish_turn(
+        self, tid: int, status: str, answer: str | None = None, tier: str | None = None, trace: dict | None = None
+    ) -> None:
+        self.db.execute(
+            "UPDATE turns SET status = ?, answer = ?, tier = ?, trace = ? WHERE id = ?",
+            (status, answer, tier, json.dumps(trace) if trace is not None else None, tid),
+        )

@@ -1,0 +1,553 @@
+"""The terminal app: chat over a pasted context, with a live decision trace.
+
+The app only renders the cascade's event stream (``Cascade.run``), which runs in a thread worker;
+one question is in flight at a time and Esc cancels it. Conversations are saved in SQLite as they
+happen.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static, TextArea
+from textual.worker import get_current_worker
+
+from ..backends.base import BackendError
+from ..cascade import (
+    Answered,
+    Cascade,
+    CascadeError,
+    Decided,
+    Escalated,
+    Event,
+    Finished,
+    TierStarted,
+    Token,
+    Trace,
+    Verified,
+    VerifyStarted,
+)
+from ..config import Config
+from ..routers import POMDPRouter, RouterError, SelfConsistency, ThresholdRouter
+from ..signals import Signal, SignalError
+from ..sources import ModelError, status
+from ..storage import Store, StoreError
+from ..verification import make_verifier
+from .screens import ConversationsScreen, MissingModelsScreen, PromptScreen
+from .widgets import AnswerBlock, TracePane, TurnView, badge_for_step
+
+NARROW = 100  # below this many columns the panes collapse
+MID = 150  # below this, opening the trace pane hides the context pane
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text", ""}
+ANSWER_ERRORS = (CascadeError, BackendError, ModelError, RouterError, SignalError)
+
+
+class AutomixApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "automix-local"
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="cancel"),
+        Binding("ctrl+t", "toggle_trace", "Trace", id="toggle_trace"),
+        Binding("ctrl+b", "toggle_context", "Context", id="toggle_context"),
+        Binding("ctrl+o", "open_file", "Open file", id="open_file"),
+        Binding("ctrl+y", "copy_answer", "Copy", id="copy_answer"),
+        Binding("ctrl+e", "export", "Export", id="export"),
+        Binding("ctrl+n", "new_conversation", "New", id="new_conversation"),
+        Binding("ctrl+l", "conversations", "History", id="conversations"),
+        Binding("f1,question_mark", "keys", "Keys", id="keys"),
+    ]
+
+    def __init__(self, config: Config, context_file: Path | None = None, check_models: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.context_file = context_file
+        self.check_models = check_models
+        self.cascade: Cascade | None = None
+        self.store: Store | None = None
+        self.conversation_id: int | None = None
+        self._answer_token = 0  # bumped on cancel: late events of a cancelled answer are ignored
+        self._pending: dict[str, Any] | None = None  # the turn being answered
+        self.last_answer: str | None = None
+        self.last_tps: float | None = None
+        self.session = {"questions": 0, "cost": 0.0, "seconds": 0.0, "large_cost": 0.0, "large_seconds": []}
+        self.models_state = "starting"
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with Horizontal(id="main"):
+            with Vertical(id="context-pane"):
+                yield Static("Context", classes="pane-title")
+                yield TextArea(
+                    id="context", soft_wrap=True, placeholder="Paste or type the document here (ctrl+o opens a file)"
+                )
+            with Vertical(id="chat-pane"):
+                yield VerticalScroll(id="chat")
+                yield Input(placeholder="Ask about the context… (Enter to send, Esc to cancel)", id="question")
+            yield TracePane(id="trace")
+        yield Static("", id="status", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.config.tui.keys:
+            self.set_keymap(self.config.tui.keymap)
+        if self.config.tui.theme:
+            self.theme = self.config.tui.theme
+        self.sub_title = str(self.config.source_file)
+        try:
+            self.store = Store(self.config.paths.data_dir / "conversations.db")
+        except StoreError as exc:
+            self.notify(f"{exc}; conversations will not be saved", severity="error", timeout=10)
+        if self.context_file is not None:
+            self._load_context_file(self.context_file)
+        self.query_one("#trace").display = False
+        self._layout_for(self.size.width)
+        self.query_one("#question", Input).focus()
+        missing = [s for s in (status(t, self.config.paths) for t in self.config.tiers) if not s.present]
+        if missing and self.check_models:
+            self.models_state = "missing"
+            self.push_screen(MissingModelsScreen(self.config, missing), self._after_pull)
+        else:
+            self._start_models()
+        self._update_status()
+
+    def _after_pull(self, ok: bool | None) -> None:
+        if ok:
+            self.notify("Models pulled and verified.")
+            self._start_models()
+
+    def _start_models(self) -> None:
+        try:
+            self.cascade = Cascade(self.config)
+        except (RouterError, SignalError) as exc:
+            self.models_state = "error"
+            self.notify(str(exc), severity="error", timeout=15)
+            return
+        self.models_state = "loading"
+        self._update_status()
+        self.load_models()
+
+    @work(thread=True, exclusive=True, group="load")
+    def load_models(self) -> None:
+        assert self.cascade is not None
+        start = self.cascade.router.start(len(self.config.tiers))
+        for i in range(start, len(self.config.tiers)):
+            tier = self.config.tiers[i]
+            self.call_from_thread(self._set_models_state, f"loading {tier.name}…")
+            try:
+                backend = self.cascade.backend(i)
+                load = getattr(backend, "load", None)
+                if load:
+                    load()
+            except (ModelError, BackendError, CascadeError) as exc:
+                self.call_from_thread(self._set_models_state, "error")
+                self.call_from_thread(self.notify, str(exc), severity="error", timeout=15)
+                return
+        self.call_from_thread(self._set_models_state, "ready")
+
+    def _set_models_state(self, state: str) -> None:
+        self.models_state = state
+        self._update_status()
+
+    def on_resize(self, event: Any) -> None:
+        self._layout_for(event.size.width)
+
+    def _layout_for(self, width: int) -> None:
+        self.screen.set_class(width < NARROW, "narrow")
+        self.screen.set_class(NARROW <= width < MID, "mid")
+
+    # ------------------------------------------------------------------ status bar
+    def _update_status(self) -> None:
+        parts = []
+        for t in self.config.tiers:
+            if t.backend == "openai":
+                parts.append(f"{t.name}: {t.model} (remote)")
+            else:
+                where = (
+                    "CPU"
+                    if t.n_gpu_layers == 0
+                    else ("GPU all layers" if t.n_gpu_layers < 0 else f"GPU {t.n_gpu_layers} layers")
+                )
+                parts.append(f"{t.name} ({where})")
+        models = " → ".join(parts)
+        state = "" if self.models_state == "ready" else f" [{self.models_state}]"
+        tps = f" · {self.last_tps:.1f} tok/s" if self.last_tps else ""
+        remote_tiers = any(t.backend == "openai" for t in self.config.tiers)
+        policy = (
+            "local only"
+            if self.config.policy.remote == "never" or not remote_tiers
+            else f"remote: {self.config.policy.remote}"
+        )
+        text = f"{models}{state}{tps} · {policy} · config {self.config.source_file}"
+        self.query_one("#status", Static).update(text)
+
+    # ------------------------------------------------------------------ asking
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "question":
+            return
+        question = event.value.strip()
+        if not question:
+            return
+        if self._pending is not None:
+            self.notify("Still answering the last question — Esc cancels it.", severity="warning")
+            return
+        if self.cascade is None:
+            self.notify("The models are not ready (see the status bar).", severity="warning")
+            return
+        context = self.query_one("#context", TextArea).text
+        if not context.strip():
+            self.notify(
+                "The context is empty: paste a document on the left or open one with ctrl+o.", severity="warning"
+            )
+        event.input.value = ""
+        tid = self._persist_question(question, context)
+        view = TurnView(question)
+        self.query_one("#chat", VerticalScroll).mount(view)
+        view.scroll_visible()
+        self._answer_token += 1
+        self._pending = {"question": question, "view": view, "tid": tid, "blocks": {}, "prompt_tokens": None}
+        self.answer(view, context, question, self._answer_token)
+
+    def _persist_question(self, question: str, context: str) -> int | None:
+        if self.store is None:
+            return None
+        if self.conversation_id is None:
+            self.conversation_id = self.store.create(question[:80], context, str(self.config.source_file))
+        else:
+            self.store.set_context(self.conversation_id, context)
+        return self.store.add_turn(self.conversation_id, question)
+
+    @work(thread=True, exclusive=True, group="answer", exit_on_error=False)
+    def answer(self, view: TurnView, context: str, question: str, token: int) -> None:
+        assert self.cascade is not None
+        worker = get_current_worker()
+        events = self.cascade.run(context, question)
+        try:
+            while True:
+                if worker.is_cancelled:
+                    return
+                try:
+                    event = next(events)
+                except StopIteration as done:
+                    trace = done.value
+                    break
+                self.call_from_thread(self._on_event, event, token)
+        except ANSWER_ERRORS as exc:
+            self.call_from_thread(self._on_error, str(exc), token)
+            return
+        finally:
+            events.close()
+        self.call_from_thread(self._on_finished, trace, token)
+
+    async def _on_event(self, event: Event, token: int) -> None:
+        if token != self._answer_token or self._pending is None:
+            return
+        p = self._pending
+        view: TurnView = p["view"]
+        blocks: dict[str, AnswerBlock] = p["blocks"]
+        if isinstance(event, TierStarted):
+            block = await view.add_block(event.tier)
+            blocks[event.tier] = block
+            if event.index > 0 and len(blocks) > 1:
+                block.badge.set(f"↑ {event.tier} · answering (escalated)…", "checking")
+            block.scroll_visible()
+        elif isinstance(event, Token):
+            blocks[event.tier].append(event.text)
+        elif isinstance(event, Answered):
+            blocks[event.tier].set_text(event.answer)
+            gen = event.generation
+            if gen.gen_seconds > 0 and gen.tokens_out > 1:
+                self.last_tps = (gen.tokens_out - 1) / gen.gen_seconds
+            if p["prompt_tokens"] is None:
+                p["prompt_tokens"] = gen.tokens_in
+            blocks[event.tier].badge.set(f"{event.tier} · answered", "")
+        elif isinstance(event, VerifyStarted):
+            blocks[event.tier].badge.set(f"{event.tier} · checking ({event.strategy})…", "checking")
+        elif isinstance(event, Verified):
+            blocks[event.tier].badge.set(
+                f"{event.tier} · confidence {event.verification.confidence:.2f} · deciding…", "checking"
+            )
+        elif isinstance(event, Decided):
+            d = event.decision
+            if d.action == "route":
+                blocks[event.tier].badge.set(f"✗ {event.tier} · escalating — {d.reason}", "escalated")
+                blocks[event.tier].add_class("superseded")
+            else:
+                blocks[event.tier].badge.set(f"✓ {event.tier} · kept — {d.reason}", "kept")
+        elif isinstance(event, Escalated):
+            pass  # the next TierStarted draws the escalated answer beneath
+        elif isinstance(event, Finished):
+            pass
+
+    def _on_finished(self, trace: Trace, token: int) -> None:
+        if token != self._answer_token or self._pending is None:
+            return
+        p = self._pending
+        self._pending = None
+        data = trace.to_json()
+        for step in data["steps"]:
+            block = p["blocks"].get(step["tier"])
+            if block is not None:
+                text, kind = badge_for_step(step, step is data["steps"][-1], data["tier"])
+                block.badge.set(text, kind)
+        self.last_answer = trace.answer
+        self._account(trace, p["prompt_tokens"] or 0)
+        trace_pane = self.query_one(TracePane)
+        trace_pane.show_trace(data)
+        self._update_status()
+        if self.store is not None and p["tid"] is not None:
+            self.store.finish_turn(p["tid"], "done", trace.answer, trace.tier, data)
+
+    def _on_error(self, message: str, token: int) -> None:
+        if token != self._answer_token or self._pending is None:
+            return
+        p = self._pending
+        self._pending = None
+        view: TurnView = p["view"]
+        view.mount(Static(f"⚠ {message}", classes="error-line", markup=False))
+        self.notify(message, severity="error", timeout=10)
+        if self.store is not None and p["tid"] is not None:
+            self.store.finish_turn(p["tid"], "error", message)
+
+    def _account(self, trace: Trace, prompt_tokens: int) -> None:
+        s = self.session
+        large = self.config.tiers[-1]
+        s["questions"] += 1
+        s["cost"] += trace.cost
+        s["seconds"] += trace.seconds
+        s["large_cost"] += large.cost + large.cost_per_1k_tokens * prompt_tokens / 1000.0
+        s["large_seconds"] += [st.answer_seconds for st in trace.steps if st.tier == large.name]
+        saved_cost = s["large_cost"] - s["cost"]
+        lines = [
+            f"Session: {s['questions']} question(s), cost {s['cost']:.2f} vs {s['large_cost']:.2f} always-{large.name}",
+            f"  → saved {saved_cost:+.2f} cost units ({saved_cost / s['large_cost']:+.0%})" if s["large_cost"] else "",
+        ]
+        if s["large_seconds"]:
+            est = statistics.fmean(s["large_seconds"]) * s["questions"]
+            lines.append(
+                f"  time {s['seconds']:.1f}s vs ~{est:.1f}s always-{large.name} → saved {est - s['seconds']:+.1f}s"
+            )
+        else:
+            lines.append(f"  time {s['seconds']:.1f}s (time saved is measured once {large.name} has answered)")
+        self.query_one(TracePane).show_totals("\n".join(x for x in lines if x))
+
+    # ------------------------------------------------------------------ actions
+    def action_cancel(self) -> None:
+        if self._pending is None:
+            return
+        p = self._pending
+        self._pending = None
+        self._answer_token += 1
+        self.workers.cancel_group(self, "answer")
+        p["view"].remove()
+        box = self.query_one("#question", Input)
+        box.value = p["question"]
+        box.cursor_position = len(box.value)
+        box.focus()
+        if self.store is not None and p["tid"] is not None:
+            self.store.finish_turn(p["tid"], "cancelled")
+        self.notify("Cancelled — the question is back in the box.")
+
+    def action_toggle_trace(self) -> None:
+        trace = self.query_one("#trace")
+        trace.display = not trace.display
+        self.screen.set_class(bool(trace.display), "trace-open")
+
+    def action_toggle_context(self) -> None:
+        pane = self.query_one("#context-pane")
+        if self.screen.has_class("narrow"):
+            self.screen.toggle_class("show-context")
+        else:
+            pane.display = not pane.display
+
+    def action_copy_answer(self) -> None:
+        if not self.last_answer:
+            self.notify("No answer to copy yet.", severity="warning")
+            return
+        self.copy_to_clipboard(self.last_answer)
+        self.notify("Copied the last answer.")
+
+    def action_keys(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_open_file(self) -> None:
+        def opened(value: str | None) -> None:
+            if value:
+                self._load_context_file(Path(value).expanduser())
+
+        self.push_screen(PromptScreen("Open a text or Markdown file as the context:", placeholder="~/notes.md"), opened)
+
+    def _load_context_file(self, path: Path) -> None:
+        if path.suffix.lower() not in TEXT_SUFFIXES:
+            self.notify(f"{path.name}: only text and Markdown files can be opened for now.", severity="warning")
+            return
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.notify(f"No such file: {path}", severity="error")
+            return
+        except (OSError, UnicodeDecodeError) as exc:
+            self.notify(f"Cannot read {path}: {exc}", severity="error")
+            return
+        self.query_one("#context", TextArea).load_text(text)
+        if self.store is not None and self.conversation_id is not None:
+            self.store.set_context(self.conversation_id, text)
+        self.notify(f"Context: {path.name} ({len(text.split())} words)")
+
+    def action_new_conversation(self) -> None:
+        if self._pending is not None:
+            self.action_cancel()
+        self.conversation_id = None
+        self.query_one("#chat", VerticalScroll).remove_children()
+        self.last_answer = None
+        self.notify("New conversation (the context is kept).")
+
+    def action_conversations(self) -> None:
+        if self.store is None:
+            self.notify("Conversations are not being saved.", severity="warning")
+            return
+        self.push_screen(ConversationsScreen(self.store.conversations()), self._open_conversation)
+
+    def _open_conversation(self, cid: int | None) -> None:
+        if cid is None or self.store is None:
+            return
+        if self._pending is not None:
+            self.action_cancel()
+        conv = self.store.load(cid)
+        self.conversation_id = conv.id
+        self.query_one("#context", TextArea).load_text(conv.context)
+        chat = self.query_one("#chat", VerticalScroll)
+        chat.remove_children()
+        last_trace = None
+        for turn in conv.turns:
+            view = TurnView(turn.question)
+            chat.mount(view)
+            if turn.trace:
+                last_trace = turn.trace
+                for step in turn.trace["steps"]:
+                    block = AnswerBlock(step["tier"], step["answer"])
+                    view.mount(block)
+                    text, kind = badge_for_step(step, step is turn.trace["steps"][-1], turn.trace["tier"])
+                    block.call_after_refresh(block.badge.set, text, kind)
+                    if step.get("decision") == "route":
+                        block.add_class("superseded")
+                self.last_answer = turn.answer
+            else:
+                note = {"cancelled": "(cancelled)", "pending": "(interrupted: no answer was saved)"}.get(
+                    turn.status, f"⚠ {turn.answer or turn.status}"
+                )
+                view.mount(Static(note, classes="error-line", markup=False))
+        if last_trace:
+            self.query_one(TracePane).show_trace(last_trace)
+        self.notify(f"Opened “{conv.title}” ({len(conv.turns)} question(s)).")
+
+    def action_export(self) -> None:
+        if self.store is None or self.conversation_id is None:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        conv = self.store.load(self.conversation_id)
+        out_dir = self.config.paths.data_dir / "exports"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"conversation-{conv.id}-{time.strftime('%Y%m%d-%H%M%S')}.md"
+        path.write_text(conversation_markdown(conv), encoding="utf-8")
+        self.notify(f"Exported to {path}")
+
+    # ------------------------------------------------------------------ settings (command palette)
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Open context file…", "Load a text or Markdown file as the context", self.action_open_file)
+        yield SystemCommand("Conversations…", "Reopen a saved conversation", self.action_conversations)
+        yield SystemCommand("New conversation", "Start over (keeps the context)", self.action_new_conversation)
+        yield SystemCommand("Export conversation", "Write the conversation to Markdown", self.action_export)
+        yield SystemCommand("Toggle trace pane", "Per-tier confidence, decision, cost", self.action_toggle_trace)
+        yield SystemCommand("Verification: logprob", "One forward pass (fast)", lambda: self.set_verifier("logprob"))
+        yield SystemCommand("Verification: sampled", "k sampled verdicts (paper)", lambda: self.set_verifier("sampled"))
+        yield SystemCommand(
+            "Trade-off…", "Threshold (threshold router) or λ (POMDP) for the next question", self.action_tradeoff
+        )
+
+    def set_verifier(self, strategy: str) -> None:
+        if self.cascade is None:
+            return
+        if self.cascade.router.signal is not None:
+            self.notify(
+                "The calibrated router fixes its own signal; change [cascade] calibration instead.", severity="warning"
+            )
+            return
+        self.cascade.signal = Signal.verifier(strategy)
+        self.cascade.verifier = make_verifier(replace(self.config.cascade, verifier=strategy))
+        self.notify(f"Verification: {strategy} (from the next question)")
+
+    def action_tradeoff(self) -> None:
+        if self.cascade is None:
+            return
+        router = self.cascade.router
+        if isinstance(router, ThresholdRouter) and not isinstance(router, SelfConsistency):
+            title, value = "Escalate when confidence is below (0–1):", f"{router.threshold:.2f}"
+        elif isinstance(router, POMDPRouter):
+            title, value = "POMDP λ (cost weight; larger escalates less):", f"{router.lambda_ or 0:g}"
+        else:
+            self.notify(f"The {router.kind} router has no trade-off to set.", severity="warning")
+            return
+
+        def apply(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                x = float(text)
+            except ValueError:
+                self.notify(f"Not a number: {text!r}", severity="error")
+                return
+            if isinstance(router, POMDPRouter):
+                router.lambda_ = max(0.0, x)
+                router._memo = {}
+            else:
+                router.threshold = min(1.0, max(0.0, x))
+            self.notify(f"Trade-off set to {x:g} (from the next question)")
+
+        self.push_screen(PromptScreen(title, value), apply)
+
+    def on_unmount(self) -> None:
+        if self.cascade is not None:
+            self.cascade.close()
+        if self.store is not None:
+            self.store.close()
+
+
+def conversation_markdown(conv: Any) -> str:
+    lines = [f"# {conv.title}", "", "## Context", "", conv.context.strip() or "_(empty)_", ""]
+    for turn in conv.turns:
+        lines += [f"## {turn.question}", ""]
+        if turn.trace:
+            t = turn.trace
+            conf = "" if t.get("confidence") is None else f", confidence {t['confidence']:.2f}"
+            lines += [
+                turn.answer or "",
+                "",
+                f"_Answered by {t['tier']} ({t['model']}){conf}; {t['decision']}; "
+                f"{t['seconds']:.1f} s, cost {t['cost']:.2f}._",
+                "",
+            ]
+            for s in t["steps"]:
+                c = "–" if s.get("confidence") is None else f"{s['confidence']:.2f}"
+                lines.append(
+                    f"- {s['tier']}: “{s['answer']}” confidence {c}, {s.get('decision') or 'final'}"
+                    + (f" ({s['reason']})" if s.get("reason") else "")
+                )
+            lines.append("")
+        else:
+            lines += [f"_({turn.status})_", ""]
+    return "\n".join(lines)

@@ -1,0 +1,166 @@
+"""Modal screens: missing models (first run), saved conversations, and a one-line prompt."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+
+from ..config import Config, PathSource
+from ..sources import ModelError, ModelStatus, pull, pull_command
+from ..storage import Conversation
+
+
+class MissingModelsScreen(ModalScreen[bool]):
+    """Shown when a tier's model is not on disk: pull it here, with progress, or learn how to point at one."""
+
+    DEFAULT_CSS = """
+    MissingModelsScreen { align: center middle; }
+    MissingModelsScreen > Vertical { width: 90%; max-width: 100; height: auto; border: thick $warning; padding: 1 2;
+                                     background: $surface; }
+    MissingModelsScreen .title { text-style: bold; margin-bottom: 1; }
+    MissingModelsScreen #log { height: auto; max-height: 8; color: $text-muted; }
+    MissingModelsScreen ProgressBar { margin: 1 0; }
+    MissingModelsScreen Horizontal { height: auto; margin-top: 1; }
+    MissingModelsScreen Button { margin-right: 2; }
+    """
+    BINDINGS = [Binding("escape", "quit_app", "Quit", id="missing.quit")]
+
+    def __init__(self, config: Config, missing: list[ModelStatus]) -> None:
+        super().__init__()
+        self.config = config
+        self.missing = missing
+        self._stop = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        lines = []
+        can_pull = False
+        for st in self.missing:
+            tier = self.config.tier(st.tier)
+            if isinstance(tier.source, PathSource):
+                lines.append(f"• {st.tier}: no file at {tier.source.path} — fix `path` in models.toml")
+            else:
+                can_pull = True
+                lines.append(f"• {st.tier}: {st.where} — not downloaded yet")
+        with Vertical():
+            yield Static("Models are missing", classes="title")
+            yield Static("\n".join(lines), markup=False)
+            yield Static(
+                f"Pull them now (verified by SHA-256), or point models.toml ({self.config.source_file}) at GGUF "
+                'files you already have with `path = "/path/to/model.gguf"` under each [[tiers]] table. '
+                f"From a shell: `{pull_command(self.config.tier(self.missing[0].tier), self.config.source_file)}`.",
+                markup=False,
+            )
+            yield ProgressBar(total=100, show_eta=False, id="progress")
+            yield Static("", id="log", markup=False)
+            with Horizontal():
+                yield Button("Pull models", variant="primary", id="pull", disabled=not can_pull)
+                yield Button("Quit", id="quit")
+
+    def on_mount(self) -> None:
+        self.query_one(ProgressBar).display = False
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "quit":
+            self.app.exit()
+        elif event.button.id == "pull":
+            event.button.disabled = True
+            self.query_one(ProgressBar).display = True
+            self.pull_all()
+
+    def action_quit_app(self) -> None:
+        self.app.exit()
+
+    @work(thread=True, exclusive=True, group="pull")
+    def pull_all(self) -> None:
+        ok = True
+        for st in self.missing:
+            tier = self.config.tier(st.tier)
+            try:
+                pull(tier, self.config.paths, say=self._say, progress=self._progress)
+            except ModelError as exc:
+                ok = False
+                self._say(f"error: {exc}")
+        if ok:
+            self.app.call_from_thread(self.dismiss, True)
+        else:
+            self.app.call_from_thread(self._enable_retry)
+
+    def _enable_retry(self) -> None:
+        self.query_one("#pull", Button).disabled = False
+
+    def _say(self, message: str) -> None:
+        def show() -> None:
+            log = self.query_one("#log", Static)
+            text = (str(log.renderable) + "\n" + message).strip().splitlines()[-6:]
+            log.update("\n".join(text))
+
+        self.app.call_from_thread(show)
+
+    def _progress(self, done: int, total: int) -> None:
+        self.app.call_from_thread(self.query_one(ProgressBar).update, total=total, progress=done)
+
+
+class ConversationsScreen(ModalScreen[int | None]):
+    """Saved conversations, newest first; Enter opens one."""
+
+    DEFAULT_CSS = """
+    ConversationsScreen { align: center middle; }
+    ConversationsScreen > Vertical { width: 90%; max-width: 100; height: 80%; border: thick $primary; padding: 1 2;
+                                     background: $surface; }
+    ConversationsScreen OptionList { height: 1fr; }
+    """
+    BINDINGS = [Binding("escape", "dismiss_none", "Close", id="conversations.close")]
+
+    def __init__(self, conversations: list[Conversation]) -> None:
+        super().__init__()
+        self.conversations = conversations
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Saved conversations (Enter opens, Esc closes)")
+            options = [
+                Option(f"{datetime.fromtimestamp(c.updated):%Y-%m-%d %H:%M}  {c.title}", id=str(c.id))
+                for c in self.conversations
+            ]
+            yield OptionList(*options) if options else Static("No saved conversations yet.")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(int(event.option.id or 0))
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """Ask for one line of text (a file path, a number)."""
+
+    DEFAULT_CSS = """
+    PromptScreen { align: center middle; }
+    PromptScreen > Vertical { width: 80%; max-width: 90; height: auto; border: thick $primary; padding: 1 2;
+                              background: $surface; }
+    """
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="prompt.cancel")]
+
+    def __init__(self, title: str, value: str = "", placeholder: str = "", **kw: Any) -> None:
+        super().__init__(**kw)
+        self.title_text, self.value, self.placeholder = title, value, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text)
+            yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

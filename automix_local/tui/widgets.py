@@ -1,0 +1,136 @@
+"""Widgets of the terminal app: one conversation turn, an answer with its badge, the trace pane."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Markdown, Static
+
+
+class Badge(Static):
+    """Which tier answered, and what the check decided."""
+
+    DEFAULT_CSS = """
+    Badge { color: $text-muted; height: auto; padding: 0 1; }
+    Badge.kept { color: $success; }
+    Badge.escalated { color: $warning; }
+    Badge.checking { color: $accent; }
+    Badge.cancelled, Badge.error { color: $error; }
+    """
+
+    def set(self, text: str, kind: str = "") -> None:
+        self.update(text)
+        self.set_classes(kind)
+
+
+class AnswerBlock(Vertical):
+    """One tier's answer: a badge line and the answer rendered as Markdown, streamed token by token."""
+
+    DEFAULT_CSS = """
+    AnswerBlock { height: auto; margin: 0 0 1 2; border-left: thick $primary 40%; }
+    AnswerBlock.superseded { opacity: 60%; border-left: thick $warning 40%; }
+    AnswerBlock Markdown { margin: 0 1; padding: 0; }
+    """
+
+    def __init__(self, tier: str, text: str = "", **kw: Any) -> None:
+        super().__init__(**kw)
+        self.tier = tier
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        yield Badge(f"{self.tier} · answering…", classes="checking")
+        yield Markdown(self.text or "…")
+
+    @property
+    def badge(self) -> Badge:
+        return self.query_one(Badge)
+
+    def append(self, delta: str) -> None:
+        self.text += delta
+        self.query_one(Markdown).update(self.text)
+
+    def set_text(self, text: str) -> None:
+        self.text = text
+        self.query_one(Markdown).update(text or "_(empty answer)_")
+
+
+class TurnView(Vertical):
+    """A question and the answers the cascade gave to it."""
+
+    DEFAULT_CSS = """
+    TurnView { height: auto; margin: 0 0 1 0; }
+    TurnView > .question { background: $boost; padding: 0 1; margin: 0 0 1 0; text-style: bold; }
+    """
+
+    def __init__(self, question: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.question = question
+        self.blocks: list[AnswerBlock] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"❯ {self.question}", classes="question", markup=False)
+
+    async def add_block(self, tier: str, text: str = "") -> AnswerBlock:
+        block = AnswerBlock(tier, text)
+        self.blocks.append(block)
+        await self.mount(block)
+        return block
+
+
+def badge_for_step(step: dict[str, Any], final: bool, final_tier: str) -> tuple[str, str]:
+    """Badge text and class for a finished step of a trace."""
+    tier = step["tier"]
+    conf = step.get("confidence")
+    conf_s = f" · confidence {conf:.2f}" if conf is not None else ""
+    decision = step.get("decision")
+    if decision == "route":
+        return f"✗ {tier}{conf_s} · escalated — {step.get('reason') or ''}", "escalated"
+    if final and tier != final_tier:
+        return f"{tier}{conf_s}", ""
+    if decision == "keep":
+        return f"✓ {tier}{conf_s} · kept — {step.get('reason') or ''}", "kept"
+    if final:
+        return f"✓ {tier} · final answer", "kept"
+    return f"{tier}{conf_s}", ""
+
+
+class TracePane(Vertical):
+    """Per tier: confidence, decision, tokens, seconds, cost; and the session's running totals."""
+
+    DEFAULT_CSS = """
+    TracePane { width: 50; border-left: solid $primary 50%; padding: 0 1; }
+    TracePane DataTable { height: auto; max-height: 12; }
+    TracePane .title { text-style: bold; }
+    TracePane #totals { margin-top: 1; height: auto; }
+    TracePane #reason { margin-top: 1; height: auto; color: $text-muted; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("Decision trace", classes="title")
+        table: DataTable[str] = DataTable(id="trace-table", zebra_stripes=True, cursor_type="none")
+        table.add_columns("tier", "conf", "decision", "tok in/out", "s", "cost")
+        yield table
+        yield Static("", id="reason", markup=False)
+        yield Static("No questions yet.", id="totals", markup=False)
+
+    def show_trace(self, trace: dict[str, Any]) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        for s in trace["steps"]:
+            conf = "–" if s.get("confidence") is None else f"{s['confidence']:.2f}"
+            decision = s.get("decision") or ("final" if s["tier"] == trace["tier"] else "–")
+            table.add_row(
+                s["tier"],
+                conf,
+                decision,
+                f"{s['tokens_in']}/{s['tokens_out']}",
+                f"{s['seconds']:.1f}",
+                f"{s['cost']:.2f}",
+            )
+        reasons = [f"{s['tier']}: {s['reason']}" for s in trace["steps"] if s.get("reason")]
+        self.query_one("#reason", Static).update("\n".join(reasons))
+
+    def show_totals(self, text: str) -> None:
+        self.query_one("#totals", Static).update(text)
