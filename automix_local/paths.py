@@ -50,3 +50,14 @@ def default_paths() -> Paths:
         Path(platformdirs.user_cache_dir(APP)),
         Path(platformdirs.user_state_dir(APP)),
     )
+
+
+def display_path(path: Path | str) -> str:
+    """A path as a user would type it: relative to the working directory if inside it, else with ~."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        home = str(Path.home())
+        s = str(p)
+        return "~" + s[len(home) :] if s.startswith(home + os.sep) else s

@@ -45,7 +45,7 @@ class ModelStatus:
     verified: str  # "ok", "mismatch", "not a GGUF", "no sha256", "unchecked", "-"
 
 
-def pull_command(tier: TierConfig, config_file: Path | None = None) -> str:
+def pull_command(tier: TierConfig, config_file: Path | str | None = None) -> str:
     cfg = f" --config {config_file}" if config_file else ""
     return f"automix-local{cfg} models pull {tier.name}"
 

@@ -38,6 +38,7 @@ from ..cascade import (
     VerifyStarted,
 )
 from ..config import Config
+from ..paths import display_path
 from ..routers import POMDPRouter, RouterError, SelfConsistency, ThresholdRouter
 from ..signals import Signal, SignalError
 from ..sources import ModelError, status
@@ -60,8 +61,8 @@ class AutomixApp(App[None]):
         Binding("ctrl+t", "toggle_trace", "Trace", id="toggle_trace"),
         Binding("ctrl+b", "toggle_context", "Context", id="toggle_context"),
         Binding("ctrl+o", "open_file", "Open file", id="open_file"),
-        Binding("ctrl+y", "copy_answer", "Copy", id="copy_answer"),
-        Binding("ctrl+e", "export", "Export", id="export"),
+        Binding("ctrl+g", "copy_answer", "Copy answer", id="copy_answer"),
+        Binding("ctrl+s", "export", "Export", id="export"),
         Binding("ctrl+n", "new_conversation", "New", id="new_conversation"),
         Binding("ctrl+l", "conversations", "History", id="conversations"),
         Binding("f1,question_mark", "keys", "Keys", id="keys"),
@@ -103,7 +104,7 @@ class AutomixApp(App[None]):
             self.set_keymap(self.config.tui.keymap)
         if self.config.tui.theme:
             self.theme = self.config.tui.theme
-        self.sub_title = str(self.config.source_file)
+        self.sub_title = display_path(self.config.source_file)
         try:
             self.store = Store(self.config.paths.data_dir / "conversations.db")
         except StoreError as exc:
@@ -188,7 +189,7 @@ class AutomixApp(App[None]):
             if self.config.policy.remote == "never" or not remote_tiers
             else f"remote: {self.config.policy.remote}"
         )
-        text = f"{models}{state}{tps} · {policy} · config {self.config.source_file}"
+        text = f"{models}{state}{tps} · {policy} · config {display_path(self.config.source_file)}"
         self.query_one("#status", Static).update(text)
 
     # ------------------------------------------------------------------ asking
@@ -438,12 +439,11 @@ class AutomixApp(App[None]):
             if turn.trace:
                 last_trace = turn.trace
                 for step in turn.trace["steps"]:
-                    block = AnswerBlock(step["tier"], step["answer"])
-                    view.mount(block)
-                    text, kind = badge_for_step(step, step is turn.trace["steps"][-1], turn.trace["tier"])
-                    block.call_after_refresh(block.badge.set, text, kind)
+                    badge = badge_for_step(step, step is turn.trace["steps"][-1], turn.trace["tier"])
+                    block = AnswerBlock(step["tier"], step["answer"], badge)
                     if step.get("decision") == "route":
                         block.add_class("superseded")
+                    view.mount(block)
                 self.last_answer = turn.answer
             else:
                 note = {"cancelled": "(cancelled)", "pending": "(interrupted: no answer was saved)"}.get(

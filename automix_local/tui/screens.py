@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Stati
 from textual.widgets.option_list import Option
 
 from ..config import Config, PathSource
+from ..paths import display_path
 from ..sources import ModelError, ModelStatus, pull, pull_command
 from ..storage import Conversation
 
@@ -50,13 +51,15 @@ class MissingModelsScreen(ModalScreen[bool]):
             else:
                 can_pull = True
                 lines.append(f"• {st.tier}: {st.where} — not downloaded yet")
+        shown = display_path(self.config.source_file)
+        command = pull_command(self.config.tier(self.missing[0].tier), shown)
         with Vertical():
             yield Static("Models are missing", classes="title")
             yield Static("\n".join(lines), markup=False)
             yield Static(
-                f"Pull them now (verified by SHA-256), or point models.toml ({self.config.source_file}) at GGUF "
-                'files you already have with `path = "/path/to/model.gguf"` under each [[tiers]] table. '
-                f"From a shell: `{pull_command(self.config.tier(self.missing[0].tier), self.config.source_file)}`.",
+                f"Pull them now (verified by SHA-256), or point models.toml ({shown}) at GGUF files you already "
+                'have with `path = "/path/to/model.gguf"` under each [[tiers]] table. '
+                f"From a shell: `{command}`.",
                 markup=False,
             )
             yield ProgressBar(total=100, show_eta=False, id="progress")
@@ -100,7 +103,7 @@ class MissingModelsScreen(ModalScreen[bool]):
     def _say(self, message: str) -> None:
         def show() -> None:
             log = self.query_one("#log", Static)
-            text = (str(log.renderable) + "\n" + message).strip().splitlines()[-6:]
+            text = (str(log.content) + "\n" + message).strip().splitlines()[-6:]
             log.update("\n".join(text))
 
         self.app.call_from_thread(show)

