@@ -43,6 +43,14 @@ def model_path() -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _model_path_env(model_path: Path):
+    """Configs under tests/data refer to the test model as $AUTOMIX_TEST_MODEL_PATH."""
+    os.environ["AUTOMIX_TEST_MODEL_PATH"] = str(model_path)
+    yield
+    os.environ.pop("AUTOMIX_TEST_MODEL_PATH", None)
+
+
 @pytest.fixture(autouse=True)
 def hermetic_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own AUTOMIX_LOCAL_HOME; nothing touches the user's real dirs."""

@@ -434,8 +434,7 @@ class AutomixApp(App[None]):
         chat.remove_children()
         last_trace = None
         for turn in conv.turns:
-            view = TurnView(turn.question)
-            chat.mount(view)
+            body: list[Static | AnswerBlock] = []
             if turn.trace:
                 last_trace = turn.trace
                 for step in turn.trace["steps"]:
@@ -443,13 +442,14 @@ class AutomixApp(App[None]):
                     block = AnswerBlock(step["tier"], step["answer"], badge)
                     if step.get("decision") == "route":
                         block.add_class("superseded")
-                    view.mount(block)
+                    body.append(block)
                 self.last_answer = turn.answer
             else:
                 note = {"cancelled": "(cancelled)", "pending": "(interrupted: no answer was saved)"}.get(
                     turn.status, f"⚠ {turn.answer or turn.status}"
                 )
-                view.mount(Static(note, classes="error-line", markup=False))
+                body.append(Static(note, classes="error-line", markup=False))
+            chat.mount(TurnView(turn.question, body))
         if last_trace:
             self.query_one(TracePane).show_trace(last_trace)
         self.notify(f"Opened “{conv.title}” ({len(conv.turns)} question(s)).")

@@ -65,13 +65,15 @@ class TurnView(Vertical):
     TurnView > .question { background: $boost; padding: 0 1; margin: 0 0 1 0; text-style: bold; }
     """
 
-    def __init__(self, question: str, **kw: Any) -> None:
+    def __init__(self, question: str, body: list[Static | AnswerBlock] | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.question = question
-        self.blocks: list[AnswerBlock] = []
+        self.body = body or []  # what a reopened turn shows beneath the question
+        self.blocks: list[AnswerBlock] = [w for w in self.body if isinstance(w, AnswerBlock)]
 
     def compose(self) -> ComposeResult:
         yield Static(f"❯ {self.question}", classes="question", markup=False)
+        yield from self.body
 
     async def add_block(self, tier: str, text: str = "") -> AnswerBlock:
         block = AnswerBlock(tier, text)
