@@ -153,6 +153,8 @@ BAD = [
     ("bad remote", GOOD_TIER + '[policy]\nremote = "sometimes"\n', "policy.remote", "'never', 'ask', 'allow'"),
     ("bad regex", GOOD_TIER + '[policy]\nredact = ["(unclosed"]\n', "policy.redact[0]", "regular expression"),
     ("tiers not a list", 'tiers = "small"\n', "tiers", "expected a list"),
+    ("tui key not a string", GOOD_TIER + "[tui.keys]\ncancel = 5\n", "tui.keys.cancel", "expected a key"),
+    ("unknown tui key", GOOD_TIER + '[tui]\nthemes = "x"\n', "tui.themes", "did you mean 'theme'"),
     ("cascade not table", GOOD_TIER.replace("[[tiers]]", "cascade = 1\n[[tiers]]"), "cascade", "expected a table"),
 ]
 

@@ -172,3 +172,18 @@ async def test_narrow_terminal_collapses_panes(make_app):
         await pilot.press("ctrl+t")
         await pilot.pause()
         assert app.query_one("#trace").region.width >= 70
+
+
+async def test_palette_settings_apply_to_the_next_question(make_app):
+    app = make_app('router = "threshold"\nthreshold = 0.5\n')
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.cascade is not None, what="cascade")
+        app.action_tradeoff()
+        await pilot.pause()
+        box = app.screen.query_one("#prompt-input", Input)
+        box.value = "0.8"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.cascade.router.threshold == 0.8
+        app.set_verifier("sampled")
+        assert app.cascade.verifier.strategy == "sampled" and app.cascade.signal.name == "verifier_sampled"
