@@ -93,7 +93,9 @@ class AutomixApp(App[None]):
                     id="context", soft_wrap=True, placeholder="Paste or type the document here (ctrl+o opens a file)"
                 )
             with Vertical(id="chat-pane"):
-                yield VerticalScroll(id="chat")
+                chat = VerticalScroll(id="chat")
+                chat.can_focus = False  # Tab goes from the context straight to the question box
+                yield chat
                 yield Input(placeholder="Ask about the context… (Enter to send, Esc to cancel)", id="question")
             yield TracePane(id="trace")
         yield Static("", id="status", markup=False)
@@ -352,11 +354,14 @@ class AutomixApp(App[None]):
         self.workers.cancel_group(self, "answer")
         p["view"].remove()
         box = self.query_one("#question", Input)
-        box.value = p["question"]
-        box.cursor_position = len(box.value)
         box.focus()
         if self.store is not None and p["tid"] is not None:
             self.store.finish_turn(p["tid"], "cancelled")
+        if box.value.strip():  # never overwrite what the user has typed since
+            self.notify(f"Cancelled: {p['question']}")
+            return
+        box.value = p["question"]
+        box.cursor_position = len(box.value)
         self.notify("Cancelled — the question is back in the box.")
 
     def action_toggle_trace(self) -> None:
