@@ -222,7 +222,8 @@ class Cascade:
         tier, backend = self.tiers[index], self.backend(index)
         n_answer = backend.count_tokens(self._answer_prompt(backend, context, question)) + tier.max_tokens
         need, what = n_answer, "the answer prompt"
-        if index < len(self.tiers) - 1 and self.router.needs_confidence and self.verifier is not None:
+        shared = self.config.cascade.layout == "shared"
+        if index < len(self.tiers) - 1 and self.router.needs_confidence and self.verifier is not None and not shared:
             n_verify = backend.count_tokens(prompts.verification_prompt(context, question, "")) + tier.max_tokens
             if n_verify + 16 > need:
                 need, what = n_verify + 16, "the verification prompt"
@@ -234,11 +235,8 @@ class Cascade:
                 "(nothing was truncated)"
             )
 
-    @staticmethod
-    def _answer_prompt(backend: Backend, context: str, question: str) -> str:
-        if backend.uses_chat_template:
-            return backend.render(prompts.qa_messages(context, question))
-        return prompts.qa_completion(context, question)
+    def _answer_prompt(self, backend: Backend, context: str, question: str) -> str:
+        return prompts.answer_prompt(backend, self.config.cascade.layout, context, question)  # type: ignore[arg-type]
 
     def answer_stream(
         self, index: int, context: str, question: str

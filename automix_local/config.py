@@ -19,6 +19,7 @@ from .paths import CONFIG_ENV, Paths, default_paths
 
 BACKENDS = ("llama", "openai")
 VERIFIERS = ("logprob", "sampled")
+LAYOUTS = ("paper", "shared")
 ROUTERS = ("always_small", "always_large", "random", "threshold", "self_consistency", "pomdp")
 REMOTE_MODES = ("never", "ask", "allow")
 SEND_MODES = ("question", "relevant", "full")
@@ -126,6 +127,7 @@ class TierConfig:
 @dataclass(frozen=True)
 class CascadeConfig:
     verifier: str = "logprob"
+    layout: str = "paper"
     router: str = "threshold"
     calibration: Path | None = None
     threshold: float = 0.5
@@ -359,11 +361,13 @@ def _parse_cascade(file: Path, data: Any, base: Path, n_tiers: int) -> CascadeCo
         raise ConfigError(file, "cascade", "expected a table ([cascade])")
     t = _Table(file, "cascade", data)
     verifier = t.choice("verifier", VERIFIERS, "logprob")
+    layout = t.choice("layout", LAYOUTS, "paper")
     router = t.choice("router", ROUTERS, "threshold")
     cal = t.get("calibration", str)
     calibration = _resolve_path(base, cal) if cal else None
     cfg = CascadeConfig(
         verifier=verifier,
+        layout=layout,
         router=router,
         calibration=calibration,
         threshold=t.number("threshold", 0.5, 0.0, 1.0),

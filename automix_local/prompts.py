@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from importlib import resources
+from typing import Protocol
 
 ABSTAIN = "unanswerable"
 
@@ -78,3 +79,90 @@ def clean_answer(text: str) -> str:
 def is_abstention(answer: str) -> bool:
     a = answer.strip().lower().strip(".!\"' ")
     return a == ABSTAIN or a.startswith(ABSTAIN) or a in {"none", "n/a", "unknown", "no answer"}
+
+
+# --------------------------------------------------------------------------- the shared layout
+#
+# The "paper" layout verifies with a second prompt that repeats the whole context after four
+# few-shot examples, so the verifier pays for the context again. The "shared" layout puts the
+# verification examples into the answer prompt's instructions: the answer prompt and the
+# verification prompt share one prefix (instructions + examples + context + question), the
+# verification continues from the state after the answer, and its cost is the verdict suffix.
+
+SHARED_EXAMPLES = (
+    (
+        "The manuscript, discovered in 1980 in a dusty attic, turned out to be a lost work of Shakespeare.",
+        "Whose lost work was discovered in a dusty attic in 1980?",
+        "Shakespeare",
+        "Correct",
+    ),
+    (
+        "The celestial event, known as the Pink Moon, is unique to the month of April and has cultural "
+        "significance in many indigenous tribes.",
+        "In which month does the celestial event, the Pink Moon, occur?",
+        "July",
+        "Incorrect",
+    ),
+    (
+        "The Mona Lisa, housed in the Louvre Museum, is believed to be a portrait of Lisa Gherardini, painted by "
+        "Leonardo da Vinci in the early 16th century.",
+        "Who is believed to have painted the Mona Lisa in the early 16th century?",
+        "Vincent van Gogh",
+        "Incorrect",
+    ),
+    (
+        "The planet Kepler-442b, located 1,100 light-years away, is one of the most Earth-like planets ever "
+        "discovered, having a similar size and orbiting within its star's habitable zone.",
+        "How far away is the planet Kepler-442b?",
+        "1,100 light-years",
+        "Correct",
+    ),
+)
+
+SHARED_SYSTEM = (
+    QA_SYSTEM
+    + " After each answer, the answer is checked against the document and marked Correct or Incorrect."
+    + "\n\nExamples:\n\n"
+    + "\n\n".join(
+        f"Document:\n{c}\n\nQuestion: {q}\nAnswer: {a}\nVerification: The answer is {v}."
+        for c, q, a, v in SHARED_EXAMPLES
+    )
+)
+SHARED_ANSWER_LEAD = "Answer:"
+SHARED_VERDICT = "\nVerification: The answer is"
+
+
+class PromptBackend(Protocol):
+    @property
+    def uses_chat_template(self) -> bool: ...
+
+    def render(self, messages: list[dict[str, str]]) -> str: ...
+
+
+def answer_prompt(backend: PromptBackend, layout: str, context: str, question: str) -> str:
+    """The text the model continues with its answer, for a prompt layout ("paper" or "shared")."""
+    if layout == "shared":
+        user = f"Document:\n{context.strip()}\n\nQuestion: {question.strip()}"
+        if backend.uses_chat_template:
+            head = backend.render([{"role": "system", "content": SHARED_SYSTEM}, {"role": "user", "content": user}])
+        else:
+            head = f"{SHARED_SYSTEM}\n\n{user}\n"
+        return head + SHARED_ANSWER_LEAD
+    if backend.uses_chat_template:
+        return backend.render(qa_messages(context, question))
+    return qa_completion(context, question)
+
+
+def shared_verdict_prompt(backend: PromptBackend, context: str, question: str, answer: str) -> str:
+    """The shared layout's verification: the answer prompt, the answer, then the verdict lead-in."""
+    return f"{answer_prompt(backend, 'shared', context, question)} {answer.strip()}{SHARED_VERDICT}"
+
+
+def static_prefix(backend: PromptBackend, layout: str) -> str:
+    """The part of every answer prompt that does not depend on the question (evaluated once per model)."""
+    a = answer_prompt(backend, layout, "\x00A", "\x00Q")
+    b = answer_prompt(backend, layout, "\x01B", "\x01R")
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]

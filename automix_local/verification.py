@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .backends.base import Backend, run_to_end
+from .backends.base import Backend, Scored, run_to_end
 from .config import CascadeConfig
-from .prompts import verdict_prompt, verification_prompt
+from .prompts import shared_verdict_prompt, verdict_prompt, verification_prompt
 
 CORRECT, INCORRECT = " Correct", " Incorrect"
 _VERDICT = "the ai generated answer is"
@@ -57,13 +57,28 @@ def parse_verdict(text: str) -> str:
     return "none"
 
 
+def _short_verdict(text: str) -> str:
+    """The shared layout's sampled verdict: the first word after "The answer is"."""
+    word = text.strip().lower()
+    if word.startswith("correct"):
+        return "correct"
+    if word.startswith("incorrect"):
+        return "incorrect"
+    return "none"
+
+
 class SampledVerifier:
     strategy = "sampled"
 
-    def __init__(self, samples: int = 8, temperature: float = 1.0, max_tokens: int = 250, seed: int = 0) -> None:
+    def __init__(
+        self, samples: int = 8, temperature: float = 1.0, max_tokens: int = 250, seed: int = 0, layout: str = "paper"
+    ) -> None:
         self.samples, self.temperature, self.max_tokens, self.seed = samples, temperature, max_tokens, seed
+        self.layout = layout
 
     def verify(self, backend: Backend, context: str, question: str, answer: str) -> Verification:
+        if self.layout == "shared":
+            return self._verify_shared(backend, context, question, answer)
         prompt = verification_prompt(context, question, answer)
         t0 = time.perf_counter()
         verdicts: list[str] = []
@@ -84,19 +99,42 @@ class SampledVerifier:
                 tokens_out + gen.tokens_out,
                 evaluated + gen.tokens_evaluated,
             )
-        valid = [v for v in verdicts if v != "none"]
-        conf = sum(v == "correct" for v in valid) / len(valid) if valid else 0.0
-        return Verification(self.strategy, conf, tokens_in, tokens_out, evaluated, time.perf_counter() - t0, verdicts)
+        return _sampled_result(verdicts, tokens_in, tokens_out, evaluated, t0)
+
+    def _verify_shared(self, backend: Backend, context: str, question: str, answer: str) -> Verification:
+        """k short samples of the verdict word, all continuing from the state after the answer."""
+        prompt = shared_verdict_prompt(backend, context, question, answer)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        verdicts: list[str] = []
+        tokens_in = tokens_out = evaluated = 0
+        for i in range(self.samples):
+            gen = run_to_end(
+                backend.stream(prompt, max_tokens=3, stop=["\n", "."], temperature=self.temperature, seed=self.seed + i)
+            )
+            verdicts.append(_short_verdict(gen.text))
+            tokens_in = gen.tokens_in
+            tokens_out += gen.tokens_out
+            evaluated += gen.tokens_evaluated
+        return _sampled_result(verdicts, tokens_in, tokens_out, evaluated, t0)
+
+
+def _sampled_result(verdicts: list[str], tokens_in: int, tokens_out: int, evaluated: int, t0: float) -> Verification:
+    valid = [v for v in verdicts if v != "none"]
+    conf = sum(v == "correct" for v in valid) / len(valid) if valid else 0.0
+    return Verification("sampled", conf, tokens_in, tokens_out, evaluated, time.perf_counter() - t0, verdicts)
 
 
 class LogprobVerifier:
     strategy = "logprob"
 
-    def __init__(self, reason_first: bool = False, reason_max_tokens: int = 60) -> None:
-        self.reason_first, self.reason_max_tokens = reason_first, reason_max_tokens
+    def __init__(self, reason_first: bool = False, reason_max_tokens: int = 60, layout: str = "paper") -> None:
+        self.reason_first, self.reason_max_tokens, self.layout = reason_first, reason_max_tokens, layout
 
     def verify(self, backend: Backend, context: str, question: str, answer: str) -> Verification:
         t0 = time.perf_counter()
+        if self.layout == "shared":  # one forward pass over the verdict suffix, after the answer
+            prompt = shared_verdict_prompt(backend, context, question, answer)  # type: ignore[arg-type]
+            return self._from_scores(backend.score(prompt, [CORRECT, INCORRECT]), 0, 0, t0)
         tokens_out = evaluated = 0
         evaluation = None
         if self.reason_first:
@@ -110,6 +148,9 @@ class LogprobVerifier:
             )
             evaluation, tokens_out, evaluated = gen.text, gen.tokens_out, gen.tokens_evaluated
         scored = backend.score(verdict_prompt(context, question, answer, evaluation), [CORRECT, INCORRECT])
+        return self._from_scores(scored, tokens_out, evaluated, t0)
+
+    def _from_scores(self, scored: Scored, tokens_out: int, evaluated: int, t0: float) -> Verification:
         diff = scored.logprobs[CORRECT] - scored.logprobs[INCORRECT]
         conf = 1.0 / (1.0 + math.exp(-diff)) if diff > -700 else 0.0
         return Verification(
@@ -124,5 +165,5 @@ class LogprobVerifier:
 
 def make_verifier(cfg: CascadeConfig) -> Verifier:
     if cfg.verifier == "sampled":
-        return SampledVerifier(cfg.samples, cfg.temperature, cfg.verify_max_tokens, cfg.seed)
-    return LogprobVerifier(cfg.reason_first)
+        return SampledVerifier(cfg.samples, cfg.temperature, cfg.verify_max_tokens, cfg.seed, cfg.layout)
+    return LogprobVerifier(cfg.reason_first, layout=cfg.layout)

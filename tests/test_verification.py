@@ -71,3 +71,36 @@ def test_sampled_verifier_confidence_is_a_share_of_k(shared_backend):
 def test_make_verifier_follows_config():
     assert make_verifier(CascadeConfig(verifier="sampled", samples=3)).samples == 3  # type: ignore[attr-defined]
     assert make_verifier(CascadeConfig(verifier="logprob")).strategy == "logprob"
+
+
+def test_shared_layout_verifies_from_the_state_after_the_answer(shared_backend, model_path):
+    """The verdict costs only its suffix, and reusing the KV state gives the same verdict as from scratch."""
+    from automix_local.backends.base import run_to_end
+    from automix_local.backends.llama import LlamaBackend
+    from automix_local.config import TierConfig
+
+    from .conftest import TEST_SHA
+
+    prompt = prompts.answer_prompt(shared_backend, "shared", SQUAD_CONTEXT, Q)
+    assert prompt.startswith(prompts.static_prefix(shared_backend, "shared"))
+    assert "Verification: The answer is Correct." in prompt and SQUAD_CONTEXT in prompt
+    gen = run_to_end(shared_backend.stream(prompt, max_tokens=16, stop=["\n"]))
+    answer = prompts.clean_answer(gen.text)
+    warm = LogprobVerifier(layout="shared").verify(shared_backend, SQUAD_CONTEXT, Q, answer)
+    # only the answer and the verdict suffix are evaluated again, never the context
+    assert warm.tokens_evaluated <= gen.tokens_out + 12
+    assert warm.tokens_in > 500
+    fresh_backend = LlamaBackend(TierConfig(name="fresh", n_ctx=2048, sha256=TEST_SHA), model_path)
+    try:
+        fresh = LogprobVerifier(layout="shared").verify(fresh_backend, SQUAD_CONTEXT, Q, answer)
+    finally:
+        fresh_backend.close()
+    assert fresh.tokens_evaluated == fresh.tokens_in + 1  # the whole prompt, and the two-token " Incorrect"
+    assert warm.confidence == pytest.approx(fresh.confidence, abs=1e-9)
+
+
+def test_shared_layout_sampled_verdicts(shared_backend):
+    v = SampledVerifier(samples=4, temperature=1.0, seed=5, layout="shared")
+    r = v.verify(shared_backend, SQUAD_CONTEXT, Q, "Rollo")
+    assert len(r.verdicts) == 4 and r.tokens_out <= 12
+    assert r.verdicts == v.verify(shared_backend, SQUAD_CONTEXT, Q, "Rollo").verdicts

@@ -43,6 +43,7 @@ class LlamaBackend:
         self._template: Any = None
         self._chat: bool | None = None
         self.load_seconds: float | None = None
+        self._batch_valid = 0  # leading cached tokens whose KV entries were computed in a batch
 
     # ------------------------------------------------------------------ loading
     @property
@@ -115,6 +116,7 @@ class LlamaBackend:
             if self._llm is not None:
                 self._llm.close()
                 self._llm = None
+                self._batch_valid = 0
 
     # ------------------------------------------------------------------ prompts
     @property
@@ -157,13 +159,15 @@ class LlamaBackend:
         """Make the KV cache hold ``tokens`` and the live logits be the last token's.
 
         The longest common prefix with what is cached is kept, the rest of the prompt but its last
-        token is evaluated in batches, and the last token is always evaluated alone. llama.cpp's
-        logits for a position differ (by up to ~0.5 here) between a batched and a single-token
-        decode, while the KV entries do not depend on how a prompt was split; evaluating the last
-        token alone therefore gives bit-identical results whether the prefix came from the cache
-        or not. Returns how many tokens were evaluated.
+        token is evaluated in batches, and the last token is always evaluated alone. llama.cpp
+        computes a position differently in a single-token decode than inside a batch (logits
+        differ by up to ~0.5 here), while batched KV entries do not depend on how a prompt was
+        split into batches. So only batch-computed cache entries are reused (not a prompt's last
+        token, nor generated tokens), and the last token is decoded alone: a prompt's logits are
+        then bit-identical whether its prefix came from the cache or not. Returns how many tokens
+        were evaluated.
         """
-        limit = min(llm.n_tokens, len(tokens) - 1)
+        limit = min(llm.n_tokens, len(tokens) - 1, self._batch_valid)
         prefix = 0
         if limit > 0:
             same = np.asarray(llm.input_ids[:limit]) == np.asarray(tokens[:limit])
@@ -172,6 +176,7 @@ class LlamaBackend:
         if prefix < len(tokens) - 1:
             llm.eval(tokens[prefix:-1])
         llm.eval(tokens[-1:])
+        self._batch_valid = len(tokens) - 1
         return len(tokens) - prefix
 
     # ------------------------------------------------------------------ generation
