@@ -206,6 +206,8 @@ class Cascade:
             self.verifier = verifier or make_verifier(replace(config.cascade, verifier=strategy))
         self._factory = backend_factory or default_backend_factory(config)
         self._backends: dict[str, Backend] = {}
+        self._warm: set[str] = set()
+        self.prefix_sources: dict[str, str] = {}  # tier → where its static prompt prefix came from
 
     def backend(self, index: int) -> Backend:
         tier = self.tiers[index]
@@ -238,10 +240,24 @@ class Cascade:
     def _answer_prompt(self, backend: Backend, context: str, question: str) -> str:
         return prompts.answer_prompt(backend, self.config.cascade.layout, context, question)  # type: ignore[arg-type]
 
+    def prepare(self, index: int) -> None:
+        """Load tier ``index``'s model and, for the shared layout, its static prompt prefix (from disk if cached)."""
+        tier, backend = self.tiers[index], self.backend(index)
+        load = getattr(backend, "load", None)
+        if load is not None:
+            load()
+        warm = getattr(backend, "warm_prefix", None)
+        if self.config.cascade.layout == "shared" and warm is not None and tier.name not in self._warm:
+            prefix = prompts.static_prefix(backend, "shared")  # type: ignore[arg-type]
+            self.prefix_sources[tier.name] = warm(prefix, self.config.paths.cache_dir / "kv")
+        self._warm.add(tier.name)
+
     def answer_stream(
         self, index: int, context: str, question: str
     ) -> Generator[str, None, tuple[str, Generation, dict[str, float]]]:
         """Tier ``index`` answers: yields text deltas, returns (clean answer, generation, free features)."""
+        if self.tiers[index].name not in self._warm:
+            self.prepare(index)
         backend = self.backend(index)
         generation = yield from backend.stream(
             self._answer_prompt(backend, context, question),

@@ -113,3 +113,38 @@ def test_llama_cpp_prints_nothing(model_path: Path, capfd: pytest.CaptureFixture
     backend.close()
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_static_prefix_is_saved_to_disk_and_reused(model_path: Path, tmp_path: Path):
+    """The shared layout's static prefix is evaluated once per model, then loaded from disk at the next start."""
+    text = prompts.answer_prompt(_Chat(), "shared", "CONTEXT", "QUESTION")
+    prefix = text[: text.index("CONTEXT")]
+    first = LlamaBackend(TierConfig(name="a", n_ctx=2048, sha256=TEST_SHA), model_path)
+    try:
+        assert first.warm_prefix(prefix, tmp_path) == "computed"
+        assert first.warm_prefix(prefix, tmp_path) == "memory"
+        reference = first.score(prefix + "Document: x", [" Paris"]).logprobs
+    finally:
+        first.close()
+    files = list(tmp_path.glob("*.kvstate"))
+    assert len(files) == 1 and files[0].stat().st_size > 1000
+    second = LlamaBackend(TierConfig(name="b", n_ctx=2048, sha256=TEST_SHA), model_path)
+    try:
+        assert second.warm_prefix(prefix, tmp_path) == "disk"
+        scored = second.score(prefix + "Document: x", [" Paris"])
+        assert scored.tokens_evaluated <= 6  # the prefix came from disk
+        assert scored.logprobs == reference  # and gives bit-identical results
+        assert second.warm_prefix("A changed prompt. " + prefix, tmp_path) == "computed"  # a new key
+    finally:
+        second.close()
+    assert len(list(tmp_path.glob("*.kvstate"))) == 2
+
+
+class _Chat:
+    uses_chat_template = True
+
+    def render(self, messages):
+        return (
+            "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+            + "<|im_start|>assistant\n"
+        )

@@ -128,3 +128,26 @@ def test_missing_model_names_the_pull_command(two_tier_config, write_config):
     cascade = Cascade(load_config(path))
     with pytest.raises(ModelError, match=r"not downloaded.*automix-local --config .* models pull small"):
         cascade.ask(SQUAD_CONTEXT, Q)
+
+
+def test_shared_layout_cascade_evaluates_the_context_once(two_tier_config):
+    """Escalated path, shared layout: the small model evaluates the context once; its check costs a few tokens."""
+    config = two_tier_config("threshold", threshold=1.0, layout="shared")
+    cascade = Cascade(config)
+    try:
+        trace = cascade.ask(SQUAD_CONTEXT, Q)
+        assert cascade.prefix_sources["small"] == "computed"
+        assert cascade.prefix_sources["large"] in ("computed", "disk")  # the same file: small's state fits
+    finally:
+        cascade.close()
+    small = trace.steps[0]
+    assert small.verify_seconds > 0 and small.decision == "route"
+    # tokens_in counts the answer prompt and the verification prompt (which contains it): the context
+    # and the static prefix were evaluated at most once between them
+    assert small.tokens_evaluated < small.tokens_in / 2
+    again = Cascade(config)  # a new start: the static prefix comes from disk
+    try:
+        again.ask(SQUAD_CONTEXT, Q)
+        assert again.prefix_sources == {"small": "disk", "large": "disk"}
+    finally:
+        again.close()

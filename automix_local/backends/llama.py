@@ -179,6 +179,96 @@ class LlamaBackend:
         self._batch_valid = len(tokens) - 1
         return len(tokens) - prefix
 
+    # ------------------------------------------------------------------ static prefix on disk
+    def _identity(self) -> str:
+        import llama_cpp
+
+        if self.tier.sha256:
+            model = self.tier.sha256
+        else:
+            st = self.model_path.stat()
+            model = f"{self.model_path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        return f"{model}|llama-cpp-python {llama_cpp.__version__}|n_ctx {self.n_ctx}|n_batch {self.tier.n_batch}"
+
+    def warm_prefix(self, text: str, cache_dir: Path | None = None) -> str:
+        """Have the KV cache hold a static prompt prefix: from memory, from disk, or computed once.
+
+        With ``cache_dir`` the evaluated state is saved, keyed by the model's sha256, the llama.cpp
+        build and the prefix text, so the next start skips it; a changed prompt or model gets a new
+        key. Returns "memory", "disk" or "computed".
+        """
+        import hashlib
+
+        import llama_cpp
+
+        with self.lock:
+            llm = self._ensure_loaded()
+            tokens = self._tokenize(llm, text)
+            if len(tokens) < 2:
+                return "memory"
+            n = len(tokens) - 1  # the batch-computed part (a prompt's last token is always decoded again)
+            if self._batch_valid >= n and list(llm.input_ids[:n]) == tokens[:n]:
+                return "memory"
+            path = None
+            if cache_dir is not None:
+                key = hashlib.sha256(f"{self._identity()}\n{text}".encode()).hexdigest()[:40]
+                path = cache_dir / f"{key}.kvstate"
+                if self._load_state(llm, path, tokens[:n]):
+                    return "disk"
+            self._prefill(llm, tokens)
+            if path is not None:
+                self._save_state(llm, path, n, llama_cpp)
+            return "computed"
+
+    def _save_state(self, llm: Any, path: Path, n: int, llama_cpp: Any) -> None:
+        import ctypes
+        import json
+        import os
+
+        llm.n_tokens = n  # drop the last token: only batch-computed entries are saved
+        llm._ctx.kv_cache_seq_rm(-1, n, -1)
+        size = llama_cpp.llama_state_get_size(llm.ctx)
+        buf = (ctypes.c_uint8 * size)()
+        used = llama_cpp.llama_state_get_data(llm.ctx, buf, size)
+        header = json.dumps({"n_tokens": n, "tokens": [int(t) for t in llm.input_ids[:n]]}).encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as f:
+            f.write(b"AUTOMIX-KV1\n" + len(header).to_bytes(8, "little") + header)
+            f.write(bytes(buf)[:used])
+        os.replace(tmp, path)
+        self._batch_valid = n
+
+    def _load_state(self, llm: Any, path: Path, expect: list[int]) -> bool:
+        import ctypes
+        import json
+
+        import llama_cpp
+
+        try:
+            raw = path.read_bytes()
+            magic = b"AUTOMIX-KV1\n"
+            if not raw.startswith(magic):
+                return False
+            hlen = int.from_bytes(raw[len(magic) : len(magic) + 8], "little")
+            header = json.loads(raw[len(magic) + 8 : len(magic) + 8 + hlen])
+            if header["tokens"] != expect:
+                return False
+            data = raw[len(magic) + 8 + hlen :]
+            buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+            ok = llama_cpp.llama_state_set_data(llm.ctx, buf, len(data)) == len(data)
+        except (OSError, ValueError, KeyError):
+            return False
+        if not ok:  # a stale or foreign file: forget whatever the cache holds now
+            llm.n_tokens = 0
+            self._batch_valid = 0
+            return False
+        n = header["n_tokens"]
+        llm.input_ids[:n] = header["tokens"]
+        llm.n_tokens = n
+        self._batch_valid = n
+        return True
+
     # ------------------------------------------------------------------ generation
     def stream(
         self,

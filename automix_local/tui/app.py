@@ -148,10 +148,7 @@ class AutomixApp(App[None]):
             tier = self.config.tiers[i]
             self.call_from_thread(self._set_models_state, f"loading {tier.name}…")
             try:
-                backend = self.cascade.backend(i)
-                load = getattr(backend, "load", None)
-                if load:
-                    load()
+                self.cascade.prepare(i)
             except (ModelError, BackendError, CascadeError) as exc:
                 self.call_from_thread(self._set_models_state, "error")
                 self.call_from_thread(self.notify, str(exc), severity="error", timeout=15)
