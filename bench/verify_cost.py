@@ -52,31 +52,26 @@ def measure(config, items, layout: str, strategy: str) -> dict:
             r = v.verify(backend, it["context"], it["question"], answer)
             row[s] = {"conf": r.confidence, "s": r.seconds, "eval": r.tokens_evaluated, "out": r.tokens_out}
         rows.append(row)
-        print(f"  {layout} {len(rows)}/{len(items)}", file=sys.stderr, end="\r")
+        print(f"  {layout}/{strategy} {len(rows)}/{len(items)}", file=sys.stderr, end="\r")
     cascade.close()
     print(file=sys.stderr)
-    return {"layout": layout, "rows": rows, "prefix": cascade.prefix_sources.get(config.tiers[0].name)}
+    return {"layout": layout, "strategy": strategy, "rows": rows}
 
 
-def summarize(res: dict, strategies) -> list[dict]:
-    rows = res["rows"]
+def summarize(res: dict) -> dict:
+    rows, s = res["rows"], res["strategy"]
     labels = [r["f1"] >= CORRECT_F1 for r in rows]
     ans = statistics.fmean(r["answer_s"] for r in rows)
-    out = []
-    for s in strategies:
-        ver = statistics.fmean(r[s]["s"] for r in rows)
-        out.append(
-            {
-                "layout": res["layout"],
-                "strategy": s,
-                "answer_s": ans,
-                "verify_s": ver,
-                "ratio": ver / ans,
-                "verify_tokens_evaluated": statistics.fmean(r[s]["eval"] for r in rows),
-                "auroc": auroc([r[s]["conf"] for r in rows], labels),
-            }
-        )
-    return out
+    ver = statistics.fmean(r[s]["s"] for r in rows)
+    return {
+        "layout": res["layout"],
+        "strategy": s,
+        "answer_s": ans,
+        "verify_s": ver,
+        "ratio": ver / ans,
+        "verify_tokens_evaluated": statistics.fmean(r[s]["eval"] for r in rows),
+        "auroc": auroc([r[s]["conf"] for r in rows], labels),
+    }
 
 
 def bare_vs_cascade(config, items) -> dict:
@@ -148,8 +143,8 @@ def main() -> int:
     items = select_items(load_items(Path(args.data)), args.limit, args.seed)
     strategies = [s for s in args.strategies.split(",") if s]
     t0 = time.time()
-    per_layout = [measure_layout(config, items, layout, strategies) for layout in ("paper", "shared")]
-    table = [row for res in per_layout for row in summarize(res, strategies)]
+    runs = [measure(config, items, layout, s) for layout in ("paper", "shared") for s in strategies]
+    table = [summarize(res) for res in runs]
     bare = bare_vs_cascade(config, items[: min(len(items), 30)])
     esc = escalated_vs_large(config, items[: min(len(items), 30)]) if len(config.tiers) > 1 else None
     command = "python bench/verify_cost.py " + " ".join(sys.argv[1:])
@@ -157,8 +152,10 @@ def main() -> int:
         "# What self-verification costs",
         "",
         f"- Command: `{command}` ({time.time() - t0:.0f} s)",
-        f"- Data: `{args.data}`, {len(items)} items ({'seed ' + str(args.seed) if args.seed is not None else 'first by line order'})",
-        f"- Small tier: {config.tiers[0].name} ({config.tiers[0].source.describe() if config.tiers[0].source else '-'})",
+        f"- Data: `{args.data}`, {len(items)} items "
+        f"({'seed ' + str(args.seed) if args.seed is not None else 'first by line order'})",
+        f"- Small tier: {config.tiers[0].name} "
+        f"({config.tiers[0].source.describe() if config.tiers[0].source else '-'})",
         f"- Machine: {platform.processor() or platform.machine()}, {platform.platform()}",
         f"- AUROC label: small answer F1 ≥ {CORRECT_F1}",
         "",
@@ -188,7 +185,7 @@ def main() -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
         Path(args.out).with_suffix(".json").write_text(
-            json.dumps({"table": table, "bare": bare, "escalated": esc, "per_item": per_layout}, indent=1)
+            json.dumps({"table": table, "bare": bare, "escalated": esc, "per_item": runs}, indent=1)
         )
     return 0
 
