@@ -500,7 +500,7 @@ def build_results(run: Run, fixed_costs: Sequence[float], seeds: int, train_size
             p_small + (p_large - p_small) * (half - c_small) / (c_large - c_small) if half >= c_small else math.nan
         )
         fitted = {k: v for k, v in routers.items() if "·" in k}
-        best = max(fitted, key=lambda k: _nan_low(fitted[k]["delta_ibc"]["mean"])) if fitted else None
+        best = _best(fitted)
         learning: dict[str, Any] = {}
         if best:
             spec_name = best.split("·")[1].strip()
@@ -524,6 +524,23 @@ def build_results(run: Run, fixed_costs: Sequence[float], seeds: int, train_size
         )
     res["cost_settings"] = settings
     return res
+
+
+MIXING = (0.1, 0.9)  # a router counts as a real operating point when it escalates 10–90 % of items
+
+
+def _best(fitted: dict[str, dict[str, Any]]) -> str | None:
+    """The router with the best held-out ΔIBC among those that really mix the tiers.
+
+    ΔIBC divides by the extra cost over always-small, so a router that escalates 2 % of the items
+    gets a huge, noisy ratio from a handful of questions; such points are only chosen when no
+    router escalates between 10 % and 90 % of the items.
+    """
+    if not fitted:
+        return None
+    mixing = {k: v for k, v in fitted.items() if MIXING[0] <= v["escalation"]["mean"] <= MIXING[1]}
+    pool = mixing or fitted
+    return max(pool, key=lambda k: _nan_low(pool[k]["delta_ibc"]["mean"]))
 
 
 def _nan_low(x: float) -> float:
@@ -683,7 +700,12 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
                 f"| {name} | {_pm(r['performance'])} | {_pm(r['cost'], 2)} | {_f(r['escalation']['mean'], 2)} | "
                 f"{_pm(r['delta_ibc'], 1)} | {_f(r['retained']['mean'], 2)} |"
             )
-        lines += ["", f"Best router on held-out items: **{cs['best']}**.", ""]
+        lines += [
+            "",
+            f"Best router on held-out items (highest mean ΔIBC among routers escalating "
+            f"{MIXING[0]:.0%}–{MIXING[1]:.0%} of items): **{cs['best']}**.",
+            "",
+        ]
         lc = cs["learning_curve"]
         if lc["delta_ibc"]:
             lines.append(
