@@ -268,7 +268,10 @@ def cmd_eval_report(args: argparse.Namespace) -> int:
     sizes = [int(x) for x in args.train_size.split(",")] if args.train_size else [50, 100, 200, 500]
     run = Path(args.run)
     out = Path(args.out) if args.out else (run if run.is_dir() else run.parent)
-    command = "automix-local eval report " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else None
+    command = (
+        f"automix-local eval report {args.run} --costs {args.costs} --seeds {args.seeds} --train-size {args.train_size}"
+        + (f" --out {args.out}" if args.out else "")
+    )
     res = write_report(run, out, _costs(args.costs) or [1.0, 50.0], args.seeds, sizes, command)
     print(summary(res))
     print(f"wrote {out / 'report.md'}, {out / 'results.json'}, {out / 'cost_quality.png'}")

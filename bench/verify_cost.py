@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -82,7 +83,8 @@ def bare_vs_cascade(config, items) -> dict:
 
     tier = config.tiers[0]
     path = ensure_verified(tier, config.paths)
-    bare = llama_cpp.Llama(str(path), n_ctx=tier.n_ctx, n_threads=tier.n_threads or None, verbose=False)
+    threads = tier.n_threads or os.cpu_count() or 1  # the same threads as the backend uses
+    bare = llama_cpp.Llama(str(path), n_ctx=tier.n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
     cfg = replace(config, cascade=replace(config.cascade, layout="paper"))
     cascade = Cascade(cfg, router=AlwaysSmall())
     cascade.prepare(0)
