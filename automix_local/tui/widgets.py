@@ -41,7 +41,7 @@ class AnswerBlock(Vertical):
         self._badge = badge or (f"{tier} · answering…", "checking")
 
     def compose(self) -> ComposeResult:
-        yield Badge(self._badge[0], classes=self._badge[1])
+        yield Badge(self._badge[0], classes=self._badge[1], markup=False)
         yield Markdown(self.text or "…")
 
     @property
