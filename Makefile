@@ -32,7 +32,7 @@ install: $(STAMP)
 #   make rebuild-llama CMAKE_ARGS="-DGGML_CUDA=on"
 rebuild-llama: install
 	CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" CMAKE_ARGS="$(CMAKE_ARGS)" \
-		$(BIN)/python -m pip install --force-reinstall --no-deps --no-cache-dir "llama-cpp-python>=0.3.9,<0.4"
+		$(BIN)/python -m pip install --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==0.3.36"
 
 models: install
 	$(BIN)/automix-local models pull
