@@ -34,6 +34,7 @@ from .routers import (
 from .signals import FREE_FEATURES, VERIFIER_FEATURES, Signal, fit_logistic
 
 CORRECT_F1 = 0.5  # an answer "is correct" (for AUROC and calibration) when its F1 reaches this
+MIN_GAP = 0.02  # ΔIBC is left undefined on a test part where the tiers' qualities differ by less
 
 
 class ReportError(Exception):
@@ -341,12 +342,16 @@ def _score(out: Any, test: Sequence[EvalItem], costs: CostSetting) -> dict[str, 
     p_small = float(np.mean([it.scores[0] for it in test]))
     p_large = float(np.mean([it.scores[-1] for it in test]))
     c_small, c_large = costs.tier_costs[0], costs.tier_costs[-1]
+    # IBC_BASE is the slope between the two tiers: with nearly equal qualities it is ~0 and ΔIBC,
+    # a ratio to it, explodes; such test parts give no ΔIBC (and are counted in the report)
+    defined = abs(p_large - p_small) >= MIN_GAP
     return {
         "performance": out.performance,
         "cost": out.cost,
         "escalation": out.escalation,
-        "delta_ibc": delta_ibc(out.performance, out.cost, p_small, c_small, p_large, c_large),
+        "delta_ibc": delta_ibc(out.performance, out.cost, p_small, c_small, p_large, c_large) if defined else math.nan,
         "retained": out.performance / p_large if p_large > 0 else math.nan,
+        "ibc_defined": 1.0 if defined else 0.0,
     }
 
 
@@ -686,6 +691,12 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
             ),
             "",
         ]
+        undefined = 1 - cs["routers"]["always_small"]["ibc_defined"]["mean"]
+        if undefined > 0:
+            lines.append(
+                f"> ΔIBC is undefined on {undefined:.0%} of the test parts (small and large F1 within "
+                f"{MIN_GAP} there); its mean and std are over the other parts."
+            )
         for w in cs["warnings"]:
             lines.append(f"> **Warning:** {w}.")
         if cs["warnings"]:
