@@ -16,7 +16,7 @@ from . import prompts
 from .backends.base import Backend, BackendError, Generation
 from .config import Config, TierConfig
 from .routers import ROUTER_CLASSES as _ROUTERS
-from .routers import Decision, Observation, Router, RouterError, load
+from .routers import Decision, Observation, POMDPRouter, Router, RouterError, load
 from .signals import Signal, answer_features
 from .sources import ensure_verified
 from .verification import Verification, Verifier, make_verifier
@@ -144,6 +144,8 @@ def make_router(config: Config) -> Router:
                 f"{cfg.calibration}: holds a {router.kind!r} router but cascade.router is {cfg.router!r}; "
                 "make them agree"
             )
+        if cfg.lambda_ is not None and isinstance(router, POMDPRouter):
+            router.lambda_ = cfg.lambda_  # the config's trade-off overrides the fitted one
         return router
     cls = _ROUTERS[cfg.router]
     if cfg.router == "random":

@@ -282,7 +282,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .report import calibrate
 
     run = Path(args.run)
-    router, spec, cs = calibrate(run, args.router, args.signal, _costs(args.costs))
+    # the trade-off to fit for: [cascade] lambda or target_escalation of the config in use, if set
+    cascade = load_config(args.config).cascade if getattr(args, "config", None) else None
+    router, spec, cs = calibrate(
+        run,
+        args.router,
+        args.signal,
+        _costs(args.costs),
+        lambda_=cascade.lambda_ if cascade else None,
+        target_escalation=cascade.target_escalation if cascade else None,
+    )
     out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / f"router-{args.router}.json"
     router.save(out)
     print(f"fitted {args.router} on {spec.name} ({cs.name} costs) → {out}")

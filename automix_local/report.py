@@ -841,7 +841,13 @@ def write_report(
 
 
 def calibrate(
-    run_path: Path, router_kind: str, signal_name: str | None, fixed_costs: Sequence[float] | None, seeds: int = 5
+    run_path: Path,
+    router_kind: str,
+    signal_name: str | None,
+    fixed_costs: Sequence[float] | None,
+    seeds: int = 5,
+    lambda_: float | None = None,
+    target_escalation: float | None = None,
 ) -> tuple[Router, SignalSpec, CostSetting]:
     """Fit one router (and its signal) on the whole run, for models.toml's ``[cascade] calibration``."""
     run = load_run(run_path)
@@ -867,6 +873,9 @@ def calibrate(
         ]
         spec = max(scored, key=lambda t: _nan_low(t[0]))[1]
     signal = spec.fit(run.items)
-    router = _make_router(router_kind).fit(_records(run.items, signal), cs.router_costs(spec))
+    router = _make_router(router_kind)
+    if isinstance(router, (ThresholdRouter, POMDPRouter)) and not isinstance(router, SelfConsistency):
+        router.lambda_, router.target_escalation = lambda_, target_escalation
+    router.fit(_records(run.items, signal), cs.router_costs(spec))
     router.signal = signal
     return router, spec, cs

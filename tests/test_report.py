@@ -202,3 +202,14 @@ def test_report_errors_are_one_line(tmp_path: Path):
     bad.write_text('{"foo": 1}\n')
     with pytest.raises(ReportError, match="not the AutoMix paper format"):
         load_run(bad)
+
+
+def test_calibrate_fits_for_a_target_escalation(fixed_run: Path):
+    from automix_local.report import _records
+    from automix_local.routers import simulate
+
+    run = load_run(fixed_run)
+    for target in (0.0, 1.0):
+        router, _, cs = calibrate(fixed_run, "threshold", "verifier_logprob", [1.0, 50.0], target_escalation=target)
+        out = simulate(router, _records(run.items, router.signal), cs.router_costs(None) and [2.0, 50.0])
+        assert out.escalation == target
