@@ -210,6 +210,6 @@ def test_calibrate_fits_for_a_target_escalation(fixed_run: Path):
 
     run = load_run(fixed_run)
     for target in (0.0, 1.0):
-        router, _, cs = calibrate(fixed_run, "threshold", "verifier_logprob", [1.0, 50.0], target_escalation=target)
-        out = simulate(router, _records(run.items, router.signal), cs.router_costs(None) and [2.0, 50.0])
+        router, _, _ = calibrate(fixed_run, "threshold", "verifier_logprob", [1.0, 50.0], target_escalation=target)
+        out = simulate(router, _records(run.items, router.signal), [2.0, 50.0])
         assert out.escalation == target
