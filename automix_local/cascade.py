@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from . import prompts
+from .audit import AuditError, EgressLog, Receipt
 from .backends.base import Backend, BackendError, Generation
-from .config import Config, TierConfig
+from .config import Config, PolicyConfig, TierConfig
+from .policy import EgressRequest, PolicyResult
+from .policy import decide as policy_decide
 from .routers import ROUTER_CLASSES as _ROUTERS
 from .routers import Decision, Observation, POMDPRouter, Router, RouterError, load
 from .signals import Signal, answer_features
@@ -75,11 +78,61 @@ class Escalated:
 
 
 @dataclass(frozen=True)
+class EgressPending:
+    """The exact request the cascade is about to send to a remote tier (shown before approval under `ask`)."""
+
+    tier: str
+    receipt: Receipt
+    needs_approval: bool
+
+
+@dataclass(frozen=True)
+class EgressSent:
+    """The request was written to the egress log and is being sent."""
+
+    tier: str
+    entry_id: int
+    receipt: Receipt
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """The router wanted a remote tier but nothing was sent: the policy, a private document, or the user said no."""
+
+    tier: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RemoteFailed:
+    """The remote tier failed; the cascade answers with the best local answer instead."""
+
+    tier: str
+    reason: str
+    fallback_tier: str
+
+
+@dataclass(frozen=True)
 class Finished:
     trace: Trace
 
 
-Event = TierStarted | Token | Answered | VerifyStarted | Verified | Decided | Escalated | Finished
+Event = (
+    TierStarted
+    | Token
+    | Answered
+    | VerifyStarted
+    | Verified
+    | Decided
+    | Escalated
+    | EgressPending
+    | EgressSent
+    | Blocked
+    | RemoteFailed
+    | Finished
+)
+
+Approver = Callable[[Receipt], bool]
 
 
 # --------------------------------------------------------------------------- trace
@@ -106,6 +159,9 @@ class Step:
     min_logprob: float | None = None
     p_abstain: float | None = None
     signal: str | None = None
+    egress_id: int | None = None  # remote steps: the egress log row of what was sent
+    redactions: dict[str, int] | None = None
+    sent: str | None = None  # remote steps: what the policy let out ("question" | "relevant" | "full")
 
 
 @dataclass
@@ -119,6 +175,7 @@ class Trace:
     seconds: float
     cost: float
     steps: list[Step] = field(default_factory=list)
+    notice: str | None = None  # something the user must see: a blocked or failed escalation
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,7 +186,8 @@ class Trace:
             conf = f" conf {s.confidence:.2f}" if s.confidence is not None else ""
             dec = f" → {s.decision}" if s.decision else ""
             parts.append(f"{s.tier}{conf}{dec} ({s.seconds:.1f}s)")
-        return f"answered by {self.tier} · " + " · ".join(parts) + f" · total {self.seconds:.1f}s, cost {self.cost:.2f}"
+        line = f"answered by {self.tier} · " + " · ".join(parts) + f" · total {self.seconds:.1f}s, cost {self.cost:.2f}"
+        return f"{line}\nnote: {self.notice}" if self.notice else line
 
 
 # --------------------------------------------------------------------------- construction
@@ -173,9 +231,9 @@ BackendFactory = Callable[[TierConfig], Backend]
 def default_backend_factory(config: Config) -> BackendFactory:
     def factory(tier: TierConfig) -> Backend:
         if tier.backend == "openai":
-            raise CascadeError(
-                f"tier '{tier.name}': backend = \"openai\" (remote tiers) is not available in this version yet"
-            )
+            from .backends.openai import OpenAIBackend
+
+            return OpenAIBackend(tier)  # type: ignore[return-value]  # opens no socket until asked to send
         from .backends.llama import LlamaBackend
 
         path = ensure_verified(tier, config.paths, config.source_file)
@@ -196,8 +254,14 @@ class Cascade:
         router: Router | None = None,
         verifier: Verifier | None = None,
         backend_factory: BackendFactory | None = None,
+        policy: PolicyConfig | None = None,
+        approve: Approver | None = None,
+        egress_log: EgressLog | None = None,
     ) -> None:
         self.config = config
+        self.policy = policy or config.policy  # the TUI swaps it per conversation
+        self.approve = approve  # asked, under remote = "ask", with the exact request; None: nobody to ask
+        self._egress = egress_log
         self.tiers = config.tiers
         self.router = router or make_router(config)
         # The router reads a signal: a calibrated one from its file, else the configured verifier.
@@ -221,8 +285,22 @@ class Cascade:
         for b in self._backends.values():
             b.close()
         self._backends.clear()
+        if self._egress is not None:
+            self._egress.close()
+            self._egress = None
+
+    @property
+    def egress_log(self) -> EgressLog:
+        if self._egress is None:
+            self._egress = EgressLog(self.config.paths.egress_log)
+        return self._egress
+
+    def is_remote(self, index: int) -> bool:
+        return self.tiers[index].backend == "openai"
 
     def check_fits(self, index: int, context: str, question: str) -> None:
+        if self.is_remote(index):
+            return  # what a remote tier receives is decided by the policy, and its window is the server's
         tier, backend = self.tiers[index], self.backend(index)
         n_answer = backend.count_tokens(self._answer_prompt(backend, context, question)) + tier.max_tokens
         need, what = n_answer, "the answer prompt"
@@ -244,6 +322,9 @@ class Cascade:
 
     def prepare(self, index: int) -> None:
         """Load tier ``index``'s model and, for the shared layout, its static prompt prefix (from disk if cached)."""
+        if self.is_remote(index):
+            self._warm.add(self.tiers[index].name)
+            return
         tier, backend = self.tiers[index], self.backend(index)
         load = getattr(backend, "load", None)
         if load is not None:
@@ -271,7 +352,11 @@ class Cascade:
         feats = answer_features(generation.token_logprobs, generation.first_logprobs, prompts.is_abstention(answer))
         return answer, generation, feats
 
-    def run(self, context: str, question: str) -> Generator[Event, None, Trace]:
+    def run(
+        self, context: str, question: str, *, document: str | None = None, tags: tuple[str, ...] = ()
+    ) -> Generator[Event, None, Trace]:
+        """Answer ``question`` over ``context``. ``document``/``tags`` name where the context came from, for
+        the policy's ``private`` rules."""
         question = question.strip()
         if not question:
             raise CascadeError("the question is empty")
@@ -284,10 +369,28 @@ class Cascade:
         confidences: list[float | None] = [None] * n
         steps: list[Step] = []
         decision_label = "direct"
+        notice: str | None = None
+        pending: tuple[PolicyResult, Receipt] | None = None  # the policy's verdict and the approved request
+        final_step: Step | None = None  # set when the answer shown is not the last step's
+        if self.is_remote(index):
+            raise CascadeError(
+                f"the router starts at remote tier '{self.tiers[index].name}'; a cascade must start on a local tier"
+            )
         while True:
             tier = self.tiers[index]
             backend = self.backend(index)
             model = model_name(tier, getattr(backend, "model_path", None))
+            if self.is_remote(index):
+                assert pending is not None
+                yield TierStarted(tier.name, index, model)
+                outcome = yield from self._remote_step(index, model, *pending)
+                if isinstance(outcome, Step):
+                    steps.append(outcome)
+                else:
+                    notice, decision_label = outcome, "fallback"
+                    final_step = _best_local(steps)
+                    yield RemoteFailed(tier.name, outcome, final_step.tier)
+                break
             yield TierStarted(tier.name, index, model)
             gen_it = self.answer_stream(index, context, question)
             while True:
@@ -348,10 +451,29 @@ class Cascade:
                 step.reason = f"{decision.reason}; not escalated: {exc}"
                 decision_label = "keep"
                 break
+            if self.is_remote(target):
+                best = _best_local(steps)
+                request = EgressRequest(
+                    tier=self.tiers[target].name,
+                    question=question,
+                    context=context,
+                    document=document,
+                    tags=tags,
+                    local_answer=None if best.abstained else best.answer,
+                )
+                result = policy_decide(request, self.policy)
+                why_not, receipt = yield from self._clear_egress(target, result)
+                if why_not is not None or receipt is None:
+                    why_not = why_not or "not sent"
+                    step.reason = f"{decision.reason}; not escalated: {why_not}"
+                    notice, decision_label, final_step = why_not, "blocked", best
+                    yield Blocked(self.tiers[target].name, why_not)
+                    break
+                pending = (result, receipt)
             yield Escalated(tier.name, self.tiers[target].name, decision.reason)
             decision_label = "route"
             index = target
-        final = steps[-1]
+        final = final_step or steps[-1]
         trace = Trace(
             question=question,
             answer=final.answer,
@@ -362,9 +484,103 @@ class Cascade:
             seconds=time.perf_counter() - t_start,
             cost=sum(s.cost for s in steps),
             steps=steps,
+            notice=notice,
         )
         yield Finished(trace)
         return trace
+
+    # ------------------------------------------------------------------ remote tiers
+
+    def _receipt(self, index: int, result: PolicyResult) -> Receipt:
+        tier, backend = self.tiers[index], self.backend(index)
+        messages = prompts.remote_messages(result.question, result.context, placeholders=bool(result.mapping))
+        body = backend.payload(messages, max_tokens=tier.max_tokens, temperature=0.0)  # type: ignore[attr-defined]
+        ep = backend.endpoint  # type: ignore[attr-defined]
+        return Receipt(
+            tier=tier.name,
+            host=f"{ep.host}:{ep.port}",
+            url=ep.url,
+            model=tier.model or tier.name,
+            payload=body,
+            send=result.send,
+            redactions=dict(result.counts),
+            reason=result.reason,
+        )
+
+    def _clear_egress(
+        self, index: int, result: PolicyResult
+    ) -> Generator[Event, None, tuple[str | None, Receipt | None]]:
+        """(None, receipt) if the request may leave now; else (the one-line reason it may not, …). Sends nothing."""
+        if not result.allowed:
+            return result.reason, None
+        receipt = self._receipt(index, result)
+        yield EgressPending(self.tiers[index].name, receipt, result.needs_approval)
+        if result.needs_approval:
+            if self.approve is None:
+                why = 'policy remote = "ask" and nobody was asked (use `ask --yes`, or answer in the app): not sent'
+                return why, receipt
+            if not self.approve(receipt):
+                return f"you declined sending the request to {receipt.host}: answered locally", receipt
+        return None, receipt
+
+    def _remote_step(
+        self, index: int, model: str, result: PolicyResult, receipt: Receipt
+    ) -> Generator[Event, None, Step | str]:
+        """Send the approved request, stream the answer mapped back from placeholders. Returns the Step, or
+        the reason it failed (the caller falls back to the best local answer)."""
+        from .backends.openai import RemoteError
+        from .redact import Restorer, restore
+
+        tier, backend = self.tiers[index], self.backend(index)
+        try:
+            entry_id = self.egress_log.record(receipt)
+        except AuditError as exc:
+            return str(exc)  # not logged → not sent
+        yield EgressSent(tier.name, entry_id, receipt)
+        log = self.egress_log
+        restorer = Restorer(result.mapping)
+        t0 = time.perf_counter()
+        stream = backend.stream_body(receipt.payload, on_attempt=lambda n: log.attempt(entry_id, n))  # type: ignore[attr-defined]
+        try:
+            while True:
+                try:
+                    delta = next(stream)
+                except StopIteration as done:
+                    generation: Generation = done.value
+                    break
+                shown = restorer.feed(delta)
+                if shown:
+                    yield Token(tier.name, shown)
+            tail = restorer.flush()
+            if tail:
+                yield Token(tier.name, tail)
+        except RemoteError as exc:
+            log.finish(entry_id, "error", str(exc), seconds=time.perf_counter() - t0)
+            return f"{exc}; showing the best local answer"
+        except GeneratorExit:
+            log.finish(entry_id, "cancelled", "cancelled by the user", seconds=time.perf_counter() - t0)
+            raise
+        text = restore(generation.text, result.mapping)
+        answer = prompts.clean_answer(text)
+        log.finish(entry_id, "ok", None, answer_chars=len(generation.text), seconds=time.perf_counter() - t0)
+        yield Answered(tier.name, answer, replace(generation, text=text))
+        return Step(
+            tier=tier.name,
+            model=model,
+            answer=answer,
+            confidence=None,
+            tokens_in=generation.tokens_in,
+            tokens_out=generation.tokens_out,
+            seconds=generation.seconds,
+            cost=tier.call_cost(generation.tokens_in, generation.tokens_out),
+            answer_seconds=generation.seconds,
+            verify_seconds=0.0,
+            abstained=prompts.is_abstention(answer),
+            tokens_evaluated=generation.tokens_evaluated,
+            egress_id=entry_id,
+            redactions=dict(result.counts),
+            sent=result.send,
+        )
 
     def _add_verification(self, step: Step, tier: TierConfig, ver: Verification) -> None:
         step.verify_seconds = ver.seconds
@@ -375,8 +591,16 @@ class Cascade:
         per_token = tier.cost_per_1k_tokens * (ver.tokens_in + ver.tokens_out) / 1000.0
         step.cost += self.config.cascade.verify_cost * tier.cost + per_token
 
-    def ask(self, context: str, question: str, on_event: Callable[[Event], None] | None = None) -> Trace:
-        it = self.run(context, question)
+    def ask(
+        self,
+        context: str,
+        question: str,
+        on_event: Callable[[Event], None] | None = None,
+        *,
+        document: str | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> Trace:
+        it = self.run(context, question, document=document, tags=tags)
         while True:
             try:
                 event = next(it)
@@ -384,3 +608,11 @@ class Cascade:
                 return done.value
             if on_event:
                 on_event(event)
+
+
+def _best_local(steps: list[Step]) -> Step:
+    """The answer to fall back on: the highest local tier's that did not abstain, else the last one."""
+    for s in reversed(steps):
+        if not s.abstained:
+            return s
+    return steps[-1]

@@ -6,10 +6,11 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
+from .audit import Receipt
 from .backends.base import BackendError
 from .cascade import CascadeError
 from .config import Config, ConfigError, find_config, load_config
@@ -60,15 +61,47 @@ def _read_context(spec: str | None) -> str:
         raise UserError(f"cannot read context file {path}: {exc.strerror}") from None
 
 
+def _tty_approver(receipt: Receipt) -> bool:
+    """Under remote = "ask": print the exact request to the terminal and send it only on an explicit yes."""
+    err = sys.stderr
+    print(f"\n── egress receipt: {receipt.tier} → {receipt.url}", file=err)
+    print(
+        f"   model {receipt.model} · {receipt.size} bytes · sha256 {receipt.sha256[:16]}… · send {receipt.send}"
+        + (f" · redacted {_counts(receipt.redactions)}" if receipt.redactions else ""),
+        file=err,
+    )
+    print(receipt.pretty(), file=err)
+    try:
+        with open("/dev/tty") as tty:
+            print(f"Send this request to {receipt.host}? [y/N] ", end="", file=err, flush=True)
+            reply = tty.readline().strip().lower()
+    except OSError:
+        return False
+    return reply in ("y", "yes")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .cascade import Answered, Cascade, Decided, Escalated, Token, VerifyStarted
+    from .cascade import Answered, Blocked, Cascade, Decided, EgressSent, Escalated, RemoteFailed, Token, VerifyStarted
+    from .policy import override
 
     question = " ".join(args.question).strip()
     if not question:
         raise UserError('the question is empty: automix-local ask --context FILE "your question"', EXIT_USAGE)
     context = _read_context(args.context)
     config = _config(args)
-    cascade = Cascade(config)
+    changes = {k: v for k, v in (("remote", args.remote), ("send", args.send)) if v}
+    policy = override(config.policy, changes)
+    if args.yes:
+        approve: Callable[[Receipt], bool] | None = lambda receipt: True  # noqa: E731
+    else:  # ask on the terminal (stdin may be the context); with no terminal, nobody is asked: nothing is sent
+        approve = _tty_approver if sys.stderr.isatty() and _has_tty() else None
+    document = str(Path(args.context).expanduser()) if args.context and args.context != "-" else None
+    tags = tuple(t for t in (args.tag or []) if t)
+    cascade = Cascade(config, policy=policy, approve=approve)
     live = not args.json and sys.stdout.isatty()
 
     def on_event(event: object) -> None:
@@ -84,9 +117,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(f"  [{event.tier}: {event.decision.action} — {event.decision.reason}]", file=sys.stderr, flush=True)
         elif isinstance(event, Escalated):
             print(f"  [escalating to {event.to_tier}]", file=sys.stderr, flush=True)
+        elif isinstance(event, EgressSent):
+            r = event.receipt
+            red = f", redacted {_counts(r.redactions)}" if r.redactions else ""
+            print(
+                f"  [sending {r.size} bytes to {r.host} (egress log #{event.entry_id}{red})]",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif isinstance(event, Blocked | RemoteFailed):
+            print(f"  [{event.tier}: {event.reason}]", file=sys.stderr, flush=True)
 
     try:
-        trace = cascade.ask(context, question, on_event)
+        trace = cascade.ask(context, question, on_event, document=document, tags=tags)
     finally:
         cascade.close()
     if args.json:
@@ -95,6 +138,78 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if not live:
             print(trace.answer)
         print(trace.summary(), file=sys.stderr if live else sys.stdout)
+    return 0
+
+
+def _has_tty() -> bool:
+    try:
+        with open("/dev/tty"):
+            return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    import time as _time
+
+    from .audit import AuditError, EgressLog, parse_since
+
+    paths = default_paths()
+    path = paths.egress_log
+    if not path.exists():
+        if args.json:
+            print("[]" if args.show is None else "null")
+        else:
+            print(f"nothing has been sent to a remote tier (no egress log at {path})")
+        if args.show is not None:
+            raise UserError(f"no egress entry #{args.show}: the log is empty")
+        return 0
+    try:
+        log = EgressLog(path)
+    except AuditError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        if args.show is not None:
+            entry = log.get(args.show)
+            if entry is None:
+                raise UserError(f"no egress entry #{args.show} in {path} (`automix-local audit` lists them)")
+            if args.json:
+                print(json.dumps(entry.to_json(with_payload=True), indent=2, ensure_ascii=False))
+            else:
+                # exactly the bytes that were sent, nothing added
+                sys.stdout.buffer.write(entry.payload)
+                sys.stdout.buffer.write(b"\n")
+                print(
+                    f"# entry #{entry.id}: {entry.bytes} bytes to {entry.url}, sha256 {entry.sha256}", file=sys.stderr
+                )
+            return 0
+        try:
+            since = parse_since(args.since) if args.since else None
+        except ValueError as exc:
+            raise UserError(str(exc), EXIT_USAGE) from None
+        entries = log.entries(since=since)
+    finally:
+        log.close()
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+        return 0
+    if not entries:
+        print("no requests left this machine" + (f" since {args.since}" if args.since else ""))
+        return 0
+    print(f"{'id':>4}  {'time':19}  {'tier':10} {'host':24} {'bytes':>7}  {'sha256':12}  {'send':8} outcome")
+    for e in entries:
+        when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(e.time))
+        red = f" · redacted {_counts(e.redactions)}" if e.redactions else ""
+        tries = f" · {e.attempts} attempts" if e.attempts > 1 else ""
+        detail = f": {e.detail}" if e.detail and e.outcome != "ok" else ""
+        print(
+            f"{e.id:>4}  {when}  {e.tier[:10]:10} {e.host[:24]:24} {e.bytes:>7}  {e.sha256[:12]}  {e.send:8} "
+            f"{e.outcome}{detail}{red}{tries}"
+        )
+    print(f"{len(entries)} request(s); `automix-local audit --show ID` prints the exact payload", file=sys.stderr)
     return 0
 
 
@@ -354,6 +469,18 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--context", metavar="FILE|-", help="text file to answer from ('-' reads stdin)")
     ask.add_argument("--json", action="store_true", help="print one JSON object with the answer and trace")
     ask.add_argument("question", nargs="*", help="the question")
+    ask.add_argument("--yes", action="store_true", help='under policy remote = "ask", approve sending without asking')
+    ask.add_argument("--remote", choices=["never", "ask", "allow"], help="override [policy] remote for this question")
+    ask.add_argument("--send", choices=["question", "relevant", "full"], help="override [policy] send")
+    ask.add_argument(
+        "--tag", action="append", metavar="TAG", help='tag the context (matched by private = ["tag:…"] rules)'
+    )
+
+    au = sub.add_parser("audit", parents=[common], help="what left this machine: the egress log")
+    au.add_argument("--since", metavar="WHEN", help="only since a date/time (2026-11-22T10:00) or an age (2h, 7d)")
+    au.add_argument("--json", action="store_true", help="machine-readable output")
+    au.add_argument("--show", type=int, metavar="ID", help="print the exact payload of one request")
+    au.set_defaults(func=cmd_audit)
     ask.set_defaults(func=cmd_ask)
 
     models = sub.add_parser("models", parents=[common], help="list, pull and verify the tiers' models")

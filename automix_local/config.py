@@ -351,6 +351,11 @@ def _parse_tier(file: Path, index: int, data: Any, base: Path) -> TierConfig:
         for key in ("base_url", "model"):
             if not kw[key]:
                 raise t.error(key, f'required for backend = "openai" (e.g. {key} = "...")')
+        url = kw["base_url"]
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise t.error(
+                "base_url", f'expected an http:// or https:// URL such as "https://api.openai.com/v1", got {url!r}'
+            )
         if kw["api_key_env"] is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", kw["api_key_env"]):
             raise t.error("api_key_env", "expected the NAME of an environment variable holding the key, not the key")
     return TierConfig(name=name, backend=backend, source=source, sha256=sha, **kw)
@@ -402,8 +407,17 @@ def _parse_policy(file: Path, data: Any) -> PolicyConfig:
     remote = t.choice("remote", REMOTE_MODES, "never")
     send = t.choice("send", SEND_MODES, "question")
     redact = t.strings("redact")
+    from .redact import BUILTIN_DETECTORS
+
     for i, pattern in enumerate(redact):
-        if not re.match(r"^[a-z_]+$", pattern):
+        if re.match(r"^[a-z_]+$", pattern):
+            if pattern != "all" and pattern not in BUILTIN_DETECTORS:
+                raise t.error(
+                    f"redact[{i}]",
+                    f"unknown detector {pattern!r}: use one of {', '.join(('all', *BUILTIN_DETECTORS))}, "
+                    "or a regular expression",
+                )
+        else:
             try:
                 re.compile(pattern)
             except re.error as exc:
@@ -443,6 +457,14 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
     if not tiers_raw:
         raise ConfigError(file, "tiers", "no tiers: add at least one [[tiers]] table with name and a model source")
     tiers = tuple(_parse_tier(file, i, raw, base) for i, raw in enumerate(tiers_raw))
+    for i, t in enumerate(tiers[:-1]):
+        if t.backend == "openai":
+            raise ConfigError(
+                file,
+                f"tiers[{i}].backend",
+                f"remote tier {t.name!r} must be the last tier: a remote model gives no token log-probabilities to "
+                "verify with, so nothing can escalate from it. Move its [[tiers]] table to the end",
+            )
     names = [t.name for t in tiers]
     for i, name in enumerate(names):
         if name in names[:i]:

@@ -205,6 +205,12 @@ def run_eval(
 
 class _Runner:
     def __init__(self, config: Config, verifiers: Sequence[str]) -> None:
+        remote = [t.name for t in config.tiers if t.backend == "openai"]
+        if remote:
+            raise EvalError(
+                f"tier {remote[0]!r} is remote: `eval run` records local tiers only, so that a dataset never "
+                "leaves this machine by accident. Evaluate with a models.toml without the remote tier"
+            )
         self.config = config
         self.cascade = Cascade(config, router=AlwaysSmall())
         self.verifiers = {s: make_verifier(replace(config.cascade, verifier=s)) for s in verifiers}

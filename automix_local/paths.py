@@ -31,6 +31,10 @@ class Paths:
         return self.config_dir / "models.toml"
 
     @property
+    def egress_log(self) -> Path:
+        return self.data_dir / "egress.sqlite"
+
+    @property
     def hash_cache(self) -> Path:
         return self.state_dir / "verified.json"
 

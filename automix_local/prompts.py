@@ -62,6 +62,35 @@ def verdict_prompt(context: str, question: str, answer: str, evaluation: str | N
     return f"{base} {evaluation.strip()}{VERDICT_PREFIX}"
 
 
+REMOTE_SYSTEM = (
+    "You answer questions about a document. Reply with the shortest exact phrase that answers the question, "
+    "usually a few words, with no explanation. "
+    f"If the answer cannot be determined, reply exactly: {ABSTAIN}"
+)
+REMOTE_SYSTEM_NO_DOCUMENT = (
+    "Answer the question with the shortest exact phrase, usually a few words, with no explanation. "
+    f"If you cannot know the answer, reply exactly: {ABSTAIN}"
+)
+PLACEHOLDER_NOTE = (
+    " Some personal data was replaced by placeholders such as [EMAIL_1]; if the answer contains one, "
+    "write the placeholder exactly as given."
+)
+
+
+def remote_messages(question: str, context: str, placeholders: bool = False) -> list[dict[str, str]]:
+    """Chat messages for a remote tier: only what the privacy policy let through."""
+    note = PLACEHOLDER_NOTE if placeholders else ""
+    if not context.strip():
+        return [
+            {"role": "system", "content": REMOTE_SYSTEM_NO_DOCUMENT + note},
+            {"role": "user", "content": f"Question: {question.strip()}"},
+        ]
+    return [
+        {"role": "system", "content": REMOTE_SYSTEM + note},
+        {"role": "user", "content": f"Document:\n{context.strip()}\n\nQuestion: {question.strip()}"},
+    ]
+
+
 _LEAD = re.compile(r"^(the answer is|answer:)\s*", re.IGNORECASE)
 
 

@@ -36,6 +36,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX turns_by_conversation ON turns(conversation_id, id);
     """,
+    # 2: per-conversation privacy: a policy override (JSON: remote/send) and the file the context came from
+    """
+    ALTER TABLE conversations ADD COLUMN policy TEXT;
+    ALTER TABLE conversations ADD COLUMN document TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -63,7 +68,16 @@ class Conversation:
     config_file: str | None
     created: float
     updated: float
+    policy: dict[str, str] | None = None  # per-conversation override of [policy] remote / send
+    document: str | None = None  # the file the context was read from (for private rules)
     turns: list[Turn] = field(default_factory=list)
+
+
+_CONV = "id, title, context, config_file, created, updated, policy, document"
+
+
+def _conversation(row: tuple[Any, ...]) -> Conversation:
+    return Conversation(*row[:6], policy=json.loads(row[6]) if row[6] else None, document=row[7])
 
 
 class Store:
@@ -102,6 +116,12 @@ class Store:
     def set_context(self, cid: int, context: str) -> None:
         self.db.execute("UPDATE conversations SET context = ?, updated = ? WHERE id = ?", (context, time.time(), cid))
 
+    def set_privacy(self, cid: int, policy: dict[str, str] | None, document: str | None) -> None:
+        self.db.execute(
+            "UPDATE conversations SET policy = ?, document = ? WHERE id = ?",
+            (json.dumps(policy) if policy else None, document, cid),
+        )
+
     def set_title(self, cid: int, title: str) -> None:
         self.db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, cid))
 
@@ -109,18 +129,14 @@ class Store:
         self.db.execute("DELETE FROM conversations WHERE id = ?", (cid,))
 
     def conversations(self) -> list[Conversation]:
-        rows = self.db.execute(
-            "SELECT id, title, context, config_file, created, updated FROM conversations ORDER BY updated DESC, id DESC"
-        ).fetchall()
-        return [Conversation(*r) for r in rows]
+        rows = self.db.execute(f"SELECT {_CONV} FROM conversations ORDER BY updated DESC, id DESC").fetchall()
+        return [_conversation(r) for r in rows]
 
     def load(self, cid: int) -> Conversation:
-        row = self.db.execute(
-            "SELECT id, title, context, config_file, created, updated FROM conversations WHERE id = ?", (cid,)
-        ).fetchone()
+        row = self.db.execute(f"SELECT {_CONV} FROM conversations WHERE id = ?", (cid,)).fetchone()
         if row is None:
             raise StoreError(f"no conversation {cid}")
-        conv = Conversation(*row)
+        conv = _conversation(row)
         for r in self.db.execute(
             "SELECT id, question, answer, tier, status, trace, created FROM turns"
             " WHERE conversation_id = ? ORDER BY id",

@@ -8,6 +8,7 @@ happen.
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -22,35 +23,42 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, TextArea
 from textual.worker import get_current_worker
 
+from ..audit import AuditError, Receipt
 from ..backends.base import BackendError
 from ..cascade import (
     Answered,
+    Blocked,
     Cascade,
     CascadeError,
     Decided,
+    EgressPending,
+    EgressSent,
     Escalated,
     Event,
     Finished,
+    RemoteFailed,
     TierStarted,
     Token,
     Trace,
     Verified,
     VerifyStarted,
 )
-from ..config import Config
+from ..config import Config, PolicyConfig
 from ..paths import display_path
+from ..policy import describe as describe_policy
+from ..policy import override as policy_override
 from ..routers import POMDPRouter, RouterError, SelfConsistency, ThresholdRouter
 from ..signals import Signal, SignalError
 from ..sources import ModelError, status
 from ..storage import Store, StoreError
 from ..verification import make_verifier
-from .screens import ConversationsScreen, MissingModelsScreen, PromptScreen
+from .screens import ConversationsScreen, EgressScreen, MissingModelsScreen, PromptScreen
 from .widgets import AnswerBlock, TracePane, TurnView, badge_for_step
 
 NARROW = 100  # below this many columns the panes collapse
 MID = 150  # below this, opening the trace pane hides the context pane
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text", ""}
-ANSWER_ERRORS = (CascadeError, BackendError, ModelError, RouterError, SignalError)
+ANSWER_ERRORS = (CascadeError, BackendError, ModelError, RouterError, SignalError, AuditError)
 
 
 class AutomixApp(App[None]):
@@ -82,6 +90,13 @@ class AutomixApp(App[None]):
         self.last_tps: float | None = None
         self.session = {"questions": 0, "cost": 0.0, "seconds": 0.0, "large_cost": 0.0, "large_seconds": []}
         self.models_state = "starting"
+        self.policy_override: dict[str, str] = {}  # this conversation's [policy] remote/send override
+        self.document: str | None = str(context_file.expanduser().resolve()) if context_file else None
+
+    @property
+    def policy(self) -> PolicyConfig:
+        """The policy in force for this conversation: models.toml's, with the conversation's override."""
+        return policy_override(self.config.policy, self.policy_override)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -131,7 +146,7 @@ class AutomixApp(App[None]):
 
     def _start_models(self) -> None:
         try:
-            self.cascade = Cascade(self.config)
+            self.cascade = Cascade(self.config, approve=self._approve)
         except (RouterError, SignalError) as exc:
             self.models_state = "error"
             self.notify(str(exc), severity="error", timeout=15)
@@ -183,11 +198,9 @@ class AutomixApp(App[None]):
         state = "" if self.models_state == "ready" else f" [{self.models_state}]"
         tps = f" · {self.last_tps:.1f} tok/s" if self.last_tps else ""
         remote_tiers = any(t.backend == "openai" for t in self.config.tiers)
-        policy = (
-            "local only"
-            if self.config.policy.remote == "never" or not remote_tiers
-            else f"remote: {self.config.policy.remote}"
-        )
+        policy = "local only" if self.policy.remote == "never" or not remote_tiers else describe_policy(self.policy)
+        if self.policy_override:
+            policy += " (this conversation)"
         text = f"{models}{state}{tps} · {policy} · config {display_path(self.config.source_file)}"
         self.query_one("#status", Static).update(text)
 
@@ -223,15 +236,39 @@ class AutomixApp(App[None]):
             return None
         if self.conversation_id is None:
             self.conversation_id = self.store.create(question[:80], context, str(self.config.source_file))
+            self.store.set_privacy(self.conversation_id, self.policy_override, self.document)
         else:
             self.store.set_context(self.conversation_id, context)
         return self.store.add_turn(self.conversation_id, question)
+
+    def _approve(self, receipt: Receipt) -> bool:
+        """Called by the cascade in the answer worker under remote = "ask": show the receipt, wait for the user.
+        A cancelled question counts as "don't send"."""
+        decided = threading.Event()
+        verdict: list[bool] = [False]
+
+        def done(ok: bool | None) -> None:
+            verdict[0] = bool(ok)
+            decided.set()
+
+        self.call_from_thread(self.push_screen, EgressScreen(receipt), done)
+        worker = get_current_worker()
+        while not decided.wait(0.1):
+            if worker.is_cancelled:
+                self.call_from_thread(self._dismiss_egress)
+                return False
+        return verdict[0]
+
+    def _dismiss_egress(self) -> None:
+        if isinstance(self.screen, EgressScreen):
+            self.screen.dismiss(False)
 
     @work(thread=True, exclusive=True, group="answer", exit_on_error=False)
     def answer(self, view: TurnView, context: str, question: str, token: int) -> None:
         assert self.cascade is not None
         worker = get_current_worker()
-        events = self.cascade.run(context, question)
+        self.cascade.policy = self.policy
+        events = self.cascade.run(context, question, document=self.document)
         try:
             while True:
                 if worker.is_cancelled:
@@ -286,6 +323,31 @@ class AutomixApp(App[None]):
                 blocks[event.tier].badge.set(f"✓ {event.tier} · kept — {d.reason}", "kept")
         elif isinstance(event, Escalated):
             pass  # the next TierStarted draws the escalated answer beneath
+        elif isinstance(event, EgressPending):
+            last = list(blocks.values())[-1]
+            if event.needs_approval:
+                host = event.receipt.host
+                last.badge.set(f"✗ {last.tier} · waiting for your approval to send to {host}…", "checking")
+        elif isinstance(event, EgressSent):
+            r = event.receipt
+            red = f", {sum(r.redactions.values())} redacted" if r.redactions else ""
+            blocks[event.tier].badge.set(
+                f"☁ {event.tier} · sent {r.size} bytes to {r.host} (audit #{event.entry_id}{red}) · answering…",
+                "checking",
+            )
+        elif isinstance(event, Blocked):
+            last = list(blocks.values())[-1]
+            last.remove_class("superseded")
+            self.notify(f"Not sent to {event.tier}: {event.reason}", severity="warning", timeout=8)
+        elif isinstance(event, RemoteFailed):
+            failed = blocks.get(event.tier)
+            if failed is not None:
+                failed.badge.set(f"⚠ {event.tier} · failed — {event.reason}", "error")
+                failed.add_class("superseded")
+            kept = blocks.get(event.fallback_tier)
+            if kept is not None:
+                kept.remove_class("superseded")
+            self.notify(f"{event.tier} failed: {event.reason}", severity="error", timeout=10)
         elif isinstance(event, Finished):
             pass
 
@@ -301,6 +363,8 @@ class AutomixApp(App[None]):
                 text, kind = badge_for_step(step, step is data["steps"][-1], data["tier"])
                 block.badge.set(text, kind)
         self.last_answer = trace.answer
+        if trace.notice:
+            p["view"].mount(Static(f"ⓘ {trace.notice}", classes="notice-line", markup=False))
         self._account(trace, p["prompt_tokens"] or 0)
         trace_pane = self.query_one(TracePane)
         trace_pane.show_trace(data)
@@ -406,16 +470,20 @@ class AutomixApp(App[None]):
             self.notify(f"Cannot read {path}: {exc}", severity="error")
             return
         self.query_one("#context", TextArea).load_text(text)
+        self.document = str(path.resolve())
         if self.store is not None and self.conversation_id is not None:
             self.store.set_context(self.conversation_id, text)
+            self.store.set_privacy(self.conversation_id, self.policy_override, self.document)
         self.notify(f"Context: {path.name} ({len(text.split())} words)")
 
     def action_new_conversation(self) -> None:
         if self._pending is not None:
             self.action_cancel()
         self.conversation_id = None
+        self.policy_override = {}
         self.query_one("#chat", VerticalScroll).remove_children()
         self.last_answer = None
+        self._update_status()
         self.notify("New conversation (the context is kept).")
 
     def action_conversations(self) -> None:
@@ -431,6 +499,9 @@ class AutomixApp(App[None]):
             self.action_cancel()
         conv = self.store.load(cid)
         self.conversation_id = conv.id
+        self.policy_override = dict(conv.policy or {})
+        self.document = conv.document
+        self._update_status()
         self.query_one("#context", TextArea).load_text(conv.context)
         chat = self.query_one("#chat", VerticalScroll)
         chat.remove_children()
@@ -480,6 +551,32 @@ class AutomixApp(App[None]):
         yield SystemCommand(
             "Trade-off…", "Threshold (threshold router) or λ (POMDP) for the next question", self.action_tradeoff
         )
+        if any(t.backend == "openai" for t in self.config.tiers):
+            for mode, what in (
+                ("never", "nothing leaves this machine"),
+                ("ask", "show each request and send only if I approve"),
+                ("allow", "send under the policy's send/redact rules"),
+            ):
+                yield SystemCommand(
+                    f"Remote (this conversation): {mode}", what, lambda m=mode: self.set_policy("remote", m)
+                )
+            for mode, what in (
+                ("question", "only the question"),
+                ("relevant", "the question and the passage the answer depends on"),
+                ("full", "the question and the whole context"),
+            ):
+                yield SystemCommand(
+                    f"Send (this conversation): {mode}", what, lambda m=mode: self.set_policy("send", m)
+                )
+
+    def set_policy(self, key: str, value: str) -> None:
+        self.policy_override[key] = value
+        if getattr(self.config.policy, key) == value:
+            del self.policy_override[key]  # back to models.toml's
+        if self.store is not None and self.conversation_id is not None:
+            self.store.set_privacy(self.conversation_id, self.policy_override, self.document)
+        self._update_status()
+        self.notify(f"This conversation: {describe_policy(self.policy)}")
 
     def set_verifier(self, strategy: str) -> None:
         if self.cascade is None:

@@ -11,9 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Static
+from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Static, TextArea
 from textual.widgets.option_list import Option
 
+from ..audit import Receipt
 from ..config import Config, PathSource
 from ..paths import display_path
 from ..sources import ModelError, ModelStatus, pull, pull_command
@@ -167,3 +168,52 @@ class PromptScreen(ModalScreen[str | None]):
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+
+class EgressScreen(ModalScreen[bool]):
+    """The egress receipt under remote = "ask": the exact request, and nothing is sent unless approved."""
+
+    DEFAULT_CSS = """
+    EgressScreen { align: center middle; }
+    EgressScreen > Vertical { width: 90%; max-width: 110; height: 85%; border: thick $warning; padding: 1 2;
+                              background: $surface; }
+    EgressScreen .title { text-style: bold; }
+    EgressScreen #meta { color: $text-muted; margin-bottom: 1; height: auto; }
+    EgressScreen #payload { height: 1fr; }
+    EgressScreen Horizontal { height: auto; margin-top: 1; }
+    EgressScreen Button { margin-right: 2; }
+    """
+    BINDINGS = [
+        Binding("escape", "decline", "Don't send", id="egress.decline"),
+    ]
+
+    def __init__(self, receipt: Receipt) -> None:
+        super().__init__()
+        self.receipt = receipt
+
+    def compose(self) -> ComposeResult:
+        r = self.receipt
+        red = ", ".join(f"{n} {k}" for k, n in sorted(r.redactions.items())) or "none"
+        with Vertical():
+            yield Static(f"Send this request to {r.host}?", classes="title", markup=False)
+            yield Static(
+                f"tier {r.tier} · model {r.model} · {r.url}\n"
+                f"{r.size} bytes · sha256 {r.sha256} · send {r.send} · redacted: {red}\n"
+                f"{r.reason}. Nothing leaves this machine unless you press Send; what is sent is logged "
+                "(`automix-local audit`).",
+                id="meta",
+                markup=False,
+            )
+            yield TextArea(r.pretty(), read_only=True, id="payload", soft_wrap=True)
+            with Horizontal():
+                yield Button("Send", variant="warning", id="send")
+                yield Button("Don't send (answer locally)", variant="primary", id="decline")
+
+    def on_mount(self) -> None:
+        self.query_one("#decline", Button).focus()  # the safe choice is the default
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "send")
+
+    def action_decline(self) -> None:
+        self.dismiss(False)

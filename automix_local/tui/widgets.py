@@ -89,8 +89,14 @@ def badge_for_step(step: dict[str, Any], final: bool, final_tier: str) -> tuple[
     reason = step.get("reason") or ""
     conf_s = f" · confidence {conf:.2f}" if conf is not None and "confidence" not in reason else ""
     decision = step.get("decision")
+    if decision == "route" and tier == final_tier:  # escalation blocked or failed: this answer is the one shown
+        return f"⚠ {tier}{conf_s} · answered locally — {reason}", "kept"
     if decision == "route":
         return f"✗ {tier}{conf_s} · escalated — {reason}", "escalated"
+    if step.get("egress_id") is not None and final:
+        red = step.get("redactions") or {}
+        red_s = f", {sum(red.values())} redacted" if red else ""
+        return f"☁ {tier} · final answer · sent {step.get('sent')} (audit #{step['egress_id']}{red_s})", "kept"
     if final and tier != final_tier:
         return f"{tier}{conf_s}", ""
     if decision == "keep":

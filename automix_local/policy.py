@@ -1,0 +1,211 @@
+"""The privacy policy: a pure function from (request, policy) to what may leave the machine.
+
+``decide(request, policy)`` never touches the network or the disk. It answers one of
+
+- ``blocked``: nothing may be sent (``remote = "never"``, a private document, a non-redactable rule);
+- ``allowed``: the request may go out exactly as the user wrote it (question and whole context);
+- ``transformed``: it may go out after the policy cut the context down (``send``) and/or replaced
+  personal data by placeholders (``redact``).
+
+``needs_approval`` is set under ``remote = "ask"``: the caller must show the exact request (the
+egress receipt) and send nothing unless the user approves. The cascade, the CLI and the TUI all
+call this one function, so what the UI shows is what the code enforces.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .config import PolicyConfig
+
+Action = Literal["allowed", "blocked", "transformed"]
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n")
+_STOP = frozenset(
+    "a an the of in on at to for from by with and or is are was were be been what which who whom whose when "
+    "where why how did do does this that these those it its as into than then there their they he she his her "
+    "not no yes".split()
+)
+
+
+@dataclass(frozen=True)
+class EgressRequest:
+    """What the cascade would like to send to a remote tier."""
+
+    tier: str
+    question: str
+    context: str = ""
+    document: str | None = None  # the path the context was read from, if any
+    tags: tuple[str, ...] = ()  # tags of that document / conversation
+    local_answer: str | None = None  # the best local answer, whose span "relevant" looks for
+    passages: tuple[str, ...] | None = None  # retrieved passages, when the context came from retrieval
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    action: Action
+    reason: str  # one line for the user: why blocked, or what was done to the request
+    needs_approval: bool = False
+    send: str = "question"
+    question: str = ""  # what will be sent (redacted)
+    context: str = ""  # the part of the context that will be sent (redacted); "" for send = "question"
+    mapping: dict[str, str] = field(default_factory=dict)  # placeholder → original, to map the answer back
+    counts: dict[str, int] = field(default_factory=dict)  # detector → spans redacted
+
+    @property
+    def allowed(self) -> bool:
+        return self.action != "blocked"
+
+
+def private_match(document: str | None, tags: Sequence[str], rules: Sequence[str]) -> str | None:
+    """The ``private`` rule that covers this document, or None.
+
+    A rule is ``tag:NAME`` (matches a document or conversation tag) or a path glob: ``~`` expands,
+    ``**`` crosses directories, and a rule naming a directory covers everything under it.
+    """
+    tagset = {t.strip().lower() for t in tags}
+    path = None
+    if document:
+        path = os.path.abspath(os.path.expanduser(document))
+    for rule in rules:
+        if rule.startswith("tag:"):
+            if rule[4:].strip().lower() in tagset:
+                return rule
+            continue
+        if path is None:
+            continue
+        pattern = os.path.abspath(os.path.expanduser(rule))
+        if path == pattern or path.startswith(pattern.rstrip(os.sep) + os.sep):
+            return rule
+        if fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.replace("**/", "")):
+            return rule
+        if os.sep not in rule and fnmatch.fnmatchcase(Path(path).name, rule):
+            return rule  # a bare pattern such as "*.secret.md" matches the file name anywhere
+    return None
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) character spans of the text's sentences (and paragraphs)."""
+    spans, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        if text[start : m.start()].strip():
+            spans.append((start, m.start()))
+        start = m.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in (x.lower() for x in _WORD.findall(text)) if w not in _STOP}
+
+
+def relevant_window(context: str, question: str, answer: str | None, passages: Sequence[str] | None = None) -> str:
+    """The smallest part of the context the answer depends on.
+
+    Retrieved passages when there are any; else the sentence(s) of the context holding the local
+    answer's span; else (an abstention, a paraphrase) the two sentences sharing most words with the question.
+    """
+    if passages:
+        return "\n\n".join(p.strip() for p in passages if p.strip())
+    spans = sentences(context)
+    if not spans:
+        return ""
+    a = (answer or "").strip()
+    if a:
+        at = context.lower().find(a.lower())
+        if at >= 0:
+            end = at + len(a)
+            chosen = [s for s in spans if s[0] < end and s[1] > at]
+            return context[chosen[0][0] : chosen[-1][1]].strip()
+    q = _content_words(question)
+    scored = sorted(
+        ((len(q & _content_words(context[s:e])), -i, (s, e)) for i, (s, e) in enumerate(spans)), reverse=True
+    )
+    best = sorted(span for score, _, span in scored[:2] if score > 0)
+    if not best:
+        return ""
+    return "\n".join(context[s:e].strip() for s, e in best)
+
+
+def decide(request: EgressRequest, policy: PolicyConfig, redactor: object | None = None) -> PolicyResult:
+    """What may leave the machine for this request under this policy. Pure: no I/O."""
+    if policy.remote == "never":
+        return PolicyResult("blocked", 'policy remote = "never": nothing is sent to remote tiers', send=policy.send)
+    rule = private_match(request.document, request.tags, policy.private)
+    if rule is not None:
+        where = request.document or ", ".join(request.tags)
+        return PolicyResult("blocked", f"{where} is private (policy rule {rule!r}): answered locally", send=policy.send)
+    if policy.send == "full":
+        context = request.context.strip()
+    elif policy.send == "relevant":
+        context = relevant_window(request.context, request.question, request.local_answer, request.passages)
+    else:
+        context = ""
+    question = request.question.strip()
+    mapping: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    if policy.redact:
+        from .redact import Redactor
+
+        r = redactor if isinstance(redactor, Redactor) else Redactor(policy.redact)
+        rq = r.redact(question, mapping)
+        rc = r.redact(context, mapping)
+        question, context = rq.text, rc.text
+        for part in (rq.counts, rc.counts):
+            for kind, n in part.items():
+                counts[kind] = counts.get(kind, 0) + n
+    notes = []
+    if policy.send == "question":
+        notes.append("only the question is sent")
+    elif policy.send == "relevant":
+        notes.append(f"the question and {len(context)} of {len(request.context.strip())} context characters are sent")
+    if counts:
+        notes.append("redacted " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    transformed = bool(counts) or (policy.send != "full" and bool(request.context.strip()))
+    action: Action = "transformed" if transformed else "allowed"
+    reason = "; ".join(notes) if notes else "the question and the whole context are sent"
+    return PolicyResult(
+        action,
+        reason,
+        needs_approval=policy.remote == "ask",
+        send=policy.send,
+        question=question,
+        context=context,
+        mapping=mapping,
+        counts=counts,
+    )
+
+
+def describe(policy: PolicyConfig) -> str:
+    """One line for status bars and receipts."""
+    parts = [f"remote {policy.remote}"]
+    if policy.remote != "never":
+        parts.append(f"send {policy.send}")
+        if policy.redact:
+            parts.append("redact " + ",".join(r if re.match(r"^[a-z_]+$", r) else "regex" for r in policy.redact))
+    if policy.private:
+        parts.append(f"{len(policy.private)} private rule{'s' if len(policy.private) != 1 else ''}")
+    return " · ".join(parts)
+
+
+def override(policy: PolicyConfig, changes: Mapping[str, str]) -> PolicyConfig:
+    """A per-conversation override (remote / send), validated like the config file."""
+    from dataclasses import replace
+
+    from .config import REMOTE_MODES, SEND_MODES
+
+    kw: dict[str, str] = {}
+    for key, value in changes.items():
+        options = {"remote": REMOTE_MODES, "send": SEND_MODES}.get(key)
+        if options is None or value not in options:
+            raise ValueError(f"policy override {key} = {value!r}: expected one of {options or ('remote', 'send')}")
+        kw[key] = value
+    return replace(policy, **kw)

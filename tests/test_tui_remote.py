@@ -1,0 +1,115 @@
+"""The app escalating to a remote tier: the egress receipt under `ask`, per-conversation overrides.
+
+Real SmolLM2 small tier, a real recording HTTP server as the remote tier, driven by Textual's Pilot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import Button, Static, TextArea
+
+from automix_local.config import load_config
+from automix_local.storage import Store
+from automix_local.tui.app import AutomixApp
+from automix_local.tui.screens import EgressScreen
+from automix_local.tui.widgets import AnswerBlock
+
+from .conftest import SQUAD_CONTEXT, tier_toml
+from .remote_server import RecordingServer
+from .test_tui import ask, wait_until
+
+
+@pytest.fixture
+def server() -> Iterator[RecordingServer]:
+    with RecordingServer() as s:
+        s.answer = "Rollo"
+        yield s
+
+
+@pytest.fixture
+def make_app(model_path: Path, write_config, tmp_path: Path, server: RecordingServer):
+    ctx = tmp_path / "normans.txt"
+    ctx.write_text(SQUAD_CONTEXT)
+
+    def make(policy: str) -> AutomixApp:
+        text = tier_toml("small", model_path, max_tokens=16)
+        text += (
+            f'[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "{server.base_url}"\nmodel = "gpt-test"\n'
+            "timeout = 5\ncost = 50\n"
+        )
+        text += '[cascade]\nrouter = "random"\nrandom_p = 1.0\n[policy]\n' + policy
+        return AutomixApp(load_config(write_config(text)), ctx)
+
+    return make
+
+
+async def test_ask_shows_the_receipt_and_sends_nothing_when_declined(make_app, server: RecordingServer):
+    app = make_app('remote = "ask"\nsend = "question"\n')
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert "remote ask · send question" in str(app.query_one("#status").content)
+        await ask(app, pilot)
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, EgressScreen) and bool(app.screen.query("#decline")), what="receipt"
+        )
+        payload = app.screen.query_one("#payload", TextArea).text
+        assert json.loads(payload)["messages"][-1]["content"].startswith("Question: Who was the leader")
+        assert server.requests == []  # shown, not sent
+        assert app.screen.focused is app.screen.query_one("#decline", Button)  # the safe choice is the default
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        assert server.requests == []
+        notes = [str(s.content) for s in app.query(".notice-line").results(Static)]
+        assert any("declined" in n for n in notes)
+        block = app.query_one(AnswerBlock)
+        assert block.tier == "small" and "answered locally" in str(block.badge.content)
+
+
+async def test_ask_approved_sends_and_badges_the_remote_answer(make_app, server: RecordingServer):
+    app = make_app('remote = "ask"\nsend = "full"\n')
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ask(app, pilot)
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, EgressScreen) and bool(app.screen.query("#decline")), what="receipt"
+        )
+        shown = app.screen.receipt.payload
+        await pilot.click("#send")
+        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        assert [r["body"] for r in server.requests] == [shown]
+        blocks = list(app.query(AnswerBlock).results(AnswerBlock))
+        assert [b.tier for b in blocks] == ["small", "remote"]
+        assert blocks[-1].text == "Rollo" and "☁ remote" in str(blocks[-1].badge.content)
+        assert "audit #1" in str(blocks[-1].badge.content)
+
+
+async def test_per_conversation_override_is_enforced_and_saved(make_app, server: RecordingServer):
+    app = make_app('remote = "allow"\nsend = "full"\n')
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.models_state == "ready", what="models loaded")
+        app.set_policy("remote", "never")
+        assert "local only (this conversation)" in str(app.query_one("#status").content)
+        await ask(app, pilot)
+        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        assert server.requests == []
+        cid = app.conversation_id
+    store = Store(app.config.paths.data_dir / "conversations.db")
+    conv = store.load(cid)
+    store.close()
+    assert conv.policy == {"remote": "never"} and conv.document and conv.document.endswith("normans.txt")
+
+
+async def test_remote_failure_shows_the_local_answer_and_says_so(make_app, server: RecordingServer):
+    server.mode = "500"
+    app = make_app('remote = "allow"\n')
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ask(app, pilot)
+        await wait_until(pilot, lambda: app._pending is None, timeout=60, what="answer finished")
+        blocks = list(app.query(AnswerBlock).results(AnswerBlock))
+        assert "failed" in str(blocks[-1].badge.content) and blocks[-1].has_class("superseded")
+        assert not blocks[0].has_class("superseded")
+        assert app.last_answer == blocks[0].text.strip() or app.last_answer
+        notes = [str(s.content) for s in app.query(".notice-line").results(Static)]
+        assert any("best local answer" in n for n in notes)
