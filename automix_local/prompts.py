@@ -65,16 +65,15 @@ def verdict_prompt(context: str, question: str, answer: str, evaluation: str | N
 REMOTE_SYSTEM = (
     "You answer questions about a document. Reply with the shortest exact phrase that answers the question, "
     "usually a few words, with no explanation. "
-    f"If the answer cannot be determined, reply exactly: {ABSTAIN}"
 )
 REMOTE_SYSTEM_NO_DOCUMENT = (
     "Answer the question with the shortest exact phrase, usually a few words, with no explanation. "
-    f"If you cannot know the answer, reply exactly: {ABSTAIN}"
 )
 PLACEHOLDER_NOTE = (
-    " Some personal data was replaced by placeholders such as [EMAIL_1]; if the answer contains one, "
-    "write the placeholder exactly as given."
+    "Some personal data was replaced by placeholders such as [EMAIL_1]; if the answer contains one, "
+    "write the placeholder exactly as given. "
 )
+REMOTE_ABSTAIN = f"If the answer cannot be determined, reply exactly: {ABSTAIN}"
 
 
 def remote_messages(question: str, context: str, placeholders: bool = False) -> list[dict[str, str]]:
@@ -82,11 +81,11 @@ def remote_messages(question: str, context: str, placeholders: bool = False) -> 
     note = PLACEHOLDER_NOTE if placeholders else ""
     if not context.strip():
         return [
-            {"role": "system", "content": REMOTE_SYSTEM_NO_DOCUMENT + note},
+            {"role": "system", "content": REMOTE_SYSTEM_NO_DOCUMENT + note + REMOTE_ABSTAIN},
             {"role": "user", "content": f"Question: {question.strip()}"},
         ]
     return [
-        {"role": "system", "content": REMOTE_SYSTEM + note},
+        {"role": "system", "content": REMOTE_SYSTEM + note + REMOTE_ABSTAIN},
         {"role": "user", "content": f"Document:\n{context.strip()}\n\nQuestion: {question.strip()}"},
     ]
 
