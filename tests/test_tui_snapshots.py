@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from automix_local.config import load_config
@@ -109,3 +110,39 @@ def test_missing_model_screen(snap_compare):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 36), run_before=shown)
+
+
+def test_egress_receipt_screen(snap_compare, tmp_path):
+    """The `ask` policy's receipt: what would leave, byte for byte, with the safe button focused."""
+    from automix_local.audit import Receipt
+    from automix_local.prompts import remote_messages
+    from automix_local.tui.screens import EgressScreen
+
+    messages = remote_messages("What is the email of Jane?", "Her email is [EMAIL_1].", placeholders=True)
+    payload = json.dumps(
+        {"model": "gpt-test", "messages": messages, "max_tokens": 64, "temperature": 0.0, "stream": True},
+        separators=(",", ":"),
+    ).encode()
+    receipt = Receipt(
+        tier="cloud",
+        host="api.example.com:443",
+        url="https://api.example.com/v1/chat/completions",
+        model="gpt-test",
+        payload=payload,
+        send="relevant",
+        redactions={"email": 1},
+        reason="the question and 23 of 141 context characters are sent; redacted 1 email",
+    )
+    ctx = tmp_path / "normans.txt"
+    ctx.write_text(SQUAD_CONTEXT)
+    app = AutomixApp(load_config(CONFIG), ctx)
+
+    async def show(pilot) -> None:
+        await _ready(pilot)
+        app.push_screen(EgressScreen(receipt))
+        await pilot.pause()
+        for area in app.screen.query("TextArea"):
+            area.cursor_blink = False
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=show)
