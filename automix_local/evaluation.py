@@ -26,6 +26,7 @@ from typing import Any
 from .backends.base import BackendError, run_to_end
 from .cascade import Cascade, CascadeError
 from .config import Config
+from .jsonl import read_jsonl
 from .routers import AlwaysSmall
 from .scoring import score_item
 from .verification import make_verifier
@@ -42,19 +43,7 @@ class EvalError(Exception):
 def load_items(path: Path) -> list[dict[str, Any]]:
     """Read a JSONL file in the shared schema; errors name the file and line."""
     items = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise EvalError(f"data file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalError(f"cannot read data file {path}: {exc}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise EvalError(f"{path}:{n}: not valid JSON ({exc})") from None
+    for n, item in read_jsonl(path, EvalError):
         missing = [k for k in REQUIRED if not isinstance(item, dict) or k not in item]
         if missing:
             raise EvalError(f"{path}:{n}: missing field(s) {', '.join(missing)} (see the JSONL schema in README)")

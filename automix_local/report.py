@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .evaluation import ITEMS_FILE, RUN_FILE
+from .jsonl import read_jsonl
 from .metrics import delta_ibc
 from .routers import (
     AlwaysLarge,
@@ -141,13 +142,7 @@ def _load_ours(d: Path) -> Run:
 
 def _load_paper(path: Path) -> Run:
     items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            raise ReportError(f"{path}:{n}: not valid JSON ({exc})") from None
+    for n, rec in read_jsonl(path, ReportError, "paper-format file"):
         missing = [k for k in PAPER_KEYS if k not in rec]
         if missing:
             raise ReportError(f"{path}:{n}: not the AutoMix paper format (missing {', '.join(missing)})")
