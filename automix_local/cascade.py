@@ -202,6 +202,14 @@ def make_router(config: Config) -> Router:
                 f"{cfg.calibration}: holds a {router.kind!r} router but cascade.router is {cfg.router!r}; "
                 "make them agree"
             )
+        fitted = getattr(router, "n_tiers", None)
+        if fitted is not None and fitted != len(config.tiers):
+            names = ", ".join(t.name for t in config.tiers)
+            raise RouterError(
+                f"{cfg.calibration}: this router was fitted for {fitted} tiers, but models.toml has "
+                f"{len(config.tiers)} ({names}). Calibrate one for these tiers (`automix-local eval run` + "
+                '`calibrate`), or use router = "threshold" without a calibration file'
+            )
         if cfg.lambda_ is not None and isinstance(router, POMDPRouter):
             router.lambda_ = cfg.lambda_  # the config's trade-off overrides the fitted one
         return router

@@ -19,7 +19,7 @@ from automix_local.cascade import (
 )
 from automix_local.sources import ModelError
 
-from .conftest import SQUAD_CONTEXT
+from .conftest import SQUAD_CONTEXT, tier_toml
 
 Q = "Who was the leader of the Norse raiders?"
 
@@ -105,6 +105,20 @@ def test_pomdp_router_from_calibration_file(two_tier_config, tmp_path):
     finally:
         cascade.close()
     assert trace.steps[0].decision in ("keep", "route") and "belief" in trace.steps[0].reason
+
+
+def test_calibration_for_other_tiers_is_refused_at_start(model_path, write_config, tmp_path):
+    from automix_local.config import load_config
+    from automix_local.routers import RouterError
+
+    recs = [R.Record((1.0, 1.0), (0.9, None)), R.Record((0.0, 1.0), (0.1, None))] * 50
+    path = tmp_path / "router.json"
+    R.POMDPRouter(lambda_=0.001).fit(recs, [1, 10]).save(path)
+    text = tier_toml("small", model_path) + tier_toml("large", model_path)
+    text += '[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+    text += f'[cascade]\nrouter = "pomdp"\ncalibration = "{path}"\n'
+    with pytest.raises(RouterError, match=r"fitted for 2 tiers, but models.toml has 3 \(small, large, remote\)"):
+        Cascade(load_config(write_config(text)))
 
 
 def test_empty_question_and_too_long_context(two_tier_config):
