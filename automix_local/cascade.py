@@ -297,6 +297,12 @@ class Cascade:
             self._egress.close()
             self._egress = None
 
+    def interrupt(self) -> None:
+        """Drop a remote call in progress (thread-safe): a cancelled question must not wait for the network."""
+        for i, tier in enumerate(self.tiers):
+            if tier.backend == "openai" and tier.name in self._backends:
+                self.backend(i).close()
+
     @property
     def egress_log(self) -> EgressLog:
         if self._egress is None:
@@ -563,10 +569,12 @@ class Cascade:
             if tail:
                 yield Token(tier.name, tail)
         except RemoteError as exc:
-            log.finish(entry_id, "error", str(exc), seconds=time.perf_counter() - t0)
+            outcome = "cancelled" if exc.kind == "cancelled" else "error"
+            log.finish(entry_id, outcome, str(exc), seconds=time.perf_counter() - t0)
             return f"{exc}; showing the best local answer"
         except GeneratorExit:
             log.finish(entry_id, "cancelled", "cancelled by the user", seconds=time.perf_counter() - t0)
+            stream.close()
             raise
         text = restore(generation.text, result.mapping)
         answer = prompts.clean_answer(text)

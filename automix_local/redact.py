@@ -145,12 +145,12 @@ def _steuer_id_ok(d: str) -> bool:  # German Steuer-IdNr: digit-repetition rule 
     return (0 if check == 10 else check) == int(d[10])
 
 
-def _nir_ok(d: str) -> bool:  # French NIR (INSEE): 13 digits + key = 97 - n mod 97 (Corsica 2A/2B)
+def _nir_ok(d: str) -> bool:  # French NIR (INSEE): 13 digits + key = 97 - n mod 97 (Corsica: 2A -> 19, 2B -> 18)
     body = d[:13].upper()
     if body[5:7] == "2A":
-        n = int(body[:5] + "19" + body[7:]) - 1000000
+        n = int(body[:5] + "19" + body[7:])
     elif body[5:7] == "2B":
-        n = int(body[:5] + "18" + body[7:]) - 2000000
+        n = int(body[:5] + "18" + body[7:])
     elif body.isdigit():
         n = int(body)
     else:
@@ -192,6 +192,8 @@ def _cf_ok(cf: str) -> bool:  # Italian codice fiscale: check letter from odd/ev
 
 _SEP = r"[ \u00a0.\-]"  # separators inside phone numbers
 _NOT_AFTER_NUMBER = r"(?!\w|[.,/:\-]?\d)"  # not followed by more of a number (a sentence's full stop is fine)
+# The same for phone numbers, which may carry a glued extension (202-555-0173x123, ...ext.12); it stays unredacted.
+_NOT_AFTER_PHONE = rf"(?=(?:(?:x|ext\.?)\d{{1,6}})?{_NOT_AFTER_NUMBER})"
 
 
 def _whole(text: str, m: re.Match[str]) -> tuple[int, int]:
@@ -240,14 +242,14 @@ def _email_ok(s: str) -> bool:
 _PHONE_INTL = re.compile(
     r"(?<![\w+])\+[1-9]\d{0,2}"
     rf"(?:{_SEP}?\(0\))?"
-    rf"(?:{_SEP}?(?:\(\d{{1,5}}\)|\d{{1,5}}+)){{1,7}}" + _NOT_AFTER_NUMBER
+    rf"(?:{_SEP}?(?:\(\d{{1,5}}\)|\d{{1,5}}+)){{1,7}}" + _NOT_AFTER_PHONE
 )
 # The same with the 00 international prefix (0044 20 7946 0958); a separator after the country code is required,
 # so that 00-padded references (00123456789) stay out.
 _PHONE_INTL00 = re.compile(
     r"(?<![\w+.,/\-])(?<!\d )00[1-9]\d{0,2}"
     rf"(?:{_SEP}\(0\) ?|{_SEP})(?:\(\d{{1,5}}\)|\d{{1,10}}+)"
-    rf"(?:{_SEP}(?:\(\d{{1,5}}\)|\d{{1,10}}+)){{0,6}}" + _NOT_AFTER_NUMBER
+    rf"(?:{_SEP}(?:\(\d{{1,5}}\)|\d{{1,10}}+)){{0,6}}" + _NOT_AFTER_PHONE
 )
 
 
@@ -271,7 +273,7 @@ _PHONE_NANP = re.compile(
     r"(?<![\w+.,/\-])(?<!\d )"
     r"(?:1[ .\-])?"
     r"(?:\((?P<a1>[2-9]\d\d)\)[ \u00a0]?|(?P<a2>[2-9]\d\d)(?P<s>[ \u00a0.\-]))"
-    r"(?P<x>[2-9]\d\d)(?P<s2>[ \u00a0.\-])\d{4}" + _NOT_AFTER_NUMBER
+    r"(?P<x>[2-9]\d\d)(?P<s2>[ \u00a0.\-])\d{4}" + _NOT_AFTER_PHONE
 )
 
 
@@ -284,17 +286,18 @@ def _phone_nanp(text: str, m: re.Match[str]) -> tuple[int, int] | None:
     return m.span()
 
 
-# National numbers with a trunk 0: 020 7946 0958, 07700 900123, 01 23 45 67 89, (030) 901820, 020-123 4567
+# National numbers with a trunk 0: 020 7946 0958, 07700 900123, 01 23 45 67 89, (030) 901820, 020-123 4567,
+# (0114)4960454, (036)-6252378
 _PHONE_NAT0 = re.compile(
     r"(?<![\w+.,/\-])(?<!\d )"
     r"(?P<area>\(0[1-9]\d{0,3}\)|0[1-9]\d{0,3})"
-    rf"(?P<sep>{_SEP}|/)\d{{2,8}}"  # German style 030/901820 allows a slash after the area code
-    rf"(?P<rest>(?:{_SEP}\d{{2,8}}){{0,3}})(?!{_SEP}\d)" + _NOT_AFTER_NUMBER
+    rf"(?P<sep>{_SEP}|/|(?<=\)))\d{{2,8}}"  # German style 030/901820: a slash; after a bracket: nothing
+    rf"(?P<rest>(?:{_SEP}\d{{2,8}}){{0,3}})(?!{_SEP}\d)" + _NOT_AFTER_PHONE
 )
 
 
 def _phone_nat0(text: str, m: re.Match[str]) -> tuple[int, int] | None:
-    if m.group("area").startswith("(") and m.group("sep") not in (" ", "\u00a0"):
+    if m.group("area").startswith("(") and m.group("sep") not in (" ", "\u00a0", "", "-"):
         return None
     if len(set(re.findall(_SEP, m.group("rest")))) > 1:  # after the area code one separator style throughout
         return None
@@ -313,12 +316,13 @@ def _phone_nat0(text: str, m: re.Match[str]) -> tuple[int, int] | None:
 
 # Any digit run (7-15 digits, optional single separators) right after a phone keyword: "Tel. 5550173".
 _PHONE_CTX_RUN = re.compile(
-    r"(?<![\w+.,/\-])\+?(?:\(\d{1,5}\)|\d{1,5})(?:[ \u00a0.\-]?(?:\(\d{1,5}\)|\d{1,5}+)){1,6}" + _NOT_AFTER_NUMBER
+    r"(?<![\w+.,/\-])\+?(?:\(\d{1,5}\)|\d{1,5})(?:[ \u00a0.\-]?(?:\(\d{1,5}\)|\d{1,5}+)){1,6}" + _NOT_AFTER_PHONE
 )
 _PHONE_CONTEXT = re.compile(
     r"(?:\b(?:[Tt]el|TEL|[Tt]elephone|[Pp]hone|PHONE|[Pp]h|[Mm]obile|[Mm]ob|[Cc]ell|[Cc]ellphone|[Ff]ax|[Cc]all"
     r"|[Rr]ing|[Tt]ext|SMS|[Ww]hats[Aa]pp|[Hh]otline|[Hh]elpline|[Ll]andline|[Dd]ial|[Cc]ontact number"
-    r"|[Tt]éléphone|[Tt]elefon|[Tt]eléfono|[Tt]elefono|[Hh]andy|[Pp]ortable|[Cc]ellulare|[Mm]óvil)\b|\b[TMF]\b)"
+    r"|[Tt]éléphone|[Tt]él|[Tt]elefon|[Tt]elefonnummer|[Tt]eléfono|[Tt]elefono|[Tt]elefoon|[Tt]elefoonnummer|[Mm]obiel"
+    r"|[Hh]andy|[Hh]andynummer|[Pp]ortable|[Cc]ellulare|[Mm]óvil)\b|\b[TMF]\b)"
     r"(?:[\s:.#=()\-]|\b(?:no|nr|num|number|on|at|is|me|us|him|her|them|to|or)\b){0,8}$"
 )
 
@@ -483,10 +487,11 @@ def _ipv6(text: str, m: re.Match[str]) -> tuple[int, int] | None:
 
 # --------------------------------------------------------------------------- national IDs
 
+_ID_CONTEXT_END = r"(?:\s+(?:is|was|ist))?[\s:#.=\-]{0,6}$"  # "SSN: ", "BSN nr. ", "my SIN is "
 _SSN_DASH = re.compile(r"(?<![\w\-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?!\w|-\d)")
 _SSN_CTX_RUN = re.compile(r"(?<![\w\-])(?!000|666|9\d\d)\d{3}([ .]?)(?!00)\d{2}\1(?!0000)\d{4}" + _NOT_AFTER_NUMBER)
 _SSN_CONTEXT = re.compile(
-    r"(?:\bSSN|\bSS#|\b[Ss]ocial [Ss]ecurity(?: [Nn]umber| [Nn]o\.?| #)?|\bSoc\.? ?Sec\.?)[\s:#.=\-]{0,6}$"
+    r"(?:\bSSN|\bSS#|\b[Ss]ocial [Ss]ecurity(?: [Nn]umber| [Nn]o\.?| #)?|\bSoc\.? ?Sec\.?)" + _ID_CONTEXT_END
 )
 _NINO = re.compile(
     r"(?<![A-Za-z0-9])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
@@ -500,18 +505,20 @@ _DNI = re.compile(r"(?<![\w\-.])(?:\d{8}|[XYZ][ \-]?\d{7})[ \-]?[A-HJ-NP-TV-Z](?
 _CF = re.compile(r"(?<![\w])[A-Z]{6}[\dLMNP-V]{2}[A-EHLMPR-T][\dLMNP-V]{2}[A-Z][\dLMNP-V]{3}[A-Z](?![\w])")
 _AADHAAR_GROUPED = re.compile(r"(?<![\w\-.,])(?<!\d )[2-9]\d{3}(?P<s>[ \-])\d{4}(?P=s)\d{4}(?!\w|[ \-.,]?\d)")
 _AADHAAR_CTX_RUN = re.compile(r"(?<![\w\-.,])[2-9]\d{11}" + _NOT_AFTER_NUMBER)
-_AADHAAR_CONTEXT = re.compile(r"(?i)\b(?:aadhaa?r|uidai)\b(?:\s*(?:no\.?|number|card|#))?[\s:#.=\-]{0,6}$")
+_AADHAAR_CONTEXT = re.compile(r"(?i)\b(?:aadhaa?r|uidai)\b(?:\s*(?:no\.?|number|card|#))?" + _ID_CONTEXT_END)
 _NINE_CTX_RUN = re.compile(r"(?<![\w\-.,])(?:\d{9}|\d{3}([ .\-])\d{3}\1\d{3}|\d{4}\.\d{2}\.\d{3})" + _NOT_AFTER_NUMBER)
 _BSN_CONTEXT = re.compile(
-    r"(?i)\b(?:bsn|burgerservicenummer|sofinummer|sofi-nummer)\b(?:\s*(?:nr\.?|nummer|number))?[\s:#.=\-]{0,6}$"
+    r"(?i)\b(?:bsn|burgerservicenummer|sofinummer|sofi-nummer)\b(?:\s*(?:nr\.?|nummer|number))?" + _ID_CONTEXT_END
 )
-_SIN_CONTEXT = re.compile(r"(?:\bSIN|\b[Ss]ocial [Ii]nsurance(?: [Nn]umber| [Nn]o\.?)?|\bNAS)(?:\s*#)?[\s:#.=\-]{0,6}$")
+_SIN_CONTEXT = re.compile(
+    r"(?:\bSIN|\b[Ss]ocial [Ii]nsurance(?: [Nn]umber| [Nn]o\.?)?|\bNAS)(?:\s*#)?" + _ID_CONTEXT_END
+)
 _NHS_RUN = re.compile(r"(?<![\w\-.,])\d{3}([ \-]?)\d{3}\1\d{4}" + _NOT_AFTER_NUMBER)
-_NHS_CONTEXT = re.compile(r"\bNHS(?: [Nn]o\.?| [Nn]umber| #)?[\s:#.=\-]{0,6}$")
+_NHS_CONTEXT = re.compile(r"\bNHS(?: [Nn]o\.?| [Nn]umber| #)?" + _ID_CONTEXT_END)
 _STEUER_RUN = re.compile(r"(?<![\w\-.,])[1-9]\d(?P<s>[ \u00a0]?)\d{3}(?P=s)\d{3}(?P=s)\d{3}" + _NOT_AFTER_NUMBER)
 _STEUER_CONTEXT = re.compile(
     r"(?i)(?:steuer[\s\-]?id(?:entifikationsnummer)?|identifikationsnummer|\bidnr\.?|\btax[\s\-]id(?:entification)?"
-    r"(?: number| no\.?)?|\bTIN)(?:\s*(?:nr\.?|nummer|number))?[\s:#.=\-]{0,6}$"
+    r"(?: number| no\.?)?|\bTIN)(?:\s*(?:nr\.?|nummer|number))?" + _ID_CONTEXT_END
 )
 
 

@@ -393,7 +393,6 @@ def nir(rng: random.Random) -> str:
     body = f"{rng.randint(1, 2)}{rng.randint(0, 99):02d}{rng.randint(1, 12):02d}{dept}{rng.randint(1, 990):03d}"
     body += f"{rng.randint(1, 999):03d}"
     n = int(body.replace("2A", "19").replace("2B", "18"))
-    n -= 1000000 if "2A" in body[5:7] else 2000000 if "2B" in body[5:7] else 0
     key = f"{97 - n % 97:02d}"
     if rng.random() < 0.6:
         return f"{body[0]} {body[1:3]} {body[3:5]} {body[5:7]} {body[7:10]} {body[10:13]} {key}"

@@ -304,6 +304,76 @@ def test_national_id_not_found(text: str) -> None:
     assert found("national_id", f"Record: {text}.") == []
 
 
+# --------------------------------------------------------------------------- regressions found with bench/pii_faker.py
+
+
+def test_nir_corsica_key_uses_19_and_18() -> None:
+    # The key of a Corsican NIR is computed with 2A -> 19 and 2B -> 18 (INSEE; python-stdnum's published examples).
+    assert found("national_id", "NIR 253072B07300470.") == ["253072B07300470"]
+    assert found("national_id", "NIR 253072A07300443.") == ["253072A07300443"]
+    assert found("national_id", "NIR 2 53 07 2B 073 004 70.") == ["2 53 07 2B 073 004 70"]
+    # The keys the old rule (an extra 1,000,000 / 2,000,000 subtracted) gave for the same numbers are wrong.
+    assert found("national_id", "NIR 253072B07300427.") == []
+    assert found("national_id", "NIR 253072A07300470.") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("Call 202-555-0173x123 today.", "202-555-0173"),
+        ("Phone: (202)555-0173x4567", "(202)555-0173"),
+        ("Desk +1-202-555-0173x89, ask for Sam.", "+1-202-555-0173"),
+        ("Desk 001-202-555-0173x89.", "001-202-555-0173"),
+        ("Office 020 7946 0958ext.12", "020 7946 0958"),
+    ],
+)
+def test_phone_with_a_glued_extension(text: str, number: str) -> None:
+    assert found("phone", text) == [number]  # the number is redacted; the extension alone identifies no one
+
+
+def test_phone_glued_letters_are_still_not_an_extension() -> None:
+    assert found("phone", "ref 202-555-0173xyz") == []
+    assert found("phone", "ref 202-555-0173x1234567") == []  # seven digits: not an extension
+    assert found("phone", "a 1920x1080 screen") == []
+
+
+@pytest.mark.parametrize("value", ["(0114)4960454", "(020)79460958", "(036)-6252378", "(0901)-804498"])
+def test_phone_bracketed_trunk_code_without_a_space(value: str) -> None:
+    assert found("phone", f"I'm on {value} after six.") == [value]
+
+
+def test_phone_bracketed_trunk_code_other_separators_still_refused() -> None:
+    assert found("phone", "see (030).901820 and (030)/901820") == []
+
+
+@pytest.mark.parametrize("label", ["Telefoon:", "Telefoonnummer", "Mobiel", "Tél. :", "Telefonnummer:", "Handynummer"])
+def test_phone_keywords_dutch_german_french(label: str) -> None:
+    assert found("phone", f"{label} 0612345678") == ["0612345678"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My BSN is 111222333.",
+        "Her burgerservicenummer is 111222333.",
+        "my SIN is 046 454 286",
+        "My Social Insurance Number is 046 454 286, as on the form.",
+        "My Aadhaar number is 499210047138.",
+        "His SSN was 123 45 6789.",
+        "NHS number is 943 476 5919",
+        "Meine Steuer-ID ist 86095742719.",
+    ],
+)
+def test_national_id_keyword_then_is(text: str) -> None:
+    assert len(Redactor(["national_id"]).find(text)) == 1
+
+
+def test_national_id_keyword_then_is_still_checks_digits() -> None:
+    assert found("national_id", "My BSN is 123456789.") == []  # fails the 11-check
+    assert found("national_id", "The number is 111222333.") == []  # no keyword
+    assert found("national_id", "The SIN is 046 454 287") == []  # Luhn fails
+
+
 def test_overlap_prefers_the_longer_span() -> None:
     r = Redactor(["phone", r"\d{3}-\d{4}"])
     assert [(s.kind, s.text) for s in r.find("call 202-555-0173")] == [("phone", "202-555-0173")]

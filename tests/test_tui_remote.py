@@ -47,18 +47,30 @@ def make_app(model_path: Path, write_config, tmp_path: Path, server: RecordingSe
     return make
 
 
+async def receipt_shown(app: AutomixApp, pilot) -> None:
+    """The receipt is up, mounted, and the safe choice ("Don't send") has the focus."""
+
+    def ready() -> bool:
+        screen = app.screen
+        return (
+            isinstance(screen, EgressScreen)
+            and bool(screen.query("#decline"))
+            and (screen.focused is screen.query_one("#decline", Button))
+        )
+
+    await wait_until(pilot, ready, timeout=60, what="egress receipt with the safe button focused")
+    await pilot.pause()
+
+
 async def test_ask_shows_the_receipt_and_sends_nothing_when_declined(make_app, server: RecordingServer):
     app = make_app('remote = "ask"\nsend = "question"\n')
     async with app.run_test(size=(120, 40)) as pilot:
         assert "remote ask · send question" in str(app.query_one("#status").content)
         await ask(app, pilot)
-        await wait_until(
-            pilot, lambda: isinstance(app.screen, EgressScreen) and bool(app.screen.query("#decline")), what="receipt"
-        )
+        await receipt_shown(app, pilot)
         payload = app.screen.query_one("#payload", TextArea).text
         assert json.loads(payload)["messages"][-1]["content"].startswith("Question: Who was the leader")
         assert server.requests == []  # shown, not sent
-        assert app.screen.focused is app.screen.query_one("#decline", Button)  # the safe choice is the default
         await pilot.press("escape")
         await wait_until(pilot, lambda: app._pending is None, what="answer finished")
         assert server.requests == []
@@ -72,9 +84,7 @@ async def test_ask_approved_sends_and_badges_the_remote_answer(make_app, server:
     app = make_app('remote = "ask"\nsend = "full"\n')
     async with app.run_test(size=(120, 40)) as pilot:
         await ask(app, pilot)
-        await wait_until(
-            pilot, lambda: isinstance(app.screen, EgressScreen) and bool(app.screen.query("#decline")), what="receipt"
-        )
+        await receipt_shown(app, pilot)
         shown = app.screen.receipt.payload
         await pilot.click("#send")
         await wait_until(pilot, lambda: app._pending is None, what="answer finished")
@@ -113,3 +123,30 @@ async def test_remote_failure_shows_the_local_answer_and_says_so(make_app, serve
         assert app.last_answer == blocks[0].text.strip() or app.last_answer
         notes = [str(s.content) for s in app.query(".notice-line").results(Static)]
         assert any("best local answer" in n for n in notes)
+
+
+async def test_cancel_during_a_remote_stream_stops_it_and_logs_it(make_app, server: RecordingServer):
+    server.mode, server.delay = "trickle", 0.3
+    app = make_app('remote = "allow"\n')
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ask(app, pilot)
+        await wait_until(
+            pilot,
+            lambda: any(b.tier == "remote" and b.text for b in app.query(AnswerBlock).results(AnswerBlock)),
+            timeout=60,
+            what="remote tokens",
+        )
+        await pilot.press("escape")
+        await wait_until(
+            pilot,
+            lambda: app.workers._workers == set() or not any(w.group == "answer" and w.is_running for w in app.workers),
+            timeout=5,
+            what="answer worker to stop",
+        )
+        assert app.query_one("#question").value.startswith("Who was the leader")
+    from automix_local.audit import EgressLog
+
+    log = EgressLog(app.config.paths.egress_log)
+    (entry,) = log.entries()
+    log.close()
+    assert entry.outcome == "cancelled"

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from ..config import TierConfig
 from .base import BackendError, Generation, Scored
 
-KINDS = ("refused", "dns", "timeout", "auth", "rate_limit", "server", "http", "protocol", "config")
+KINDS = ("refused", "dns", "timeout", "auth", "rate_limit", "server", "http", "protocol", "config", "cancelled")
 USER_AGENT = "automix-local"
 MAX_RETRY_AFTER = 30.0  # seconds: the longest Retry-After the client will honour
 BACKOFF_BASE = 0.5  # seconds: first backoff after a refused connection or a 5xx, doubled each time
@@ -401,7 +401,7 @@ class OpenAIBackend:
         """The error for an attempt cut short by the deadline or by close()."""
         if current.cancelled and not current.out_of_time:
             return self._err(
-                f"the call to {self._where()} was cancelled ({what})", "protocol", partial, attempts=attempt
+                f"the call to {self._where()} was cancelled ({what})", "cancelled", partial, attempts=attempt
             )
         return self._timeout_error(what, partial, attempt)
 

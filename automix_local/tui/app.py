@@ -413,6 +413,8 @@ class AutomixApp(App[None]):
         self._pending = None
         self._answer_token += 1
         self.workers.cancel_group(self, "answer")
+        if self.cascade is not None:
+            self.cascade.interrupt()  # a remote stream stops now, not at its next byte
         p["view"].remove()
         box = self.query_one("#question", Input)
         box.focus()
