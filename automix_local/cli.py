@@ -268,7 +268,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             r["name"],
             r["where"],
             _human(r["size"]),
-            "present" if r["present"] else "absent",
+            "remote" if r["where"].startswith(("http://", "https://")) else "present" if r["present"] else "absent",
             r["verified"],
         )
         for r in rows
