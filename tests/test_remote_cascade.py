@@ -277,3 +277,17 @@ def test_escalates_to_a_real_llama_cpp_server(llama_server: LlamaServer, remote_
     assert trace.answer.strip()
     step = trace.steps[-1]
     assert step.tokens_in > 0 and step.tokens_out > 0 and step.cost >= 50.0
+
+
+def test_three_tiers_small_large_remote(server: RecordingServer, model_path: Path, write_config):
+    """small → large (local) → remote: the relevant passage is chosen from the best local answer."""
+    text = tier_toml("small", model_path, cost=1.0, max_tokens=16) + tier_toml("large", model_path, cost=3.0)
+    text += f'[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "{server.base_url}"\nmodel = "m"\n'
+    text += '[cascade]\nrouter = "random"\nrandom_p = 1.0\n[policy]\nremote = "allow"\nsend = "relevant"\n'
+    server.answer = "2021"
+    trace, events = run(load_config(write_config(text), default_paths()))
+    assert [s.tier for s in trace.steps] == ["small", "large", "remote"]
+    assert [e.to_tier for e in events if type(e).__name__ == "Escalated"] == ["large", "remote"]
+    assert trace.answer == "2021" and trace.steps[1].decision == "route"
+    (body,) = bodies(server)
+    assert QUESTION in body and EMAIL not in body  # a window of the context, not the whole of it
