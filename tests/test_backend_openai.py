@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -16,7 +17,7 @@ from automix_local.backends.base import Generation, run_to_end
 from automix_local.backends.openai import Endpoint, OpenAIBackend, RemoteError, parse_endpoint, retry_after_seconds
 from automix_local.config import TierConfig
 
-from .remote_server import LlamaServer, RecordingServer
+from .remote_server import ConnectProxy, LlamaServer, RecordingServer, free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -444,3 +445,36 @@ def test_tls_failure_is_one_line(server: RecordingServer) -> None:
     result = call(backend)
     exc = failed(result, "http")
     assert "TLS" in str(exc) and result.attempts == [1] and result.elapsed < 3.0 + SLACK
+
+
+# --------------------------------------------------------------------------- proxies
+
+
+def test_http_proxy_from_the_environment_tunnels_with_connect(server: RecordingServer) -> None:
+    with ConnectProxy() as proxy:
+        env = {"http_proxy": proxy.url.replace("http://", "http://alice:s3cret@")}
+        result = call(make_backend(server.base_url, env=env))
+    assert result.error is None and "".join(result.deltas) == "Paris"
+    assert proxy.targets == [f"127.0.0.1:{server.port}"]  # the proxy saw the host, and relayed the body
+    assert proxy.auth == ["Basic " + base64.b64encode(b"alice:s3cret").decode()]
+    assert len(server.posts) == 1
+
+
+@pytest.mark.parametrize("no_proxy", ["127.0.0.1", "*", "localhost,127.0.0.1:8080", ".0.0.1"])
+def test_no_proxy_bypasses_the_proxy(server: RecordingServer, no_proxy: str) -> None:
+    with ConnectProxy() as proxy:
+        result = call(make_backend(server.base_url, env={"HTTP_PROXY": proxy.url, "NO_PROXY": no_proxy}))
+    assert result.error is None and proxy.targets == [] and len(server.posts) == 1
+
+
+def test_unsupported_proxy_scheme_is_a_config_error(server: RecordingServer) -> None:
+    result = call(make_backend(server.base_url, env={"http_proxy": "socks5://127.0.0.1:1080"}))
+    assert isinstance(result.error, RemoteError) and result.error.kind == "config"
+    assert "socks5" in str(result.error) and server.requests == []
+
+
+def test_dead_proxy_fails_fast_naming_it(server: RecordingServer) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = call(make_backend(server.base_url, env={"http_proxy": dead}, retries=0))
+    assert isinstance(result.error, RemoteError) and result.error.kind == "refused"
+    assert "via proxy 127.0.0.1" in str(result.error) and server.requests == []

@@ -12,13 +12,16 @@ Standard library only (``http.client``). The rules:
   ``kind`` says what went wrong. The API key is sent in the ``Authorization`` header only; it never
   appears in a message, an exception or a log.
 
-Limitations: no HTTP(S) proxy support (``HTTPS_PROXY``/``HTTP_PROXY`` are ignored; the client
-connects directly); a DNS lookup that outlives the deadline is abandoned in a daemon thread; one
-connection per call (no keep-alive reuse).
+Proxies: ``https_proxy``/``http_proxy`` (and the upper-case forms) are honoured with an HTTP CONNECT
+tunnel (``http://[user:pass@]host:port`` proxies; TLS stays end to end), and ``no_proxy`` bypasses them.
+
+Limitations: a DNS lookup that outlives the deadline is abandoned in a daemon thread; one connection
+per call (no keep-alive reuse).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import email.utils
 import http.client
@@ -91,6 +94,44 @@ class Endpoint:
     def hostport(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Proxy:
+    host: str
+    port: int
+    auth: str | None  # "user:password", sent as Proxy-Authorization: Basic
+
+    @property
+    def hostport(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def find_proxy(endpoint: Endpoint, env: Mapping[str, str], tier_name: str = "?") -> Proxy | None:
+    """The proxy the environment sets for this endpoint (``<scheme>_proxy``), unless ``no_proxy`` bypasses it."""
+    raw = env.get(f"{endpoint.scheme}_proxy") or env.get(f"{endpoint.scheme.upper()}_PROXY")
+    if not raw or not raw.strip():
+        return None
+    bypass = env.get("no_proxy") or env.get("NO_PROXY") or ""
+    host = endpoint.host.lower().strip("[]")
+    for entry in (e.strip().lower() for e in bypass.split(",")):
+        if not entry:
+            continue
+        entry = entry.split(":")[0] if entry.count(":") == 1 else entry  # "host:port" → host
+        if entry == "*" or host == entry.lstrip(".") or host.endswith("." + entry.lstrip(".")):
+            return None
+    url = raw.strip() if "://" in raw else "http://" + raw.strip()
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise RemoteError(
+            f"remote tier '{tier_name}': proxy {parts.scheme}://{parts.hostname or ''} from the environment is not "
+            "supported: use an http:// proxy URL (the tunnel to the server is still TLS)",
+            "config",
+        )
+    auth = None
+    if parts.username is not None:
+        auth = f"{parts.username}:{parts.password or ''}"
+    return Proxy(parts.hostname, parts.port or 8080, auth)
 
 
 def parse_endpoint(base_url: str, tier_name: str = "?") -> Endpoint:
@@ -383,7 +424,8 @@ class OpenAIBackend:
         return headers
 
     def _where(self) -> str:
-        return self.endpoint.hostport
+        proxy = find_proxy(self.endpoint, self._env, self.name)
+        return self.endpoint.hostport + (f" (via proxy {proxy.hostport})" if proxy else "")
 
     def _err(self, message: str, kind: str, partial: str = "", **kw: Any) -> RemoteError:
         return RemoteError(f"remote tier '{self.name}': {message}", kind, partial, **kw)
@@ -409,10 +451,18 @@ class OpenAIBackend:
         ep = self.endpoint
         timeout = max(0.001, deadline.remaining())
         conn: http.client.HTTPConnection
+        proxy = find_proxy(ep, self._env, self.name)
+        host, port = (proxy.host, proxy.port) if proxy else (ep.host, ep.port)
         if ep.scheme == "https":
-            conn = http.client.HTTPSConnection(ep.host, ep.port, timeout=timeout, context=ssl.create_default_context())
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
         else:
-            conn = http.client.HTTPConnection(ep.host, ep.port, timeout=timeout)
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        if proxy is not None:  # CONNECT tunnel: the proxy sees the host, never the payload of an https call
+            tunnel_headers = {}
+            if proxy.auth is not None:
+                token = base64.b64encode(proxy.auth.encode()).decode()
+                tunnel_headers["Proxy-Authorization"] = f"Basic {token}"
+            conn.set_tunnel(ep.host.strip("[]"), ep.port, headers=tunnel_headers)
         conn._create_connection = _make_connector(deadline)  # type: ignore[attr-defined]
         return conn
 
