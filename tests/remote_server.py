@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -284,7 +285,9 @@ class RecordingServer:
         fail_times: int | None = None,
         usage: tuple[int, int] | None = (11, 2),
         model: str = "test-model",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        self.tls = tls  # serve https (on "localhost") with this server-side context
         self.mode = mode
         self.answer = answer
         self.delay = delay
@@ -317,6 +320,8 @@ class RecordingServer:
 
     @property
     def base_url(self) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.port}/v1"
         return f"http://127.0.0.1:{self.port}/v1"
 
     @property
@@ -338,6 +343,8 @@ class RecordingServer:
 
     def start(self) -> RecordingServer:
         httpd = _Server(("127.0.0.1", 0), _Handler)
+        if self.tls is not None:
+            httpd.socket = self.tls.wrap_socket(httpd.socket, server_side=True)
         httpd.owner = self
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -390,6 +397,8 @@ class LlamaServer:
 
     @property
     def base_url(self) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.port}/v1"
         return f"http://127.0.0.1:{self.port}/v1"
 
     def command(self) -> list[str]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -478,3 +481,46 @@ def test_dead_proxy_fails_fast_naming_it(server: RecordingServer) -> None:
     result = call(make_backend(server.base_url, env={"http_proxy": dead}, retries=0))
     assert isinstance(result.error, RemoteError) and result.error.kind == "refused"
     assert "via proxy 127.0.0.1" in str(result.error) and server.requests == []
+
+
+# --------------------------------------------------------------------------- https
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost, made by the openssl command line."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    san = "subjectAltName=DNS:localhost,IP:127.0.0.1"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        [*command, "-days", "2", "-subj", "/CN=localhost", "-addext", san],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def _tls_server(certificate: tuple[Path, Path]) -> RecordingServer:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*certificate)
+    return RecordingServer(tls=ctx)
+
+
+def test_https_with_a_trusted_certificate(certificate, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # what a user with a private CA sets
+    with _tls_server(certificate) as server:
+        result = call(make_backend(server.base_url))
+        assert result.error is None and "".join(result.deltas) == "Paris"
+        assert len(server.posts) == 1
+
+
+def test_https_with_an_untrusted_certificate_sends_nothing(certificate) -> None:
+    with _tls_server(certificate) as server:
+        result = call(make_backend(server.base_url, retries=0))
+        assert isinstance(result.error, RemoteError) and result.error.kind == "http"
+        assert "certificate" in str(result.error).lower() and "\n" not in str(result.error)
+        assert server.posts == []  # the handshake failed before a byte of the payload left
