@@ -291,3 +291,37 @@ def test_three_tiers_small_large_remote(server: RecordingServer, model_path: Pat
     assert trace.answer == "2021" and trace.steps[1].decision == "route"
     (body,) = bodies(server)
     assert QUESTION in body and EMAIL not in body  # a window of the context, not the whole of it
+
+
+@pytest.mark.parametrize("reply", ["y", "n"])
+def test_cli_ask_policy_asks_on_the_terminal(server: RecordingServer, remote_config, hermetic_home, reply: str):
+    """Under remote = "ask", `ask` prints the receipt to the terminal and sends only on "y" (a real pty)."""
+    import os
+    import pty
+
+    cfg = remote_config(server.base_url, 'remote = "ask"\nsend = "question"')
+    argv = [cli_path(), "ask", "--config", str(cfg.source_file), QUESTION]
+    env = {**os.environ, "AUTOMIX_LOCAL_HOME": str(hermetic_home), "OMP_WAIT_POLICY": "PASSIVE"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its controlling terminal
+        os.execve(argv[0], argv, env)
+    out = b""
+    deadline = time.monotonic() + 120
+    try:
+        while b"[y/N]" not in out and time.monotonic() < deadline:
+            out += os.read(fd, 4096)
+        assert b"egress receipt" in out and server.requests == []  # shown, nothing sent yet
+        os.write(fd, reply.encode() + b"\n")
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out.decode(errors="replace")
+    assert len(bodies(server)) == (1 if reply == "y" else 0)
+    assert (b"declined" in out) is (reply == "n")
