@@ -111,7 +111,8 @@ def relevant_window(context: str, question: str, answer: str | None, passages: S
     """The smallest part of the context the answer depends on.
 
     Retrieved passages when there are any; else the sentence(s) of the context holding the local
-    answer's span; else (an abstention, a paraphrase) the two sentences sharing most words with the question.
+    answer's span; else (a paraphrase, an abstention) the two sentences sharing most words with the answer
+    (counted twice) and the question.
     """
     if passages:
         return "\n\n".join(p.strip() for p in passages if p.strip())
@@ -125,9 +126,15 @@ def relevant_window(context: str, question: str, answer: str | None, passages: S
             end = at + len(a)
             chosen = [s for s in spans if s[0] < end and s[1] > at]
             return context[chosen[0][0] : chosen[-1][1]].strip()
-    q = _content_words(question)
+    # no verbatim span (a paraphrase, an abstention): the sentences sharing most words with the answer
+    # (weighted double) and the question
+    q, aw = _content_words(question), _content_words(a)
     scored = sorted(
-        ((len(q & _content_words(context[s:e])), -i, (s, e)) for i, (s, e) in enumerate(spans)), reverse=True
+        (
+            (2 * len(aw & (w := _content_words(context[s:e]))) + len(q & w), -i, (s, e))
+            for i, (s, e) in enumerate(spans)
+        ),
+        reverse=True,
     )
     best = sorted(span for score, _, span in scored[:2] if score > 0)
     if not best:

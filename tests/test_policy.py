@@ -57,6 +57,12 @@ def test_send_relevant_without_a_span_uses_question_overlap():
     assert "Marie Dupont" not in r.context
 
 
+def test_send_relevant_with_a_paraphrased_answer_finds_its_sentence():
+    policy = PolicyConfig(remote="allow", send="relevant")
+    r = decide(req(question="Who runs Acme?", local_answer="The boss is Marie Dupont."), policy)
+    assert "The chief executive is Marie Dupont." in r.context and "press@" not in r.context
+
+
 def test_relevant_prefers_retrieved_passages():
     assert relevant_window(CONTEXT, "q", "Grenoble", passages=("passage one", " passage two ")) == (
         "passage one\n\npassage two"
