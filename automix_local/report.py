@@ -530,17 +530,25 @@ MIXING = (0.1, 0.9)  # a router counts as a real operating point when it escalat
 
 
 def _best(fitted: dict[str, dict[str, Any]]) -> str | None:
-    """The router with the best held-out ΔIBC among those that really mix the tiers.
+    """The router most reliably ahead on held-out items: the highest mean − std of ΔIBC over the seeds,
+    among routers that really mix the tiers.
 
     ΔIBC divides by the extra cost over always-small, so a router that escalates 2 % of the items
     gets a huge, noisy ratio from a handful of questions; such points are only chosen when no
-    router escalates between 10 % and 90 % of the items.
+    router escalates between 10 % and 90 % of the items. Ranking by mean − std rather than the mean
+    keeps a router whose gain comes from a few lucky splits from being shipped.
     """
     if not fitted:
         return None
     mixing = {k: v for k, v in fitted.items() if MIXING[0] <= v["escalation"]["mean"] <= MIXING[1]}
     pool = mixing or fitted
-    return max(pool, key=lambda k: _nan_low(pool[k]["delta_ibc"]["mean"]))
+    return max(pool, key=lambda k: _lower(pool[k]["delta_ibc"]))
+
+
+def _lower(d: dict[str, float]) -> float:
+    """mean − std, a one-sigma lower bound over seeds (−inf when undefined)."""
+    m, sd = d.get("mean", math.nan), d.get("std", 0.0)
+    return _nan_low(m - (0.0 if math.isnan(sd) else sd))
 
 
 def _nan_low(x: float) -> float:
@@ -708,7 +716,7 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
             )
         lines += [
             "",
-            f"Best router on held-out items (highest mean ΔIBC among routers escalating "
+            f"Best router on held-out items (highest mean − std of ΔIBC over seeds, among routers escalating "
             f"{MIXING[0]:.0%}–{MIXING[1]:.0%} of items): **{cs['best']}**.",
             "",
         ]
@@ -862,7 +870,7 @@ def calibrate(
         train = max(2, min(n // 2, n - 10))
         rows = evaluate_routers(run, cs, train, seeds, specs)
         scored = [
-            (rows[f"{router_kind} · {s.name}"]["delta_ibc"]["mean"], s)
+            (_lower(rows[f"{router_kind} · {s.name}"]["delta_ibc"]), s)
             for s in specs
             if f"{router_kind} · {s.name}" in rows
         ]
