@@ -397,8 +397,6 @@ class LlamaServer:
 
     @property
     def base_url(self) -> str:
-        if self.tls is not None:
-            return f"https://localhost:{self.port}/v1"
         return f"http://127.0.0.1:{self.port}/v1"
 
     def command(self) -> list[str]:
