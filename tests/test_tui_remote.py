@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, Static, TextArea
+from textual.widgets import Button, DataTable, Static, TextArea
 
 from automix_local.config import load_config
 from automix_local.storage import Store
 from automix_local.tui.app import AutomixApp
-from automix_local.tui.screens import EgressScreen
+from automix_local.tui.screens import AuditScreen, EgressScreen
 from automix_local.tui.widgets import AnswerBlock
 
 from .conftest import SQUAD_CONTEXT, tier_toml
@@ -93,6 +93,12 @@ async def test_ask_approved_sends_and_badges_the_remote_answer(make_app, server:
         assert [b.tier for b in blocks] == ["small", "remote"]
         assert blocks[-1].text == "Rollo" and "☁ remote" in str(blocks[-1].badge.content)
         assert "audit #1" in str(blocks[-1].badge.content)
+        app.action_audit()  # the egress log in the app: the row, and the exact bytes that left
+        await wait_until(pilot, lambda: isinstance(app.screen, AuditScreen), timeout=10, what="egress log")
+        await pilot.pause()
+        assert app.screen.query_one(DataTable).row_count == 1
+        assert app.screen.query_one("#payload", TextArea).text.encode() == shown
+        await pilot.press("escape")
 
 
 async def test_per_conversation_override_is_enforced_and_saved(make_app, server: RecordingServer):

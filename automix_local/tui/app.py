@@ -52,7 +52,7 @@ from ..signals import Signal, SignalError
 from ..sources import ModelError, status
 from ..storage import Store, StoreError
 from ..verification import make_verifier
-from .screens import ConversationsScreen, EgressScreen, MissingModelsScreen, PromptScreen
+from .screens import AuditScreen, ConversationsScreen, EgressScreen, MissingModelsScreen, PromptScreen
 from .widgets import AnswerBlock, TracePane, TurnView, badge_for_step
 
 NARROW = 100  # below this many columns the panes collapse
@@ -553,6 +553,7 @@ class AutomixApp(App[None]):
         yield SystemCommand(
             "Trade-off…", "Threshold (threshold router) or λ (POMDP) for the next question", self.action_tradeoff
         )
+        yield SystemCommand("Egress log…", "Every request that left this machine, with its payload", self.action_audit)
         if any(t.backend == "openai" for t in self.config.tiers):
             for mode, what in (
                 ("never", "nothing leaves this machine"),
@@ -570,6 +571,23 @@ class AutomixApp(App[None]):
                 yield SystemCommand(
                     f"Send (this conversation): {mode}", what, lambda m=mode: self.set_policy("send", m)
                 )
+
+    def action_audit(self) -> None:
+        from ..audit import AuditError, EgressLog
+
+        path = self.config.paths.egress_log
+        entries = []
+        if path.exists():
+            try:
+                log = EgressLog(path)
+            except AuditError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            try:
+                entries = log.entries()
+            finally:
+                log.close()
+        self.push_screen(AuditScreen(entries, display_path(path)))
 
     def set_policy(self, key: str, value: str) -> None:
         self.policy_override[key] = value

@@ -11,10 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Static, TextArea
+from textual.widgets import Button, DataTable, Input, Label, OptionList, ProgressBar, Static, TextArea
 from textual.widgets.option_list import Option
 
-from ..audit import Receipt
+from ..audit import Entry, Receipt
 from ..config import Config, PathSource
 from ..paths import display_path
 from ..sources import ModelError, ModelStatus, pull, pull_command
@@ -217,3 +217,67 @@ class EgressScreen(ModalScreen[bool]):
 
     def action_decline(self) -> None:
         self.dismiss(False)
+
+
+class AuditScreen(ModalScreen[None]):
+    """The egress log in the app: every request that left, and the exact payload of the selected one."""
+
+    DEFAULT_CSS = """
+    AuditScreen { align: center middle; }
+    AuditScreen > Vertical { width: 95%; max-width: 130; height: 90%; border: thick $primary; padding: 1 2;
+                             background: $surface; }
+    AuditScreen .title { text-style: bold; }
+    AuditScreen DataTable { height: 10; }
+    AuditScreen #payload { height: 1fr; margin-top: 1; }
+    """
+    BINDINGS = [Binding("escape", "close", "Close", id="audit.close")]
+
+    def __init__(self, entries: list[Entry], path: str) -> None:
+        super().__init__()
+        self.entries = entries
+        self.path = path
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            n = len(self.entries)
+            yield Static(
+                f"What left this machine: {n} request{'s' if n != 1 else ''} (log: {self.path}; Esc closes)",
+                classes="title",
+                markup=False,
+            )
+            table: DataTable[str] = DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
+            table.add_columns("id", "time", "tier", "host", "bytes", "sha256", "send", "redacted", "outcome")
+            for e in reversed(self.entries):  # newest first
+                table.add_row(
+                    str(e.id),
+                    datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M:%S"),
+                    e.tier,
+                    e.host,
+                    str(e.bytes),
+                    e.sha256[:12],
+                    e.send,
+                    ", ".join(f"{v} {k}" for k, v in sorted(e.redactions.items())) or "–",
+                    e.outcome if e.outcome == "ok" else f"{e.outcome}: {e.detail or ''}",
+                    key=str(e.id),
+                )
+            yield table
+            yield TextArea("", read_only=True, id="payload", soft_wrap=True)
+
+    def on_mount(self) -> None:
+        if self.entries:
+            self._show(self.entries[-1])
+            self.query_one(DataTable).focus()
+        else:
+            self.query_one("#payload", TextArea).load_text("Nothing has been sent to a remote tier.")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key is not None else None
+        for e in self.entries:
+            if str(e.id) == key:
+                self._show(e)
+
+    def _show(self, entry: Entry) -> None:
+        self.query_one("#payload", TextArea).load_text(entry.payload.decode("utf-8", "replace"))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
