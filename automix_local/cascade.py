@@ -388,7 +388,9 @@ class Cascade:
         final_step: Step | None = None  # set when the answer shown is not the last step's
         if self.is_remote(index):
             raise CascadeError(
-                f"the router starts at remote tier '{self.tiers[index].name}'; a cascade must start on a local tier"
+                f"router {self.router.kind} starts at remote tier '{self.tiers[index].name}', but a cascade starts "
+                'on a local tier (there must be a local answer to fall back on): use router = "threshold" or '
+                '"pomdp", or put the remote model in a config of its own'
             )
         while True:
             tier = self.tiers[index]

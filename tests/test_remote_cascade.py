@@ -325,3 +325,14 @@ def test_cli_ask_policy_asks_on_the_terminal(server: RecordingServer, remote_con
     assert os.waitstatus_to_exitcode(status) == 0, out.decode(errors="replace")
     assert len(bodies(server)) == (1 if reply == "y" else 0)
     assert (b"declined" in out) is (reply == "n")
+
+
+def test_always_large_onto_a_remote_tier_is_refused_with_the_fix(server: RecordingServer, model_path, write_config):
+    text = tier_toml("small", model_path)
+    text += f'[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "{server.base_url}"\nmodel = "m"\n'
+    text += '[cascade]\nrouter = "always_large"\n[policy]\nremote = "allow"\n'
+    from automix_local.cascade import CascadeError
+
+    with pytest.raises(CascadeError, match='starts at remote tier .*use router = "threshold"'):
+        run(load_config(write_config(text), default_paths()))
+    assert server.requests == []
