@@ -48,31 +48,18 @@ def test_eval_run_records_every_tier_and_signal_and_resumes(eval_config, tmp_pat
         if done >= 8:
             raise KeyboardInterrupt  # the user presses Ctrl+C
 
+    def run(progress) -> None:  # the same command, twice: interrupted, then resumed
+        run_eval(eval_config, SQUAD20, out, limit=20, verifiers=("logprob", "sampled"), chunk=8, progress=progress)
+
     with pytest.raises(KeyboardInterrupt):
-        run_eval(
-            eval_config,
-            SQUAD20,
-            out,
-            limit=20,
-            verifiers=("logprob", "sampled"),
-            chunk=8,
-            progress=interrupt_after_first_chunk,
-        )
+        run(interrupt_after_first_chunk)
     lines = (out / "items.jsonl").read_text().splitlines()
     assert len(lines) == 8  # nothing already written was lost
     # a torn line (killed mid-write) is cut off on resume
     with (out / "items.jsonl").open("a") as f:
         f.write('{"id": "torn", "tie')
     progress: list[tuple[int, int]] = []
-    run_eval(
-        eval_config,
-        SQUAD20,
-        out,
-        limit=20,
-        verifiers=("logprob", "sampled"),
-        chunk=8,
-        progress=lambda d, t: progress.append((d, t)),
-    )
+    run(lambda d, t: progress.append((d, t)))
     assert progress[0] == (8, 20) and progress[-1] == (20, 20)
     recs = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
     items = load_items(SQUAD20)
