@@ -157,6 +157,12 @@ def run_eval(
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Run (or resume) an evaluation. Returns the items file."""
+    remote = [t.name for t in config.tiers if t.backend == "openai"]
+    if remote:  # refused before anything is written
+        raise EvalError(
+            f"tier {remote[0]!r} is remote: `eval run` records local tiers only, so that a dataset never "
+            "leaves this machine by accident. Evaluate with a models.toml without the remote tier"
+        )
     items = select_items(load_items(data), limit, seed)
     spec = run_spec(config, data, limit, seed, verifiers)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,12 +200,6 @@ def run_eval(
 
 class _Runner:
     def __init__(self, config: Config, verifiers: Sequence[str]) -> None:
-        remote = [t.name for t in config.tiers if t.backend == "openai"]
-        if remote:
-            raise EvalError(
-                f"tier {remote[0]!r} is remote: `eval run` records local tiers only, so that a dataset never "
-                "leaves this machine by accident. Evaluate with a models.toml without the remote tier"
-            )
         self.config = config
         self.cascade = Cascade(config, router=AlwaysSmall())
         self.verifiers = {s: make_verifier(replace(config.cascade, verifier=s)) for s in verifiers}

@@ -142,7 +142,7 @@ def relevant_window(context: str, question: str, answer: str | None, passages: S
     return "\n".join(context[s:e].strip() for s, e in best)
 
 
-def decide(request: EgressRequest, policy: PolicyConfig, redactor: object | None = None) -> PolicyResult:
+def decide(request: EgressRequest, policy: PolicyConfig) -> PolicyResult:
     """What may leave the machine for this request under this policy. Pure: no I/O."""
     if policy.remote == "never":
         return PolicyResult("blocked", 'policy remote = "never": nothing is sent to remote tiers', send=policy.send)
@@ -162,7 +162,7 @@ def decide(request: EgressRequest, policy: PolicyConfig, redactor: object | None
     if policy.redact:
         from .redact import Redactor
 
-        r = redactor if isinstance(redactor, Redactor) else Redactor(policy.redact)
+        r = Redactor(policy.redact)
         rq = r.redact(question, mapping)
         rc = r.redact(context, mapping)
         question, context = rq.text, rc.text

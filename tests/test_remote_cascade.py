@@ -20,7 +20,7 @@ from automix_local.cascade import Blocked, Cascade, EgressPending, EgressSent, R
 from automix_local.config import Config, load_config
 from automix_local.paths import default_paths
 
-from .conftest import cli_path, tier_toml
+from .conftest import ROOT, cli_path, tier_toml
 from .remote_server import LlamaServer, RecordingServer
 
 EMAIL = "jane.doe@corp.example.com"
@@ -336,3 +336,13 @@ def test_always_large_onto_a_remote_tier_is_refused_with_the_fix(server: Recordi
     with pytest.raises(CascadeError, match='starts at remote tier .*use router = "threshold"'):
         run(load_config(write_config(text), default_paths()))
     assert server.requests == []
+
+
+def test_eval_run_refuses_a_remote_tier_before_writing_anything(remote_config, tmp_path: Path):
+    from automix_local.evaluation import EvalError, run_eval
+
+    out = tmp_path / "run"
+    with pytest.raises(EvalError, match="is remote: `eval run` records local tiers only"):
+        config = remote_config("http://127.0.0.1:9/v1", 'remote = "allow"')
+        run_eval(config, ROOT / "tests" / "data" / "squad20.jsonl", out)
+    assert not out.exists()

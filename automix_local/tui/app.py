@@ -555,22 +555,30 @@ class AutomixApp(App[None]):
         )
         yield SystemCommand("Egress log…", "Every request that left this machine, with its payload", self.action_audit)
         if any(t.backend == "openai" for t in self.config.tiers):
-            for mode, what in (
-                ("never", "nothing leaves this machine"),
-                ("ask", "show each request and send only if I approve"),
-                ("allow", "send under the policy's send/redact rules"),
+            for key, label, modes in (
+                (
+                    "remote",
+                    "Remote",
+                    (
+                        ("never", "nothing leaves this machine"),
+                        ("ask", "show each request and send only if I approve"),
+                        ("allow", "send under the policy's send/redact rules"),
+                    ),
+                ),
+                (
+                    "send",
+                    "Send",
+                    (
+                        ("question", "only the question"),
+                        ("relevant", "the question and the passage the answer depends on"),
+                        ("full", "the question and the whole context"),
+                    ),
+                ),
             ):
-                yield SystemCommand(
-                    f"Remote (this conversation): {mode}", what, lambda m=mode: self.set_policy("remote", m)
-                )
-            for mode, what in (
-                ("question", "only the question"),
-                ("relevant", "the question and the passage the answer depends on"),
-                ("full", "the question and the whole context"),
-            ):
-                yield SystemCommand(
-                    f"Send (this conversation): {mode}", what, lambda m=mode: self.set_policy("send", m)
-                )
+                for mode, what in modes:
+                    yield SystemCommand(
+                        f"{label} (this conversation): {mode}", what, lambda k=key, m=mode: self.set_policy(k, m)
+                    )
 
     def action_audit(self) -> None:
         from ..audit import AuditError, EgressLog
