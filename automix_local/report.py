@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ from .routers import (
 from .signals import FREE_FEATURES, VERIFIER_FEATURES, Signal, fit_logistic
 
 CORRECT_F1 = 0.5  # an answer "is correct" (for AUROC and calibration) when its F1 reaches this
+BOOTSTRAP = 1000  # item resamples behind each ΔIBC interval
+BOOTSTRAP_SEED = 12345
 MIN_GAP = 0.02  # ΔIBC is left undefined on a test part where the tiers' qualities differ by less
 
 
@@ -351,24 +354,31 @@ def _score(out: Any, test: Sequence[EvalItem], costs: CostSetting) -> dict[str, 
 
 
 def evaluate_routers(
-    run: Run, costs: CostSetting, train_size: int, seeds: int, specs: Sequence[SignalSpec]
+    run: Run, costs: CostSetting, train_size: int, seeds: int, specs: Sequence[SignalSpec], bootstrap: int = 0
 ) -> dict[str, dict[str, Any]]:
-    """Every (signal, router) and the baselines, fitted on ``train_size`` items, scored on the rest."""
+    """Every (signal, router) and the baselines, fitted on ``train_size`` items, scored on the rest.
+
+    With ``bootstrap`` > 0, each also gets ``delta_ibc_ci``: a percentile interval over that many
+    item resamples (see :func:`bootstrap_delta_ibc`).
+    """
     items = run.items
     rows: dict[str, dict[str, list[float]]] = {}
+    held_out: dict[str, list[tuple[np.ndarray, Any]]] = {}  # name → per seed (test indices, outcome)
+    te = np.arange(0)
 
-    def add(name: str, scored: dict[str, float]) -> None:
+    def add(name: str, out: Any, test: Sequence[EvalItem]) -> None:
         row = rows.setdefault(name, {})
-        for k, v in scored.items():
+        for k, v in _score(out, test, costs).items():
             row.setdefault(k, []).append(v)
+        held_out.setdefault(name, []).append((te, out))
 
     for seed in range(seeds):
         tr, te = _split(len(items), train_size, seed)
         train, test = [items[i] for i in tr], [items[i] for i in te]
         base_recs = [Record(it.scores, (*([None] * (len(it.scores) - 1)), None)) for it in test]
-        add("always_small", _score(simulate(AlwaysSmall(), base_recs, costs.tier_costs), test, costs))
-        add("always_large", _score(simulate(AlwaysLarge(), base_recs, costs.tier_costs), test, costs))
-        add("random p=0.5", _score(simulate(RandomRouter(0.5, seed), base_recs, costs.tier_costs), test, costs))
+        add("always_small", simulate(AlwaysSmall(), base_recs, costs.tier_costs), test)
+        add("always_large", simulate(AlwaysLarge(), base_recs, costs.tier_costs), test)
+        add("random p=0.5", simulate(RandomRouter(0.5, seed), base_recs, costs.tier_costs), test)
         for spec in specs:
             signal = spec.fit(train)
             rcosts = costs.router_costs(spec)
@@ -376,8 +386,55 @@ def evaluate_routers(
             kinds = ROUTER_KINDS if spec.raw else ROUTER_KINDS[:2]
             for kind in kinds:
                 router = _make_router(kind).fit(train_recs, rcosts)
-                add(f"{kind} · {spec.name}", _score(simulate(router, test_recs, rcosts), test, costs))
-    return {name: {k: _ms(v) for k, v in row.items()} for name, row in rows.items()}
+                add(f"{kind} · {spec.name}", simulate(router, test_recs, rcosts), test)
+    out = {name: {k: _ms(v) for k, v in row.items()} for name, row in rows.items()}
+    if bootstrap:
+        small = np.array([it.scores[0] for it in items])
+        large = np.array([it.scores[-1] for it in items])
+        n = len(items)
+        weights = np.random.default_rng(BOOTSTRAP_SEED).multinomial(n, [1 / n] * n, bootstrap)
+        for name, parts in held_out.items():
+            out[name]["delta_ibc_ci"] = bootstrap_delta_ibc(parts, small, large, costs.tier_costs, weights)
+    return out
+
+
+def bootstrap_delta_ibc(
+    parts: Sequence[tuple[np.ndarray, Any]],
+    small: np.ndarray,
+    large: np.ndarray,
+    tier_costs: Sequence[float],
+    weights: np.ndarray,
+) -> dict[str, float]:
+    """A 95 % percentile interval for the mean held-out ΔIBC, resampling the items.
+
+    ``parts`` holds, per seed, the test items' indices and the fitted router's outcome on them;
+    ``weights`` (replicates × items) are multinomial counts, one resample of the whole item set
+    per row, applied to every seed's test part alike (the parts overlap). The routers stay as
+    fitted: the interval is the uncertainty from which questions were asked, the std over seeds
+    the one from which were used for fitting. Also returns the share of replicates above zero.
+    """
+    c_small, c_large = tier_costs[0], tier_costs[-1]
+    reps = []
+    for te, out in parts:
+        w = weights[:, te].astype(float)
+        tot = w.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = w @ np.asarray(out.item_scores) / tot
+            c = w @ np.asarray(out.item_costs) / tot
+            ps, pl = w @ small[te] / tot, w @ large[te] / tot
+            base = (pl - ps) / (c_large - c_small)
+            m = np.where(c - c_small > 1e-12, (p - ps) / (c - c_small), np.nan)
+            d = np.where((np.abs(pl - ps) >= MIN_GAP) & (np.abs(base) > 1e-12), (m - base) / np.abs(base) * 100, np.nan)
+        reps.append(d)
+    arr = np.array(reps)  # seeds × replicates
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nanmean(arr, axis=0)
+    means = means[~np.isnan(means)]
+    if len(means) == 0:
+        return {"low": math.nan, "high": math.nan, "p_positive": math.nan, "replicates": 0}
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"low": float(low), "high": float(high), "p_positive": float(np.mean(means > 0)), "replicates": len(means)}
 
 
 def threshold_curve(
@@ -488,7 +545,7 @@ def build_results(run: Run, fixed_costs: Sequence[float], seeds: int, train_size
 
     settings = []
     for cs in cost_settings(run, fixed_costs):
-        routers = evaluate_routers(run, cs, primary, seeds, specs)
+        routers = evaluate_routers(run, cs, primary, seeds, specs, bootstrap=BOOTSTRAP)
         curve_specs = specs
         curves = {s.name: threshold_curve(run, cs, primary, seeds, s) for s in curve_specs}
         c_large, c_small = cs.tier_costs[-1], cs.tier_costs[0]
@@ -608,6 +665,12 @@ def _pm(ms: dict[str, float], nd: int = 3) -> str:
     return f"{ms['mean']:.{nd}f} ± {ms['std']:.{nd}f}"
 
 
+def _ci(ci: dict[str, float] | None) -> str:
+    if not ci or math.isnan(ci["low"]):
+        return "–"
+    return f"{ci['low']:+.1f} to {ci['high']:+.1f}"
+
+
 def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
     run = res["run"]
     meta = run["meta"]
@@ -705,16 +768,21 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
         if cs["warnings"]:
             lines.append("")
         lines += [
-            "| router · signal | F1 | cost | escalated | ΔIBC % | F1 / large |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| router · signal | F1 | cost | escalated | ΔIBC % | ΔIBC 95 % CI | P(ΔIBC > 0) | F1 / large |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         ordered = sorted(cs["routers"].items(), key=lambda kv: ("·" in kv[0], -_nan_low(kv[1]["delta_ibc"]["mean"])))
         for name, r in ordered:
             lines.append(
                 f"| {name} | {_pm(r['performance'])} | {_pm(r['cost'], 2)} | {_f(r['escalation']['mean'], 2)} | "
-                f"{_pm(r['delta_ibc'], 1)} | {_f(r['retained']['mean'], 2)} |"
+                f"{_pm(r['delta_ibc'], 1)} | {_ci(r.get('delta_ibc_ci'))} | "
+                f"{_f((r.get('delta_ibc_ci') or {}).get('p_positive', math.nan), 2)} | {_f(r['retained']['mean'], 2)} |"
             )
         lines += [
+            "",
+            "ΔIBC ± is the std over the seeds' splits; the 95 % CI and P(ΔIBC > 0) come from "
+            f"{BOOTSTRAP} resamples of the items with the fitted routers held fixed (how much the figure "
+            "depends on which questions were asked).",
             "",
             f"Best router on held-out items (highest mean − std of ΔIBC over seeds, among routers escalating "
             f"{MIXING[0]:.0%}–{MIXING[1]:.0%} of items): **{cs['best']}**.",
@@ -806,7 +874,12 @@ def summary(res: dict[str, Any]) -> str:
     for cs in res["cost_settings"]:
         b = cs["best"]
         r = cs["routers"].get(b) if b else None
-        best = f"best {b}: ΔIBC {_pm(r['delta_ibc'], 1)}%, F1 {r['performance']['mean']:.3f}" if r else "no router"
+        best = (
+            f"best {b}: ΔIBC {_pm(r['delta_ibc'], 1)}% (95% CI {_ci(r.get('delta_ibc_ci'))}), "
+            f"F1 {r['performance']['mean']:.3f}"
+            if r
+            else "no router"
+        )
         lines.append(f"[{cs['name']}] {best}")
         lines += [f"  warning: {w}" for w in cs["warnings"]]
     return "\n".join(lines)

@@ -372,12 +372,17 @@ def _gaussian_kernel(bins: int, bandwidth: float) -> np.ndarray:
 
 @dataclass
 class Outcome:
-    """What a router does over records: mean quality, mean cost, share of items escalated."""
+    """What a router does over records: mean quality, mean cost, share of items escalated.
+
+    ``item_scores`` and ``item_costs`` keep each record's own quality and cost (for bootstrap intervals).
+    """
 
     performance: float
     cost: float
     escalation: float
     final_tiers: list[int] = field(default_factory=list)
+    item_scores: list[float] = field(default_factory=list)
+    item_costs: list[float] = field(default_factory=list)
 
 
 def simulate(router: Router, records: Sequence[Record], costs: Sequence[float]) -> Outcome:
@@ -385,9 +390,10 @@ def simulate(router: Router, records: Sequence[Record], costs: Sequence[float]) 
     if not records:
         return Outcome(math.nan, math.nan, math.nan)
     n = len(records[0].scores)
-    perf = cost = 0.0
     escalated = 0
-    finals = []
+    finals: list[int] = []
+    item_scores: list[float] = []
+    item_costs: list[float] = []
     for r in records:
         tier = router.start(n)
         spent = costs[tier]
@@ -399,12 +405,12 @@ def simulate(router: Router, records: Sequence[Record], costs: Sequence[float]) 
                 break
             tier = d.target if d.target is not None else tier + 1
             spent += costs[tier]
-        perf += r.scores[tier]
-        cost += spent
+        item_scores.append(r.scores[tier])
+        item_costs.append(spent)
         escalated += tier > 0
         finals.append(tier)
     k = len(records)
-    return Outcome(perf / k, cost / k, escalated / k, finals)
+    return Outcome(sum(item_scores) / k, sum(item_costs) / k, escalated / k, finals, item_scores, item_costs)
 
 
 def _choose(

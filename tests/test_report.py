@@ -6,10 +6,12 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from automix_local.report import (
     auroc,
+    bootstrap_delta_ibc,
     build_results,
     calibrate,
     load_run,
@@ -137,6 +139,32 @@ def test_fixed_run_numbers(fixed_run: Path):
     assert s["threshold · verifier_logprob"]["cost"]["mean"] == pytest.approx(2 + 5 + 3 * f_b)
     assert "local regime" in secs["regime"] and "1.5×" in secs["regime"]
     assert any("always_large is at least as good and no dearer than every router" in w for w in secs["warnings"])
+
+
+def test_bootstrap_interval_of_delta_ibc(fixed_run: Path):
+    res = build_results(load_run(fixed_run), [1.0, 50.0], seeds=2, train_sizes=[20])
+    r = res["cost_settings"][0]["routers"]
+    large, small = r["always_large"]["delta_ibc_ci"], r["always_small"]["delta_ibc_ci"]
+    assert large["low"] == pytest.approx(0.0) and large["high"] == pytest.approx(0.0)  # it is the baseline's end
+    assert math.isnan(small["low"])  # costs nothing more than itself: no IBC
+    thr = r["threshold · verifier_logprob"]
+    ci = thr["delta_ibc_ci"]  # perfect separation: every resample gains
+    assert ci["p_positive"] == 1.0 and 0 < ci["low"] <= thr["delta_ibc"]["mean"] <= ci["high"]
+
+
+def test_bootstrap_by_hand():
+    """Two items, one seed: a replicate that weighs the items equally gives the plain ΔIBC;
+    one that draws only the item both tiers get right gives none (no gap between the tiers)."""
+
+    class Out:  # a router's per-item outcome on the test part: escalated item 1 only
+        item_scores = [1.0, 1.0]
+        item_costs = [2.0, 52.0]
+
+    small, large = np.array([1.0, 0.0]), np.array([1.0, 1.0])
+    weights = np.array([[1, 1], [1, 1], [2, 0]])
+    ci = bootstrap_delta_ibc([(np.array([0, 1]), Out())], small, large, [1.0, 50.0], weights)
+    # IBC_M = (1 - 0.5) / (27 - 1), IBC_BASE = 0.5 / 49 → ΔIBC = (49 / 26 - 1) × 100
+    assert ci["replicates"] == 2 and ci["low"] == ci["high"] == pytest.approx((49 / 26 - 1) * 100)
 
 
 def test_write_report_files_and_markdown(fixed_run: Path, tmp_path: Path):
