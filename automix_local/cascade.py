@@ -332,7 +332,8 @@ class Cascade:
             )
 
     def _answer_prompt(self, backend: Backend, context: str, question: str) -> str:
-        return prompts.answer_prompt(backend, self.config.cascade.layout, context, question)  # type: ignore[arg-type]
+        cc = self.config.cascade
+        return prompts.answer_prompt(backend, cc.layout, context, question, cc.answer_examples)  # type: ignore[arg-type]
 
     def prepare(self, index: int) -> None:
         """Load tier ``index``'s model and, for the shared layout, its static prompt prefix (from disk if cached)."""

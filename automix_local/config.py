@@ -128,6 +128,7 @@ class TierConfig:
 class CascadeConfig:
     verifier: str = "logprob"
     layout: str = "paper"
+    answer_examples: bool = False
     router: str = "threshold"
     calibration: Path | None = None
     threshold: float = 0.5
@@ -373,6 +374,7 @@ def _parse_cascade(file: Path, data: Any, base: Path, n_tiers: int) -> CascadeCo
     cfg = CascadeConfig(
         verifier=verifier,
         layout=layout,
+        answer_examples=t.get("answer_examples", bool, False),
         router=router,
         calibration=calibration,
         threshold=t.number("threshold", 0.5, 0.0, 1.0),
@@ -388,6 +390,11 @@ def _parse_cascade(file: Path, data: Any, base: Path, n_tiers: int) -> CascadeCo
         verify_cost=t.number("verify_cost", 1.0),
     )
     t.finish()
+    if cfg.answer_examples and layout == "shared":
+        raise t.error(
+            "answer_examples",
+            'applies to layout = "paper" (the shared layout\'s prompt carries its own examples); remove one of them',
+        )
     if calibration is not None and not calibration.is_file():
         raise t.error("calibration", f"file not found: {calibration} (write one with `automix-local calibrate`)")
     if router == "pomdp" and calibration is None:

@@ -96,12 +96,15 @@ def run_spec(config: Config, data: Path, limit: int | None, seed: int | None, ve
             for t in config.tiers
         ],
         "verifiers": list(verifiers),
+        "layout": config.cascade.layout,
+        "answer_examples": config.cascade.answer_examples,
         "samples": config.cascade.samples,
         "temperature": config.cascade.temperature,
     }
 
 
-_KEYS = ("data_sha256", "limit", "seed", "tiers", "verifiers", "samples", "temperature")
+_KEYS = ("data_sha256", "limit", "seed", "tiers", "verifiers", "layout", "answer_examples", "samples", "temperature")
+_BEFORE_KEYS = {"layout": "paper", "answer_examples": False}  # runs recorded before these keys existed
 
 
 def _read_done(items_path: Path) -> dict[str, dict]:
@@ -169,7 +172,7 @@ def run_eval(
     run_path, items_path = out / RUN_FILE, out / ITEMS_FILE
     if run_path.exists():
         old = json.loads(run_path.read_text())
-        diff = [k for k in _KEYS if old.get(k) != spec.get(k)]
+        diff = [k for k in _KEYS if old.get(k, _BEFORE_KEYS.get(k)) != spec.get(k)]
         if diff:
             raise EvalError(f"{out} holds a different run ({', '.join(diff)} differ); use another --out or delete it")
         spec = old
@@ -223,8 +226,11 @@ class _Runner:
             }
             for it in chunk
         ]
+        last = len(tiers) - 1
         for index, tier in enumerate(tiers):
-            for it, rec in zip(chunk, recs, strict=True):  # all answers of this tier first
+            # item by item, as the app runs: the answer, then its verifications (in the shared layout
+            # they continue from the state after the answer, so this order is what makes them cheap)
+            for it, rec in zip(chunk, recs, strict=True):
                 if "error" in rec:
                     continue
                 try:
@@ -248,15 +254,11 @@ class _Runner:
                     "features": feats,
                     "verification": {},
                 }
-            if index == len(tiers) - 1:
-                break
-            backend = self.cascade.backend(index)
-            for strategy, verifier in self.verifiers.items():  # then all verifications, strategy by strategy
-                for it, rec in zip(chunk, recs, strict=True):
-                    if "error" in rec:
-                        continue
-                    t = rec["tiers"][tier.name]
-                    v = verifier.verify(backend, it["context"], it["question"], t["answer"])
+                if index == last:
+                    continue
+                t = rec["tiers"][tier.name]
+                for strategy, verifier in self.verifiers.items():
+                    v = verifier.verify(self.cascade.backend(index), it["context"], it["question"], answer)
                     t["verification"][strategy] = {
                         "confidence": v.confidence,
                         "seconds": v.seconds,

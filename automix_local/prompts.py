@@ -17,17 +17,50 @@ QA_SYSTEM = (
 )
 
 
-def qa_messages(context: str, question: str) -> list[dict[str, str]]:
-    """Chat messages for the answer; the backend renders them with the model's chat template."""
-    return [
-        {"role": "system", "content": QA_SYSTEM},
-        {"role": "user", "content": f"Document:\n{context.strip()}\n\nQuestion: {question.strip()}"},
-    ]
+# ``answer_examples = true``: worked examples before the question, written for this project (not
+# taken from any evaluation set): a short exact span, an abstention when the document is silent,
+# and a phrase copied as written.
+QA_EXAMPLES = (
+    (
+        "The Harwell Bridge, finished in 1887, carries the railway over the River Tam. Its engineer, "
+        "Agnes Doyle, also designed the station at Millbrook.",
+        "Who designed the station at Millbrook?",
+        "Agnes Doyle",
+    ),
+    (
+        "The Harwell Bridge, finished in 1887, carries the railway over the River Tam. Its engineer, "
+        "Agnes Doyle, also designed the station at Millbrook.",
+        "How much did the Harwell Bridge cost to build?",
+        ABSTAIN,
+    ),
+    (
+        "After the storm the fishermen of Kell mended their nets for three days before they could sail "
+        "again, and the old harbour master kept a tally of every boat that returned.",
+        "How long did the fishermen mend their nets?",
+        "three days",
+    ),
+)
 
 
-def qa_completion(context: str, question: str) -> str:
+def _qa_user(context: str, question: str) -> str:
+    return f"Document:\n{context.strip()}\n\nQuestion: {question.strip()}"
+
+
+def qa_messages(context: str, question: str, examples: bool = False) -> list[dict[str, str]]:
+    """Chat messages for the answer; the backend renders them with the model's chat template.
+
+    With ``examples`` the worked examples come first as earlier user/assistant turns.
+    """
+    messages = [{"role": "system", "content": QA_SYSTEM}]
+    for c, q, a in QA_EXAMPLES if examples else ():
+        messages += [{"role": "user", "content": _qa_user(c, q)}, {"role": "assistant", "content": a}]
+    return [*messages, {"role": "user", "content": _qa_user(context, question)}]
+
+
+def qa_completion(context: str, question: str, examples: bool = False) -> str:
     """The same prompt as plain completion text, for models used without a chat template."""
-    return f"{QA_SYSTEM}\n\nDocument:\n{context.strip()}\n\nQuestion: {question.strip()}\n\nAnswer: The answer is"
+    shots = "".join(f"{_qa_user(c, q)}\n\nAnswer: The answer is {a}\n\n" for c, q, a in QA_EXAMPLES if examples)
+    return f"{QA_SYSTEM}\n\n{shots}{_qa_user(context, question)}\n\nAnswer: The answer is"
 
 
 @lru_cache(maxsize=1)
@@ -47,6 +80,30 @@ def verification_prompt(context: str, question: str, answer: str) -> str:
 
 
 VERDICT_PREFIX = "\n\nVerification Decision: The AI generated answer is"
+VERDICT_LEAD = VERDICT_PREFIX.strip()
+
+
+def verification_messages(context: str, question: str, answer: str) -> list[dict[str, str]]:
+    """The paper's four-shot verification prompt as chat turns.
+
+    Each example's case (context, question, answer, instruction) becomes a user turn and its
+    evaluation and decision the assistant's reply; the case to judge is the last user turn.
+    """
+    parts = [p.strip() for p in verification_prompt(context, question, answer).split("\n---\n")]
+    messages: list[dict[str, str]] = []
+    for part in parts[:-1]:
+        cut = part.index("Evaluation:")
+        messages += [
+            {"role": "user", "content": part[:cut].strip()},
+            {"role": "assistant", "content": part[cut:].strip()},
+        ]
+    last = parts[-1].removesuffix("Evaluation:").strip()
+    return [*messages, {"role": "user", "content": last}]
+
+
+def chat_verdict_prompt(backend: PromptBackend, context: str, question: str, answer: str) -> str:
+    """The chat-template variant of :func:`verdict_prompt`: the reply starts at the verdict word's lead-in."""
+    return backend.render(verification_messages(context, question, answer)) + VERDICT_LEAD
 
 
 def verdict_prompt(context: str, question: str, answer: str, evaluation: str | None = None) -> str:
@@ -167,8 +224,11 @@ class PromptBackend(Protocol):
     def render(self, messages: list[dict[str, str]]) -> str: ...
 
 
-def answer_prompt(backend: PromptBackend, layout: str, context: str, question: str) -> str:
-    """The text the model continues with its answer, for a prompt layout ("paper" or "shared")."""
+def answer_prompt(backend: PromptBackend, layout: str, context: str, question: str, examples: bool = False) -> str:
+    """The text the model continues with its answer, for a prompt layout ("paper" or "shared").
+
+    ``examples`` (paper layout only) puts :data:`QA_EXAMPLES` before the question.
+    """
     if layout == "shared":
         user = f"Document:\n{context.strip()}\n\nQuestion: {question.strip()}"
         if backend.uses_chat_template:
@@ -177,8 +237,8 @@ def answer_prompt(backend: PromptBackend, layout: str, context: str, question: s
             head = f"{SHARED_SYSTEM}\n\n{user}\n"
         return head + SHARED_ANSWER_LEAD
     if backend.uses_chat_template:
-        return backend.render(qa_messages(context, question))
-    return qa_completion(context, question)
+        return backend.render(qa_messages(context, question, examples))
+    return qa_completion(context, question, examples)
 
 
 def shared_verdict_prompt(backend: PromptBackend, context: str, question: str, answer: str) -> str:
@@ -186,10 +246,10 @@ def shared_verdict_prompt(backend: PromptBackend, context: str, question: str, a
     return f"{answer_prompt(backend, 'shared', context, question)} {answer.strip()}{SHARED_VERDICT}"
 
 
-def static_prefix(backend: PromptBackend, layout: str) -> str:
+def static_prefix(backend: PromptBackend, layout: str, examples: bool = False) -> str:
     """The part of every answer prompt that does not depend on the question (evaluated once per model)."""
-    a = answer_prompt(backend, layout, "\x00A", "\x00Q")
-    b = answer_prompt(backend, layout, "\x01B", "\x01R")
+    a = answer_prompt(backend, layout, "\x00A", "\x00Q", examples)
+    b = answer_prompt(backend, layout, "\x01B", "\x01R", examples)
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from .backends.base import Backend, Scored, run_to_end
 from .config import CascadeConfig
-from .prompts import shared_verdict_prompt, verdict_prompt, verification_prompt
+from .prompts import chat_verdict_prompt, shared_verdict_prompt, verdict_prompt, verification_prompt
 
 CORRECT, INCORRECT = " Correct", " Incorrect"
 _VERDICT = "the ai generated answer is"
@@ -127,13 +127,20 @@ def _sampled_result(verdicts: list[str], tokens_in: int, tokens_out: int, evalua
 class LogprobVerifier:
     strategy = "logprob"
 
-    def __init__(self, reason_first: bool = False, reason_max_tokens: int = 60, layout: str = "paper") -> None:
+    def __init__(
+        self, reason_first: bool = False, reason_max_tokens: int = 60, layout: str = "paper", template: str = "raw"
+    ) -> None:
+        """``template = "chat"`` (paper layout, measured as a variant): the few-shot prompt as chat turns."""
         self.reason_first, self.reason_max_tokens, self.layout = reason_first, reason_max_tokens, layout
+        self.template = template
 
     def verify(self, backend: Backend, context: str, question: str, answer: str) -> Verification:
         t0 = time.perf_counter()
         if self.layout == "shared":  # one forward pass over the verdict suffix, after the answer
             prompt = shared_verdict_prompt(backend, context, question, answer)  # type: ignore[arg-type]
+            return self._from_scores(backend.score(prompt, [CORRECT, INCORRECT]), 0, 0, t0)
+        if self.template == "chat" and backend.uses_chat_template:
+            prompt = chat_verdict_prompt(backend, context, question, answer)  # type: ignore[arg-type]
             return self._from_scores(backend.score(prompt, [CORRECT, INCORRECT]), 0, 0, t0)
         tokens_out = evaluated = 0
         evaluation = None

@@ -27,7 +27,7 @@ from automix_local.config import load_config  # noqa: E402
 from automix_local.evaluation import ITEMS_FILE, RUN_FILE, load_items  # noqa: E402
 from automix_local.report import CORRECT_F1, auroc  # noqa: E402
 from automix_local.routers import AlwaysSmall  # noqa: E402
-from automix_local.verification import make_verifier  # noqa: E402
+from automix_local.verification import LogprobVerifier, make_verifier  # noqa: E402
 
 
 def main() -> int:
@@ -35,6 +35,12 @@ def main() -> int:
     ap.add_argument("run", type=Path)
     ap.add_argument("--data", type=Path, default=None, help="the run's data file (default: from run.json)")
     ap.add_argument("--layout", default="shared", choices=["paper", "shared"])
+    ap.add_argument(
+        "--template",
+        default="raw",
+        choices=["raw", "chat"],
+        help="paper layout, logprob: the four-shot prompt as raw text (the paper's) or as chat turns",
+    )
     ap.add_argument("--strategies", default="logprob,sampled")
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--limit", type=int, default=None)
@@ -58,6 +64,11 @@ def main() -> int:
     backend = cascade.backend(0)
     strategies = [s for s in args.strategies.split(",") if s]
     verifiers = {s: make_verifier(replace(cfg.cascade, verifier=s)) for s in strategies}
+    if args.template == "chat":
+        if args.layout != "paper" or strategies != ["logprob"]:
+            ap.error("--template chat is measured for --layout paper --strategies logprob")
+        verifiers = {"logprob": LogprobVerifier(layout="paper", template="chat")}
+    variant = args.layout + (" chat-template" if args.template == "chat" else "")
 
     done: dict[str, dict] = {}
     if args.out.exists():
@@ -74,7 +85,7 @@ def main() -> int:
             fresh += 1
             it = contexts[rec["id"]]
             t = rec["tiers"][small]
-            row = {"id": rec["id"], "f1": t["f1"], "abstained": t["abstained"], "layout": args.layout}
+            row = {"id": rec["id"], "f1": t["f1"], "abstained": t["abstained"], "layout": variant}
             for s, v in verifiers.items():
                 r = v.verify(backend, it["context"], it["question"], t["answer"])
                 row[s] = {"conf": r.confidence, "s": r.seconds, "eval": r.tokens_evaluated}
@@ -89,7 +100,7 @@ def main() -> int:
     rows = [done[r["id"]] for r in records if r["id"] in done]
     recs = {r["id"]: r for r in records}
     labels = [r["f1"] >= CORRECT_F1 for r in rows]
-    print(f"{len(rows)} items of {args.run} · small tier answers re-verified, layout {args.layout}")
+    print(f"{len(rows)} items of {args.run} · small tier answers re-verified, layout {variant}")
     print(f"correct (F1 ≥ {CORRECT_F1}): {sum(labels)} of {len(rows)}\n")
     print("| signal | AUROC | mean seconds |")
     print("| --- | --- | --- |")
@@ -97,7 +108,7 @@ def main() -> int:
         if all(s in r for r in rows):
             secs = statistics.fmean(r[s]["s"] for r in rows)
             score = auroc([r[s]["conf"] for r in rows], labels)
-            print(f"| {args.layout} {s} (re-verified) | {score:.3f} | {secs:.2f} |")
+            print(f"| {variant} {s} (re-verified) | {score:.3f} | {secs:.2f} |")
     recorded = recs[rows[0]["id"]]["tiers"][small]
     for s in recorded.get("verification", {}):
         conf = [recs[r["id"]]["tiers"][small]["verification"][s]["confidence"] for r in rows]

@@ -75,6 +75,7 @@ api_key_env = "OPENAI_API_KEY"
 
 [cascade]
 verifier = "sampled"
+answer_examples = true
 router = "pomdp"
 calibration = "router.json"
 samples = 8
@@ -96,7 +97,7 @@ private = ["~/secret/**"]
     assert large.source == HFSource("Qwen/Qwen2.5-1.5B-Instruct-GGUF", "qwen2.5-1.5b-instruct-q4_k_m.gguf")
     assert remote.backend == "openai" and remote.source is None and remote.api_key_env == "OPENAI_API_KEY"
     assert cfg.cascade.router == "pomdp" and cfg.cascade.calibration == tmp_path / "router.json"
-    assert cfg.cascade.lambda_ == 0.01
+    assert cfg.cascade.lambda_ == 0.01 and cfg.cascade.answer_examples is True
     assert cfg.policy.remote == "ask" and cfg.policy.redact[0] == "email"
 
 
@@ -156,6 +157,12 @@ BAD = [
     ("bad router", GOOD_TIER + '[cascade]\nrouter = "pomdpp"\n', "cascade.router", "'pomdp'"),
     ("pomdp no calibration", GOOD_TIER + '[cascade]\nrouter = "pomdp"\n', "cascade.calibration", "needs a fitted"),
     ("missing calibration", GOOD_TIER + '[cascade]\ncalibration = "nope.json"\n', "cascade.calibration", "not found"),
+    (
+        "examples with shared layout",
+        GOOD_TIER + '[cascade]\nlayout = "shared"\nanswer_examples = true\n',
+        "cascade.answer_examples",
+        'applies to layout = "paper"',
+    ),
     ("threshold range", GOOD_TIER + "[cascade]\nthreshold = 1.5\n", "cascade.threshold", "between 0 and 1"),
     (
         "lambda and target",

@@ -40,6 +40,35 @@ def test_verification_prompt_is_the_papers_four_shot_prompt():
     assert v.endswith("Choose between Correct or Incorrect.\n\nVerification Decision: The AI generated answer is")
 
 
+def test_verification_prompt_as_chat_turns(shared_backend):
+    msgs = prompts.verification_messages("CTX", "Q?", "A")
+    assert [m["role"] for m in msgs] == ["user", "assistant"] * 4 + ["user"]
+    assert msgs[1]["content"].startswith("Evaluation: The context specifically mentions")
+    assert msgs[1]["content"].endswith("The AI generated answer is Correct.")
+    assert msgs[3]["content"].endswith("The AI generated answer is Incorrect.")
+    assert msgs[-1]["content"].startswith("Context: CTX\n\nQuestion: Q?\n\nAI Generated Answer: A")
+    assert msgs[-1]["content"].endswith("Choose between Correct or Incorrect.")
+    assert not any("---" in m["content"] for m in msgs)
+    prompt = prompts.chat_verdict_prompt(shared_backend, SQUAD_CONTEXT, Q, "Rollo")
+    assert "<|im_start|>assistant" in prompt and prompt.endswith("Verification Decision: The AI generated answer is")
+    raw = LogprobVerifier().verify(shared_backend, SQUAD_CONTEXT, Q, "Rollo")
+    r = LogprobVerifier(template="chat").verify(shared_backend, SQUAD_CONTEXT, Q, "Rollo")  # leaves no raw cache
+    assert 0.0 < r.confidence < 1.0 and r.confidence != raw.confidence and r.tokens_in > raw.tokens_in
+
+
+def test_answer_prompt_with_worked_examples(shared_backend):
+    msgs = prompts.qa_messages("CTX", "Q?", examples=True)
+    assert [m["role"] for m in msgs] == ["system"] + ["user", "assistant"] * 3 + ["user"]
+    assert [m["content"] for m in msgs[2:7:2]] == ["Agnes Doyle", prompts.ABSTAIN, "three days"]
+    assert msgs[-1]["content"] == "Document:\nCTX\n\nQuestion: Q?"
+    plain = prompts.answer_prompt(shared_backend, "paper", SQUAD_CONTEXT, Q)
+    shots = prompts.answer_prompt(shared_backend, "paper", SQUAD_CONTEXT, Q, examples=True)
+    assert shots.endswith(plain.split("<|im_start|>user")[-1]) and "Harwell Bridge" in shots
+    assert "Harwell" in prompts.static_prefix(shared_backend, "paper", examples=True)
+    text = prompts.qa_completion("CTX", "Q?", examples=True)
+    assert "Answer: The answer is unanswerable\n\n" in text and text.endswith("Q?\n\nAnswer: The answer is")
+
+
 def test_logprob_verifier_returns_a_probability_and_is_deterministic(shared_backend):
     v = LogprobVerifier()
     a = v.verify(shared_backend, SQUAD_CONTEXT, Q, "Rollo")
