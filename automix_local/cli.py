@@ -385,9 +385,10 @@ def cmd_eval_report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else (run if run.is_dir() else run.parent)
     command = (
         f"automix-local eval report {args.run} --costs {args.costs} --seeds {args.seeds} --train-size {args.train_size}"
+        + (f" --verify-cost {args.verify_cost:g}" if args.verify_cost != 1.0 else "")
         + (f" --out {args.out}" if args.out else "")
     )
-    res = write_report(run, out, _costs(args.costs) or [1.0, 50.0], args.seeds, sizes, command)
+    res = write_report(run, out, _costs(args.costs) or [1.0, 50.0], args.seeds, sizes, command, args.verify_cost)
     print(summary(res))
     print(f"wrote {out / 'report.md'}, {out / 'results.json'}, {out / 'cost_quality.png'}")
     return 0
@@ -406,6 +407,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         _costs(args.costs),
         lambda_=cascade.lambda_ if cascade else None,
         target_escalation=cascade.target_escalation if cascade else None,
+        verify_cost=args.verify_cost,
     )
     out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / f"router-{args.router}.json"
     router.save(out)
@@ -510,6 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run", metavar="DIR", help="an `eval run` directory, or a paper-format .jsonl file")
     rp.add_argument("--costs", default="1,50", help="fixed per-call cost of each tier, e.g. 1,50 (paper)")
     rp.add_argument("--seeds", type=int, default=10, help="random train/test splits (default 10)")
+    rp.add_argument(
+        "--verify-cost",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="fixed costs: one verification as this share of a call of the tier it checks (default 1, the paper's)",
+    )
     rp.add_argument("--train-size", default="50,100,200,500", help="train sizes for the learning curve")
     rp.add_argument("--out", default=None, metavar="DIR", help="where to write the report (default: the run dir)")
     rp.set_defaults(func=cmd_eval_report)
@@ -521,6 +530,13 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--signal", default=None, help="signal name from the report (default: the best held-out)")
     cal.add_argument("--costs", default=None, help="per-call tier costs (default: the run's models.toml costs)")
     cal.add_argument("--out", default=None, metavar="FILE", help="router JSON (default: DIR/router-ROUTER.json)")
+    cal.add_argument(
+        "--verify-cost",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="fixed costs: one verification as this share of a call of the tier it checks (default 1, the paper's)",
+    )
     cal.set_defaults(func=cmd_calibrate)
 
     cfg = sub.add_parser("config", parents=[common], help="where the config and state live; check a config")

@@ -295,17 +295,23 @@ class CostSetting:
         return costs
 
 
-def cost_settings(run: Run, fixed: Sequence[float]) -> list[CostSetting]:
+def cost_settings(run: Run, fixed: Sequence[float], verify_cost: float = 1.0) -> list[CostSetting]:
+    """The fixed per-call costs, and the measured seconds when the run has them.
+
+    Under fixed costs the paper charges one verification (all k samples together) as one call of
+    the tier that verifies; ``verify_cost`` scales that (the shared layout's check costs a fraction
+    of an answer).
+    """
     n = len(run.tiers)
     if len(fixed) != n:
         raise ReportError(f"--costs needs {n} values (one per tier: {', '.join(run.tiers)}), got {len(fixed)}")
+    if not (verify_cost >= 0 and math.isfinite(verify_cost)):
+        raise ReportError(f"--verify-cost must be a number >= 0, got {verify_cost}")
     strategies = [VERIFIER_FEATURES[f] for f in run.signals if f in VERIFIER_FEATURES]
-    # the paper charges one verification (all k samples together) as one small-model call
-    out = [
-        CostSetting(
-            f"fixed {':'.join(f'{c:g}' for c in fixed)}", tuple(fixed), {s: tuple(fixed[: n - 1]) for s in strategies}
-        )
-    ]
+    name = f"fixed {':'.join(f'{c:g}' for c in fixed)}" + (
+        f", verification {verify_cost:g}× a call" if verify_cost != 1.0 else ""
+    )
+    out = [CostSetting(name, tuple(fixed), {s: tuple(c * verify_cost for c in fixed[: n - 1]) for s in strategies})]
     if run.has_seconds:
         secs = tuple(float(np.mean([it.answer_seconds[i] for it in run.items])) for i in range(n))
         ver = {
@@ -481,7 +487,9 @@ def _train_sizes(n: int, requested: Sequence[int]) -> list[int]:
     return sizes
 
 
-def build_results(run: Run, fixed_costs: Sequence[float], seeds: int, train_sizes: Sequence[int]) -> dict[str, Any]:
+def build_results(
+    run: Run, fixed_costs: Sequence[float], seeds: int, train_sizes: Sequence[int], verify_cost: float = 1.0
+) -> dict[str, Any]:
     n = len(run.items)
     sizes = _train_sizes(n, train_sizes)
     primary = max([m for m in sizes if m <= n // 2] or [min(sizes)])
@@ -544,7 +552,7 @@ def build_results(run: Run, fixed_costs: Sequence[float], seeds: int, train_size
     res["signals"] = sig
 
     settings = []
-    for cs in cost_settings(run, fixed_costs):
+    for cs in cost_settings(run, fixed_costs, verify_cost):
         routers = evaluate_routers(run, cs, primary, seeds, specs, bootstrap=BOOTSTRAP)
         curve_specs = specs
         curves = {s.name: threshold_curve(run, cs, primary, seeds, s) for s in curve_specs}
@@ -902,9 +910,10 @@ def write_report(
     seeds: int = 10,
     train_sizes: Sequence[int] = (50, 100, 200, 500),
     command: str | None = None,
+    verify_cost: float = 1.0,
 ) -> dict[str, Any]:
     run = load_run(run_path)
-    res = build_results(run, fixed_costs, seeds, train_sizes)
+    res = build_results(run, fixed_costs, seeds, train_sizes, verify_cost)
     res["command"] = command
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(_jsonable(res), indent=1, ensure_ascii=False) + "\n")
@@ -924,12 +933,13 @@ def calibrate(
     seeds: int = 5,
     lambda_: float | None = None,
     target_escalation: float | None = None,
+    verify_cost: float = 1.0,
 ) -> tuple[Router, SignalSpec, CostSetting]:
     """Fit one router (and its signal) on the whole run, for models.toml's ``[cascade] calibration``."""
     run = load_run(run_path)
     if fixed_costs is None:
         fixed_costs = [float(t.get("cost", 1.0)) for t in run.meta.get("tiers", [])] or [1.0, 50.0]
-    cs = cost_settings(run, fixed_costs)[0]
+    cs = cost_settings(run, fixed_costs, verify_cost)[0]
     specs = signal_specs(run.signals)
     if router_kind == "self_consistency":
         specs = [s for s in specs if s.raw]

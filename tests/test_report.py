@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from automix_local.report import (
+    ReportError,
     auroc,
     bootstrap_delta_ibc,
     build_results,
@@ -139,6 +140,18 @@ def test_fixed_run_numbers(fixed_run: Path):
     assert s["threshold · verifier_logprob"]["cost"]["mean"] == pytest.approx(2 + 5 + 3 * f_b)
     assert "local regime" in secs["regime"] and "1.5×" in secs["regime"]
     assert any("always_large is at least as good and no dearer than every router" in w for w in secs["warnings"])
+
+
+def test_verify_cost_scales_the_fixed_verification_charge(fixed_run: Path):
+    run = load_run(fixed_run)
+    res = build_results(run, [1.0, 50.0], seeds=1, train_sizes=[20], verify_cost=0.2)
+    fixed = res["cost_settings"][0]
+    assert fixed["name"] == "fixed 1:50, verification 0.2× a call" and fixed["verify_costs"]["logprob"] == [0.2]
+    thr = fixed["routers"]["threshold · verifier_logprob"]
+    assert thr["cost"]["mean"] == pytest.approx(1 + 0.2 + 50 * thr["escalation"]["mean"])
+    assert res["cost_settings"][1]["verify_costs"]["logprob"] == [5.0]  # measured seconds stay measured
+    with pytest.raises(ReportError, match="--verify-cost"):
+        build_results(run, [1.0, 50.0], seeds=1, train_sizes=[20], verify_cost=-1)
 
 
 def test_bootstrap_interval_of_delta_ibc(fixed_run: Path):

