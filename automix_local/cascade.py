@@ -6,6 +6,7 @@ or a TUI renders; it returns the ``Trace`` (also carried by the final ``Finished
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field, replace
@@ -209,6 +210,17 @@ def make_router(config: Config) -> Router:
                 f"{cfg.calibration}: this router was fitted for {fitted} tiers, but models.toml has "
                 f"{len(config.tiers)} ({names}). Calibrate one for these tiers (`automix-local eval run` + "
                 '`calibrate`), or use router = "threshold" without a calibration file'
+            )
+        fitted_prompt = router.prompt or {}
+        ours = {"layout": cfg.layout, "answer_examples": cfg.answer_examples}
+        differ = [k for k in ours if k in fitted_prompt and fitted_prompt[k] != ours[k]]
+        if differ and router.signal is not None:
+            was = ", ".join(f"{k} = {json.dumps(fitted_prompt[k])}" for k in differ)
+            now = ", ".join(f"{k} = {json.dumps(ours[k])}" for k in differ)
+            raise RouterError(
+                f"{cfg.calibration}: this router was fitted on answers to another prompt ({was}; models.toml "
+                f"has {now}), and its confidence signal belongs to that prompt. Set {was} in [cascade], or "
+                "calibrate one on a run recorded with this prompt (`automix-local eval run` + `calibrate`)"
             )
         if cfg.lambda_ is not None and isinstance(router, POMDPRouter):
             router.lambda_ = cfg.lambda_  # the config's trade-off overrides the fitted one

@@ -964,4 +964,9 @@ def calibrate(
         router.lambda_, router.target_escalation = lambda_, target_escalation
     router.fit(_records(run.items, signal), cs.router_costs(spec))
     router.signal = signal
+    if run.source == "automix-local":  # the prompt its signals belong to (runs before these keys: the paper layout)
+        router.prompt = {
+            "layout": run.meta.get("layout", "paper"),
+            "answer_examples": bool(run.meta.get("answer_examples", False)),
+        }
     return router, spec, cs

@@ -61,6 +61,9 @@ class Router(ABC):
         self.costs: tuple[float, ...] | None = None
         # What the router reads as confidence; None = the configured verifier's raw confidence.
         self.signal: Signal | None = None
+        # The answer prompt of the run it was fitted on ({"layout": ..., "answer_examples": ...}):
+        # its signals' distributions belong to that prompt. None when unknown.
+        self.prompt: dict[str, Any] | None = None
 
     # -- the interface ------------------------------------------------------------------
     def start(self, n_tiers: int) -> int:
@@ -83,6 +86,7 @@ class Router(ABC):
             "kind": self.kind,
             "costs": list(self.costs) if self.costs else None,
             "signal": self.signal.to_json() if self.signal else None,
+            "prompt": self.prompt,
             "params": self.params(),
         }
 
@@ -463,6 +467,8 @@ def from_json(data: dict[str, Any]) -> Router:
         raise RouterError(f"bad parameters for router {cls.kind}: {exc}") from None
     if data.get("costs") is not None:
         router.costs = tuple(float(c) for c in data["costs"])
+    if isinstance(data.get("prompt"), dict):
+        router.prompt = dict(data["prompt"])
     if data.get("signal"):
         try:
             router.signal = Signal.from_json(data["signal"])

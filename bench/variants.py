@@ -30,14 +30,14 @@ DATASETS = {
         "examples": "docs/results/variants/squad100-examples",
         "shared": "docs/results/squad300-shared/run",
         "reverify_shared": "docs/results/reverify-shared/reverify-squad300-shared.jsonl",
-        "reverify_chat": "docs/results/variants/reverify-squad50-chat.jsonl",
+        "reverify_chat": "docs/results/variants/reverify-squad40-chat.jsonl",
     },
     "FairyTaleQA": {
         "paper": "docs/results/fairytale200-logprob/run",
         "examples": "docs/results/variants/fairytale100-examples",
-        "shared": "docs/results/fairytale200-shared/run",
+        "shared": "docs/results/fairytale100-shared/run",
         "reverify_shared": "docs/results/reverify-shared/reverify-fairytale200-shared.jsonl",
-        "reverify_chat": "docs/results/variants/reverify-fairytale50-chat.jsonl",
+        "reverify_chat": "docs/results/variants/reverify-fairytale40-chat.jsonl",
     },
 }
 PROMPTS = {
@@ -128,11 +128,13 @@ def prompt_table(name: str, src: dict[str, str]) -> list[str]:
     ]
     for k, r in runs.items():
         s = [r[i]["tiers"]["small"] for i in ids]
-        big = [r[i]["tiers"]["large"] for i in ids]
+        big = [r[i]["tiers"].get("large") for i in ids]
         lab = [t["f1"] >= CORRECT_F1 for t in s]
+        large_f1 = f"{np.mean([t['f1'] for t in big]):.3f}" if all(big) else "– (not run)"
+        large_ab = f"{np.mean([t['abstained'] for t in big]):.2f}" if all(big) else "–"
         row = (
-            f"| {PROMPTS[k]} | {np.mean([t['f1'] for t in s]):.3f} | {np.mean([t['f1'] for t in big]):.3f} | "
-            f"{np.mean([t['abstained'] for t in s]):.2f} | {np.mean([t['abstained'] for t in big]):.2f}"
+            f"| {PROMPTS[k]} | {np.mean([t['f1'] for t in s]):.3f} | {large_f1} | "
+            f"{np.mean([t['abstained'] for t in s]):.2f} | {large_ab}"
         )
         if unans:
             su = np.mean([r[i]["tiers"]["small"]["f1"] for i in unans])

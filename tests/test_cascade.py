@@ -107,6 +107,26 @@ def test_pomdp_router_from_calibration_file(two_tier_config, tmp_path):
     assert trace.steps[0].decision in ("keep", "route") and "belief" in trace.steps[0].reason
 
 
+def test_calibration_for_another_answer_prompt_is_refused_at_start(model_path, write_config, tmp_path):
+    from automix_local.config import load_config
+    from automix_local.routers import RouterError
+    from automix_local.signals import Signal
+
+    recs = [R.Record((1.0, 1.0), (0.9, None)), R.Record((0.0, 1.0), (0.1, None))] * 50
+    path = tmp_path / "router.json"
+    router = R.POMDPRouter(lambda_=0.001).fit(recs, [1, 10])
+    router.signal = Signal("logistic", ("min_logprob",), [1.0], 0.0, [0.0], [1.0])
+    router.prompt = {"layout": "paper", "answer_examples": False}
+    router.save(path)
+    text = tier_toml("small", model_path) + tier_toml("large", model_path)
+    base = f'[cascade]\nrouter = "pomdp"\ncalibration = "{path}"\n'
+    with pytest.raises(RouterError, match=r'another prompt \(layout = "paper"; models.toml has layout = "shared"\)'):
+        Cascade(load_config(write_config(text + base + 'layout = "shared"\n')))
+    with pytest.raises(RouterError, match=r"answer_examples = false; models.toml has answer_examples = true"):
+        Cascade(load_config(write_config(text + base + "answer_examples = true\n")))
+    Cascade(load_config(write_config(text + base))).close()  # the prompt it was fitted on
+
+
 def test_calibration_for_other_tiers_is_refused_at_start(model_path, write_config, tmp_path):
     from automix_local.config import load_config
     from automix_local.routers import RouterError
