@@ -116,7 +116,7 @@ def verifier_table(name: str, src: dict[str, str], boot: int) -> list[str]:
     return lines
 
 
-def prompt_table(name: str, src: dict[str, str]) -> list[str]:
+def prompt_table(name: str, src: dict[str, str], boot: int) -> list[str]:
     runs = {k: _rows(ROOT / src[k]) for k in PROMPTS if (ROOT / src[k]).exists()}
     if "examples" not in runs:
         return [f"(no answer_examples run for {name} yet)", ""]
@@ -127,9 +127,17 @@ def prompt_table(name: str, src: dict[str, str]) -> list[str]:
         "",
         "| answer prompt | small F1 | large F1 | small abstains | large abstains"
         + (" | small F1 unanswerable | small F1 answerable" if unans else "")
-        + " | AUROC min logprob | AUROC mean logprob | AUROC verifier (logprob) |",
-        "| --- | --- | --- | --- | ---" + (" | --- | ---" if unans else "") + " | --- | --- | --- |",
+        + " | AUROC min logprob | − paper, 95 % CI | AUROC mean logprob | AUROC verifier (logprob) |",
+        "| --- | --- | --- | --- | ---" + (" | --- | ---" if unans else "") + " | --- | --- | --- | --- |",
     ]
+
+    def min_lp_auroc(r: dict[str, dict]) -> Callable[[Sequence[str]], float]:
+        return lambda sample: auroc(
+            [r[i]["tiers"]["small"]["features"]["min_logprob"] for i in sample],
+            [r[i]["tiers"]["small"]["f1"] >= CORRECT_F1 for i in sample],
+        )
+
+    paper_boot = _boot(ids, min_lp_auroc(runs["paper"]), boot)
     for k, r in runs.items():
         s = [r[i]["tiers"]["small"] for i in ids]
         big = [r[i]["tiers"].get("large") for i in ids]
@@ -146,8 +154,15 @@ def prompt_table(name: str, src: dict[str, str]) -> list[str]:
             row += f" | {su:.3f} | {sa:.3f}"
         ver = [t["verification"].get("logprob", {}).get("confidence") for t in s]
         v_auc = auroc(ver, lab) if all(v is not None for v in ver) else math.nan
+        point = auroc([t["features"]["min_logprob"] for t in s], lab)
+        paper_point = min_lp_auroc(runs["paper"])(ids)
+        diff = (
+            "–"
+            if k == "paper"
+            else f"{point - paper_point:+.3f} ({_ci(_boot(ids, min_lp_auroc(r), boot) - paper_boot)})"
+        )
         row += (
-            f" | {auroc([t['features']['min_logprob'] for t in s], lab):.3f}"
+            f" | {point:.3f} | {diff}"
             f" | {auroc([t['features']['mean_logprob'] for t in s], lab):.3f}"
             f" | {'–' if math.isnan(v_auc) else f'{v_auc:.3f}'} |"
         )
@@ -238,7 +253,7 @@ def main() -> int:
         lines += verifier_table(name, src, args.boot)
     lines += ["## Answer prompt: worked examples, and the shared layout (same questions)", ""]
     for name, src in DATASETS.items():
-        lines += prompt_table(name, src)
+        lines += prompt_table(name, src, args.boot)
     lines += ["## Abstentions: how they are scored by each signal", ""]
     for name, src in DATASETS.items():
         lines += abstention_table(name, src)
