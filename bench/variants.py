@@ -37,7 +37,7 @@ DATASETS = {
         "examples": "docs/results/variants/fairytale100-examples",
         "shared": "docs/results/fairytale200-shared/run",
         "reverify_shared": "docs/results/reverify-shared/reverify-fairytale200-shared.jsonl",
-        "reverify_chat": "docs/results/variants/reverify-fairytale60-chat.jsonl",
+        "reverify_chat": "docs/results/variants/reverify-fairytale200-chat.jsonl",
     },
 }
 PROMPTS = {
