@@ -40,6 +40,15 @@ def test_packaged_default_parses_with_contract_keys():
     assert cfg.policy.remote == "never"
 
 
+def test_packaged_calibration_matches_the_packaged_prompt_and_tiers():
+    from automix_local.cascade import make_router
+
+    cfg = load_config(packaged_default())
+    router = make_router(cfg)  # refused here if it were fitted for other tiers or another prompt
+    assert router.kind == cfg.cascade.router and router.signal is not None
+    assert router.prompt == {"layout": cfg.cascade.layout, "answer_examples": cfg.cascade.answer_examples}
+
+
 def test_top_level_models_toml_is_the_packaged_one():
     assert (ROOT / "models.toml").read_text() == packaged_default().read_text()
 
