@@ -454,6 +454,16 @@ def cmd_tui(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _add_verify_cost(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verify-cost",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="fixed costs: one verification as this share of a call of the tier it checks (default 1, the paper's)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="models.toml to use")
@@ -512,13 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run", metavar="DIR", help="an `eval run` directory, or a paper-format .jsonl file")
     rp.add_argument("--costs", default="1,50", help="fixed per-call cost of each tier, e.g. 1,50 (paper)")
     rp.add_argument("--seeds", type=int, default=10, help="random train/test splits (default 10)")
-    rp.add_argument(
-        "--verify-cost",
-        type=float,
-        default=1.0,
-        metavar="X",
-        help="fixed costs: one verification as this share of a call of the tier it checks (default 1, the paper's)",
-    )
+    _add_verify_cost(rp)
     rp.add_argument("--train-size", default="50,100,200,500", help="train sizes for the learning curve")
     rp.add_argument("--out", default=None, metavar="DIR", help="where to write the report (default: the run dir)")
     rp.set_defaults(func=cmd_eval_report)
@@ -530,13 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--signal", default=None, help="signal name from the report (default: the best held-out)")
     cal.add_argument("--costs", default=None, help="per-call tier costs (default: the run's models.toml costs)")
     cal.add_argument("--out", default=None, metavar="FILE", help="router JSON (default: DIR/router-ROUTER.json)")
-    cal.add_argument(
-        "--verify-cost",
-        type=float,
-        default=1.0,
-        metavar="X",
-        help="fixed costs: one verification as this share of a call of the tier it checks (default 1, the paper's)",
-    )
+    _add_verify_cost(cal)
     cal.set_defaults(func=cmd_calibrate)
 
     cfg = sub.add_parser("config", parents=[common], help="where the config and state live; check a config")

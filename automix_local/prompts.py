@@ -143,7 +143,7 @@ def remote_messages(question: str, context: str, placeholders: bool = False) -> 
         ]
     return [
         {"role": "system", "content": REMOTE_SYSTEM + note + REMOTE_ABSTAIN},
-        {"role": "user", "content": f"Document:\n{context.strip()}\n\nQuestion: {question.strip()}"},
+        {"role": "user", "content": _qa_user(context, question)},
     ]
 
 
@@ -230,7 +230,7 @@ def answer_prompt(backend: PromptBackend, layout: str, context: str, question: s
     ``examples`` (paper layout only) puts :data:`QA_EXAMPLES` before the question.
     """
     if layout == "shared":
-        user = f"Document:\n{context.strip()}\n\nQuestion: {question.strip()}"
+        user = _qa_user(context, question)
         if backend.uses_chat_template:
             head = backend.render([{"role": "system", "content": SHARED_SYSTEM}, {"role": "user", "content": user}])
         else:

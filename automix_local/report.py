@@ -25,6 +25,7 @@ from .metrics import delta_ibc
 from .routers import (
     AlwaysLarge,
     AlwaysSmall,
+    Outcome,
     POMDPRouter,
     RandomRouter,
     Record,
@@ -346,17 +347,23 @@ def _score(out: Any, test: Sequence[EvalItem], costs: CostSetting) -> dict[str, 
     p_small = float(np.mean([it.scores[0] for it in test]))
     p_large = float(np.mean([it.scores[-1] for it in test]))
     c_small, c_large = costs.tier_costs[0], costs.tier_costs[-1]
-    # IBC_BASE is the slope between the two tiers: with nearly equal qualities it is ~0 and ΔIBC,
-    # a ratio to it, explodes; such test parts give no ΔIBC (and are counted in the report)
     defined = abs(p_large - p_small) >= MIN_GAP
     return {
         "performance": out.performance,
         "cost": out.cost,
         "escalation": out.escalation,
-        "delta_ibc": delta_ibc(out.performance, out.cost, p_small, c_small, p_large, c_large) if defined else math.nan,
+        "delta_ibc": _delta_ibc(out.performance, out.cost, p_small, c_small, p_large, c_large),
         "retained": out.performance / p_large if p_large > 0 else math.nan,
         "ibc_defined": 1.0 if defined else 0.0,
     }
+
+
+def _delta_ibc(perf: float, cost: float, p_small: float, c_small: float, p_large: float, c_large: float) -> float:
+    """ΔIBC, left undefined (nan) on a test part where the tiers' qualities differ by less than MIN_GAP:
+    IBC_BASE is the slope between the two tiers, ~0 there, and ΔIBC, a ratio to it, explodes."""
+    if abs(p_large - p_small) < MIN_GAP:
+        return math.nan
+    return delta_ibc(perf, cost, p_small, c_small, p_large, c_large)
 
 
 def evaluate_routers(
@@ -369,10 +376,9 @@ def evaluate_routers(
     """
     items = run.items
     rows: dict[str, dict[str, list[float]]] = {}
-    held_out: dict[str, list[tuple[np.ndarray, Any]]] = {}  # name → per seed (test indices, outcome)
-    te = np.arange(0)
+    held_out: dict[str, list[tuple[np.ndarray, Outcome]]] = {}  # name → per seed (test indices, outcome)
 
-    def add(name: str, out: Any, test: Sequence[EvalItem]) -> None:
+    def add(name: str, out: Outcome, te: np.ndarray, test: Sequence[EvalItem]) -> None:
         row = rows.setdefault(name, {})
         for k, v in _score(out, test, costs).items():
             row.setdefault(k, []).append(v)
@@ -382,9 +388,9 @@ def evaluate_routers(
         tr, te = _split(len(items), train_size, seed)
         train, test = [items[i] for i in tr], [items[i] for i in te]
         base_recs = [Record(it.scores, (*([None] * (len(it.scores) - 1)), None)) for it in test]
-        add("always_small", simulate(AlwaysSmall(), base_recs, costs.tier_costs), test)
-        add("always_large", simulate(AlwaysLarge(), base_recs, costs.tier_costs), test)
-        add("random p=0.5", simulate(RandomRouter(0.5, seed), base_recs, costs.tier_costs), test)
+        add("always_small", simulate(AlwaysSmall(), base_recs, costs.tier_costs), te, test)
+        add("always_large", simulate(AlwaysLarge(), base_recs, costs.tier_costs), te, test)
+        add("random p=0.5", simulate(RandomRouter(0.5, seed), base_recs, costs.tier_costs), te, test)
         for spec in specs:
             signal = spec.fit(train)
             rcosts = costs.router_costs(spec)
@@ -392,7 +398,7 @@ def evaluate_routers(
             kinds = ROUTER_KINDS if spec.raw else ROUTER_KINDS[:2]
             for kind in kinds:
                 router = _make_router(kind).fit(train_recs, rcosts)
-                add(f"{kind} · {spec.name}", simulate(router, test_recs, rcosts), test)
+                add(f"{kind} · {spec.name}", simulate(router, test_recs, rcosts), te, test)
     out = {name: {k: _ms(v) for k, v in row.items()} for name, row in rows.items()}
     if bootstrap:
         small = np.array([it.scores[0] for it in items])
@@ -405,7 +411,7 @@ def evaluate_routers(
 
 
 def bootstrap_delta_ibc(
-    parts: Sequence[tuple[np.ndarray, Any]],
+    parts: Sequence[tuple[np.ndarray, Outcome]],
     small: np.ndarray,
     large: np.ndarray,
     tier_costs: Sequence[float],
@@ -424,14 +430,15 @@ def bootstrap_delta_ibc(
     for te, out in parts:
         w = weights[:, te].astype(float)
         tot = w.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = w @ np.asarray(out.item_scores) / tot
-            c = w @ np.asarray(out.item_costs) / tot
-            ps, pl = w @ small[te] / tot, w @ large[te] / tot
-            base = (pl - ps) / (c_large - c_small)
-            m = np.where(c - c_small > 1e-12, (p - ps) / (c - c_small), np.nan)
-            d = np.where((np.abs(pl - ps) >= MIN_GAP) & (np.abs(base) > 1e-12), (m - base) / np.abs(base) * 100, np.nan)
-        reps.append(d)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a replicate may draw none of a part's items
+            means = zip(
+                w @ np.asarray(out.item_scores) / tot,
+                w @ np.asarray(out.item_costs) / tot,
+                w @ small[te] / tot,
+                w @ large[te] / tot,
+                strict=True,
+            )
+        reps.append([_delta_ibc(p, c, ps, c_small, pl, c_large) for p, c, ps, pl in means])
     arr = np.array(reps)  # seeds × replicates
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -138,6 +138,7 @@ def prompt_table(name: str, src: dict[str, str], boot: int) -> list[str]:
         )
 
     paper_boot = _boot(ids, min_lp_auroc(runs["paper"]), boot)
+    paper_point = min_lp_auroc(runs["paper"])(ids)
     for k, r in runs.items():
         s = [r[i]["tiers"]["small"] for i in ids]
         big = [r[i]["tiers"].get("large") for i in ids]
@@ -155,7 +156,6 @@ def prompt_table(name: str, src: dict[str, str], boot: int) -> list[str]:
         ver = [t["verification"].get("logprob", {}).get("confidence") for t in s]
         v_auc = auroc(ver, lab) if all(v is not None for v in ver) else math.nan
         point = auroc([t["features"]["min_logprob"] for t in s], lab)
-        paper_point = min_lp_auroc(runs["paper"])(ids)
         diff = (
             "–"
             if k == "paper"
