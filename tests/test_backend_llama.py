@@ -148,3 +148,51 @@ class _Chat:
             "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
             + "<|im_start|>assistant\n"
         )
+
+
+LOAD_WATCH = r"""
+import os, sys, threading, time
+sys.path.insert(0, sys.argv[2])
+import automix_local  # OMP_WAIT_POLICY, as the app
+from pathlib import Path
+from automix_local.backends.llama import LlamaBackend
+from automix_local.config import TierConfig
+
+original = [os.fstat(fd) for fd in (1, 2)]
+seen = []
+done = threading.Event()
+
+def watch():  # what a terminal UI's writer thread would write to, sampled while the model loads
+    while not done.is_set():
+        for fd, st in zip((1, 2), original):
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                seen.append(fd)
+
+t = threading.Thread(target=watch)
+t.start()
+backend = LlamaBackend(TierConfig(name="small", n_ctx=2048), Path(sys.argv[1]))
+backend.load()
+done.set()
+t.join()
+print("load printed nothing", flush=True)
+print("REDIRECTED" if seen else "UNTOUCHED", sorted(set(seen)))
+"""
+
+
+def test_loading_a_model_leaves_the_terminal_alone(model_path: Path, tmp_path: Path):
+    """Issue 11's root cause: llama-cpp-python's verbose=False load dup2()s /dev/null onto fds 1 and 2 of the
+    whole process, so every frame the app drew meanwhile (from another thread) was lost. A thread samples
+    what fds 1 and 2 point at during a real load; and nothing reaches the terminal from the load itself."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "watch.py"
+    script.write_text(LOAD_WATCH, encoding="utf-8")
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, str(script), str(model_path), root], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["load printed nothing", "UNTOUCHED []"]
+    assert out.stderr == ""  # llama.cpp's log lines went to Python logging, not to the terminal

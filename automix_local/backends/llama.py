@@ -1,7 +1,9 @@
 """The local tier: a GGUF model run by llama-cpp-python.
 
 * Lazy: the model loads on first use (``load()`` to do it eagerly, e.g. in a worker thread).
-* Quiet: ``verbose=False``, so llama.cpp writes nothing to the terminal.
+* Quiet without touching the terminal: llama.cpp's log lines go to Python logging (debug), and the
+  model is constructed with ``verbose=True`` so llama-cpp-python does not redirect the process's
+  file descriptors 1 and 2 to /dev/null while it loads (see ``_construct``).
 * One lock per model: a ``Llama`` is not thread-safe, so a stream holds the lock until it ends.
 * Prefix reuse: ``Llama.generate`` keeps the longest common token prefix in the KV cache; the
   scoring path does the same, so prompts that share a prefix pay only for their new tokens.
@@ -10,6 +12,10 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import io
+import logging
 import os
 import threading
 import time
@@ -25,6 +31,51 @@ from .base import BackendError, Generation, Scored
 # llama.cpp's OpenMP threads busy-wait between calls and starve a second model in the same process;
 # the variable must be set before the OpenMP runtime starts (see automix_local/__init__.py too).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+log = logging.getLogger("automix_local.llama_cpp")
+
+# Why not ``Llama(verbose=False)``: llama-cpp-python then wraps the model load in
+# ``suppress_stdout_stderr``, which dup2()s /dev/null onto file descriptors 1 and 2 of the whole
+# process for the seconds the load takes. The terminal app draws on stderr from its own thread, so
+# every frame drawn meanwhile was lost, and the screen stayed stale (an answer computed while the
+# large tier loaded never appeared until a key press repainted it: issue 11). So the model is built
+# with ``verbose=True`` (no redirection), llama.cpp's own log lines are routed to Python logging by
+# our callback, and llama-cpp-python's few ``print(..., file=sys.stderr)`` calls during construction
+# are captured at the Python level only (``sys.stderr``, never the file descriptor).
+_CONSTRUCT_LOCK = threading.Lock()  # the sys.stdout/sys.stderr swap is process-wide: one load at a time
+_errors: collections.deque[str] = collections.deque(maxlen=8)  # llama.cpp's last error lines, for messages
+_callback: Any = None  # the ctypes callback must outlive every call llama.cpp makes to it
+
+
+def _route_llama_logs(llama_cpp: Any) -> None:
+    """Send llama.cpp's log lines (model loading, warnings, errors) to Python logging, not to the terminal."""
+    global _callback
+    if _callback is not None:
+        return
+
+    @llama_cpp.llama_log_callback  # type: ignore[misc]
+    def callback(level: int, text: bytes, user_data: Any) -> None:
+        line = text.decode("utf-8", errors="replace").rstrip()
+        if line:
+            log.debug("%s", line)
+            if level == 3:  # GGML_LOG_LEVEL_ERROR
+                _errors.append(line)
+
+    _callback = callback
+    llama_cpp.llama_log_set(callback, None)
+
+
+def _construct(llama_cpp: Any, **kwargs: Any) -> Any:
+    """``llama_cpp.Llama(**kwargs)`` without writing to, or redirecting, the terminal."""
+    _route_llama_logs(llama_cpp)
+    printed = io.StringIO()
+    with _CONSTRUCT_LOCK, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        llm = llama_cpp.Llama(**kwargs, verbose=True)
+    llm.verbose = False  # later calls (generate, embed) print nothing either
+    if printed.getvalue().strip():
+        log.debug("llama-cpp-python while loading:\n%s", printed.getvalue().rstrip())
+    return llm
 
 
 def _logsumexp(x: np.ndarray) -> float:
@@ -63,8 +114,10 @@ class LlamaBackend:
             raise BackendError(f"llama-cpp-python is not installed ({exc}); run `make install` (see README)") from None
         threads = self.tier.n_threads or os.cpu_count() or 1
         t0 = time.perf_counter()
+        _errors.clear()
         try:
-            llm = llama_cpp.Llama(
+            llm = _construct(
+                llama_cpp,
                 model_path=str(self.model_path),
                 n_ctx=self.tier.n_ctx,
                 n_batch=min(self.tier.n_batch, self.tier.n_ctx),
@@ -73,10 +126,12 @@ class LlamaBackend:
                 n_gpu_layers=self.tier.n_gpu_layers,
                 seed=self.tier.seed,
                 logits_all=False,
-                verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
-            raise BackendError(f"tier '{self.name}': llama.cpp could not load {self.model_path}: {exc}") from None
+            why = f" ({_errors[-1]})" if _errors else ""
+            raise BackendError(
+                f"tier '{self.name}': llama.cpp could not load {self.model_path}: {exc}{why}"
+            ) from None
         self.load_seconds = time.perf_counter() - t0
         self._llm = llm
         self._setup_template(llm)
