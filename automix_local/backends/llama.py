@@ -129,9 +129,7 @@ class LlamaBackend:
             )
         except (ValueError, RuntimeError, OSError) as exc:
             why = f" ({_errors[-1]})" if _errors else ""
-            raise BackendError(
-                f"tier '{self.name}': llama.cpp could not load {self.model_path}: {exc}{why}"
-            ) from None
+            raise BackendError(f"tier '{self.name}': llama.cpp could not load {self.model_path}: {exc}{why}") from None
         self.load_seconds = time.perf_counter() - t0
         self._llm = llm
         self._setup_template(llm)
