@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __version__
 from .audit import Receipt
 from .backends.base import BackendError
-from .cascade import CascadeError
+from .cascade import Cascade, CascadeError, Decided
 from .config import Config, ConfigError, find_config, load_config
 from .evaluation import EvalError
 from .paths import default_paths
@@ -114,7 +114,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         elif isinstance(event, VerifyStarted):
             print(f"  [{event.tier}: checking ({event.strategy})…]", file=sys.stderr, flush=True)
         elif isinstance(event, Decided):
-            print(f"  [{event.tier}: {event.decision.action} — {event.decision.reason}]", file=sys.stderr, flush=True)
+            print(f"  [{event.tier}: {_decided_words(cascade, event)}]", file=sys.stderr, flush=True)
         elif isinstance(event, Escalated):
             print(f"  [escalating to {event.to_tier}]", file=sys.stderr, flush=True)
         elif isinstance(event, EgressSent):
@@ -139,6 +139,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(trace.answer)
         print(trace.summary(), file=sys.stderr if live else sys.stdout)
     return 0
+
+
+def _decided_words(cascade: Cascade, event: Decided) -> str:
+    """A ``Decided`` event in plain words: "kept: likely right (46 %)"."""
+    from .explain import plain_reason
+
+    d = event.decision
+    names = [t.name for t in cascade.tiers]
+    to_tier = None
+    if d.action == "route" and event.tier in names:
+        target = d.target if d.target is not None else names.index(event.tier) + 1
+        to_tier = names[target] if 0 <= target < len(names) else None
+    return plain_reason(d.action, d.why, d.confidence, event.tier, to_tier, pending=True)
 
 
 def _has_tty() -> bool:

@@ -44,9 +44,23 @@ class Observation:
 
 @dataclass(frozen=True)
 class Decision:
+    """What a router decided. ``reason`` is its internals (for the trace pane); ``why`` a short code that
+    ``explain.plain_reason`` turns into words for the user; ``confidence`` the value the router read.
+
+    Codes — kept: ``confident`` (the answer looks right), ``above_threshold:T`` (a threshold router kept an
+    answer under 50 % because its threshold T is lower), ``no_better`` (POMDP: no tier is likely to do well,
+    HOPELESS is the likeliest state), ``not_worth`` (POMDP: a larger tier likely does better, but not by
+    enough for its cost); routed: ``unsure`` (confidence under 50 %), ``below_threshold:T`` (a threshold
+    router routed an answer of 50 % or more because its threshold T is higher), ``likely_better`` (POMDP
+    routed an answer of 50 % or more: the larger tier is expected to gain), ``unchecked`` (no confidence);
+    either: ``random`` (a random draw), ``fixed`` (always_small / always_large).
+    """
+
     action: Literal["keep", "route"]
     target: int | None
     reason: str
+    why: str = ""
+    confidence: float | None = None
 
 
 class RouterError(Exception):
@@ -106,7 +120,7 @@ class AlwaysSmall(Router):
     needs_confidence = False
 
     def decide(self, obs: Observation) -> Decision:
-        return Decision("keep", None, "always_small: the first tier's answer is kept")
+        return Decision("keep", None, "always_small: the first tier's answer is kept", "fixed")
 
 
 class AlwaysLarge(Router):
@@ -118,8 +132,8 @@ class AlwaysLarge(Router):
 
     def decide(self, obs: Observation) -> Decision:
         if obs.tier < obs.n_tiers - 1:
-            return Decision("route", obs.n_tiers - 1, "always_large")
-        return Decision("keep", None, "always_large: last tier")
+            return Decision("route", obs.n_tiers - 1, "always_large", "fixed")
+        return Decision("keep", None, "always_large: last tier", "fixed")
 
 
 class RandomRouter(Router):
@@ -134,8 +148,8 @@ class RandomRouter(Router):
     def decide(self, obs: Observation) -> Decision:
         draw = self._rng.random()
         if draw < self.p:
-            return Decision("route", obs.tier + 1, f"random: draw {draw:.2f} < p={self.p:.2f}")
-        return Decision("keep", None, f"random: draw {draw:.2f} >= p={self.p:.2f}")
+            return Decision("route", obs.tier + 1, f"random: draw {draw:.2f} < p={self.p:.2f}", "random")
+        return Decision("keep", None, f"random: draw {draw:.2f} >= p={self.p:.2f}", "random")
 
     def params(self) -> dict[str, Any]:
         return {"p": self.p, "seed": self.seed}
@@ -157,10 +171,13 @@ class ThresholdRouter(Router):
     def decide(self, obs: Observation) -> Decision:
         conf = obs.confidences[obs.tier]
         if conf is None:
-            return Decision("route", obs.tier + 1, "threshold: no confidence available")
+            return Decision("route", obs.tier + 1, "threshold: no confidence available", "unchecked")
         if conf < self.threshold:
-            return Decision("route", obs.tier + 1, f"confidence {conf:.2f} < threshold {self.threshold:.2f}")
-        return Decision("keep", None, f"confidence {conf:.2f} >= threshold {self.threshold:.2f}")
+            why = "unsure" if conf < 0.5 else f"below_threshold:{self.threshold:.6g}"
+            reason = f"confidence {conf:.2f} < threshold {self.threshold:.2f}"
+            return Decision("route", obs.tier + 1, reason, why, conf)
+        why = "confident" if conf >= 0.5 else f"above_threshold:{self.threshold:.6g}"
+        return Decision("keep", None, f"confidence {conf:.2f} >= threshold {self.threshold:.2f}", why, conf)
 
     def fit(self, records: Sequence[Record], costs: Sequence[float]) -> Router:
         super().fit(records, costs)
@@ -331,7 +348,11 @@ class POMDPRouter(Router):
             self._memo[key] = self._decide(obs)
         d = self._memo[key]
         conf = obs.confidences[obs.tier]
-        return Decision(d.action, d.target, f"confidence {conf:.2f}; {d.reason}") if conf is not None else d
+        why = d.why
+        if d.action == "route":  # the memo is per confidence bin, and a bin may straddle 50 %
+            why = "unchecked" if conf is None else "unsure" if conf < 0.5 else "likely_better"
+        reason = f"confidence {conf:.2f}; {d.reason}" if conf is not None else d.reason
+        return Decision(d.action, d.target, reason, why, conf)
 
     def _decide(self, obs: Observation) -> Decision:
         if self.prior is None:
@@ -344,9 +365,12 @@ class POMDPRouter(Router):
         names = self.state_names()
         shown = ", ".join(f"{names[s]} {belief[s]:.2f}" for s in np.argsort(-belief)[:3])
         if target is None:
-            return Decision("keep", None, f"belief {shown}; keeping is best (E[P] {keep:.2f})")
+            likeliest = int(np.argmax(belief))
+            why = "confident" if likeliest == 0 else "no_better" if likeliest == len(names) - 1 else "not_worth"
+            return Decision("keep", None, f"belief {shown}; keeping is best (E[P] {keep:.2f})", why)
         gain = value - keep
-        return Decision("route", target, f"belief {shown}; routing to tier {target} gains {gain:+.3f} in P − λ·C")
+        reason = f"belief {shown}; routing to tier {target} gains {gain:+.3f} in P − λ·C"
+        return Decision("route", target, reason, "unsure")  # refined by decide() from the exact confidence
 
     def params(self) -> dict[str, Any]:
         return {
