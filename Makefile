@@ -42,6 +42,7 @@ run: models
 
 test-model: install
 	AUTOMIX_LOCAL_HOME=$(TEST_HOME) $(BIN)/automix-local --config tests/data/test-models.toml models pull
+	AUTOMIX_LOCAL_HOME=$(TEST_HOME) $(BIN)/automix-local --config automix_local/data/models.toml models pull small
 
 test: test-model
 	AUTOMIX_TEST_HOME=$(TEST_HOME) $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,15 @@ from .backends.base import Backend, BackendError, Generation
 from .config import Config, PolicyConfig, TierConfig
 from .policy import EgressRequest, PolicyResult
 from .policy import decide as policy_decide
+from .prompts import Turn
 from .routers import ROUTER_CLASSES as _ROUTERS
 from .routers import Decision, Observation, POMDPRouter, Router, RouterError, load
 from .signals import Signal, answer_features
 from .sources import ensure_verified
 from .verification import Verification, Verifier, make_verifier
+
+MAX_TURNS = 20  # earlier turns considered at most (the token budget usually stops sooner)
+HISTORY_MARGIN = 16  # tokens kept free beside the answer's max_tokens (the shared layout's verdict suffix)
 
 
 class CascadeError(Exception):
@@ -31,6 +35,14 @@ class CascadeError(Exception):
 
 
 # --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class TierLoading:
+    """Tier ``tier``'s model is not loaded yet: the question waits for it (the app says so)."""
+
+    tier: str
+    index: int
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,8 @@ class Finished:
 
 
 Event = (
-    TierStarted
+    TierLoading
+    | TierStarted
     | Token
     | Answered
     | VerifyStarted
@@ -154,6 +167,7 @@ class Step:
     abstained: bool
     decision: str | None = None
     reason: str | None = None
+    why: str | None = None  # the router's short code for the decision (explain.plain_reason words it)
     verifier: str | None = None
     tokens_evaluated: int = 0
     mean_logprob: float | None = None
@@ -177,16 +191,29 @@ class Trace:
     cost: float
     steps: list[Step] = field(default_factory=list)
     notice: str | None = None  # something the user must see: a blocked or failed escalation
+    turns: int = 0  # earlier turns of the conversation in the prompt (follow-up questions)
+    turns_dropped: int = 0  # earlier turns left out, oldest first, to stay within history_tokens
+    turns_note: str | None = None  # e.g. the router was calibrated on single questions
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
+        from .explain import plain_reason
+
         parts = []
-        for s in self.steps:
-            conf = f" conf {s.confidence:.2f}" if s.confidence is not None else ""
-            dec = f" → {s.decision}" if s.decision else ""
-            parts.append(f"{s.tier}{conf}{dec} ({s.seconds:.1f}s)")
+        for i, s in enumerate(self.steps):
+            nxt = self.steps[i + 1].tier if i + 1 < len(self.steps) else None
+            if s.egress_id is not None:
+                what = f"remote answer (audit #{s.egress_id})"
+            elif s.decision == "route" and nxt is None:  # the escalation was blocked or failed
+                what = "answered locally"
+                _, sep, why_not = (s.reason or "").partition("; not escalated: ")
+                if sep and not self.notice:
+                    what += f" (not escalated: {why_not})"
+            else:
+                what = plain_reason(s.decision, s.why, s.confidence, s.tier, nxt)
+            parts.append(f"{s.tier}: {what}, {s.seconds:.1f}s")
         line = f"answered by {self.tier} · " + " · ".join(parts) + f" · total {self.seconds:.1f}s, cost {self.cost:.2f}"
         return f"{line}\nnote: {self.notice}" if self.notice else line
 
@@ -324,15 +351,16 @@ class Cascade:
     def is_remote(self, index: int) -> bool:
         return self.tiers[index].backend == "openai"
 
-    def check_fits(self, index: int, context: str, question: str) -> None:
+    def check_fits(self, index: int, context: str, question: str, history: tuple[Turn, ...] = ()) -> None:
         if self.is_remote(index):
             return  # what a remote tier receives is decided by the policy, and its window is the server's
         tier, backend = self.tiers[index], self.backend(index)
-        n_answer = backend.count_tokens(self._answer_prompt(backend, context, question)) + tier.max_tokens
+        n_answer = backend.count_tokens(self._answer_prompt(backend, context, question, history)) + tier.max_tokens
         need, what = n_answer, "the answer prompt"
         shared = self.config.cascade.layout == "shared"
         if index < len(self.tiers) - 1 and self.router.needs_confidence and self.verifier is not None and not shared:
-            n_verify = backend.count_tokens(prompts.verification_prompt(context, question, "")) + tier.max_tokens
+            asked = prompts.question_with_history(question, history)
+            n_verify = backend.count_tokens(prompts.verification_prompt(context, asked, "")) + tier.max_tokens
             if n_verify + 16 > need:
                 need, what = n_verify + 16, "the verification prompt"
         if need > tier.n_ctx:
@@ -343,9 +371,32 @@ class Cascade:
                 "(nothing was truncated)"
             )
 
-    def _answer_prompt(self, backend: Backend, context: str, question: str) -> str:
+    def _answer_prompt(self, backend: Backend, context: str, question: str, history: tuple[Turn, ...] = ()) -> str:
         cc = self.config.cascade
-        return prompts.answer_prompt(backend, cc.layout, context, question, cc.answer_examples)  # type: ignore[arg-type]
+        return prompts.answer_prompt(backend, cc.layout, context, question, cc.answer_examples, history)  # type: ignore[arg-type]
+
+    def fit_history(self, index: int, context: str, question: str, history: Sequence[Turn]) -> tuple[Turn, ...]:
+        """The newest earlier turns whose tokens fit ``[cascade] history_tokens`` and tier ``index``'s window
+        beside the whole context (the context is never cut for them); older turns are dropped first."""
+        budget = self.config.cascade.history_tokens
+        turns = tuple((q, a) for q, a in history if q.strip() and a.strip())[-MAX_TURNS:]
+        if not turns or budget <= 0 or self.is_remote(index):
+            return ()
+        tier, backend = self.tiers[index], self.backend(index)
+        base = backend.count_tokens(self._answer_prompt(backend, context, question))
+        room = min(budget, tier.n_ctx - tier.max_tokens - base - HISTORY_MARGIN)
+        kept: tuple[Turn, ...] = ()
+        for k in range(1, len(turns) + 1):
+            candidate = turns[-k:]
+            used = backend.count_tokens(self._answer_prompt(backend, context, question, candidate)) - base
+            if used > room:
+                break
+            kept = candidate
+        return kept
+
+    def ready(self, index: int) -> bool:
+        """Whether tier ``index`` answers without loading its model first."""
+        return self.tiers[index].name in self._warm
 
     def prepare(self, index: int) -> None:
         """Load tier ``index``'s model and, for the shared layout, its static prompt prefix (from disk if cached)."""
@@ -363,14 +414,14 @@ class Cascade:
         self._warm.add(tier.name)
 
     def answer_stream(
-        self, index: int, context: str, question: str
+        self, index: int, context: str, question: str, history: tuple[Turn, ...] = ()
     ) -> Generator[str, None, tuple[str, Generation, dict[str, float]]]:
         """Tier ``index`` answers: yields text deltas, returns (clean answer, generation, free features)."""
         if self.tiers[index].name not in self._warm:
             self.prepare(index)
         backend = self.backend(index)
         generation = yield from backend.stream(
-            self._answer_prompt(backend, context, question),
+            self._answer_prompt(backend, context, question, history),
             max_tokens=self.tiers[index].max_tokens,
             stop=["\n"],
             watch_first=(prompts.ABSTAIN, prompts.ABSTAIN.capitalize()),
@@ -380,10 +431,18 @@ class Cascade:
         return answer, generation, feats
 
     def run(
-        self, context: str, question: str, *, document: str | None = None, tags: tuple[str, ...] = ()
+        self,
+        context: str,
+        question: str,
+        *,
+        document: str | None = None,
+        tags: tuple[str, ...] = (),
+        history: Sequence[Turn] = (),
     ) -> Generator[Event, None, Trace]:
         """Answer ``question`` over ``context``. ``document``/``tags`` name where the context came from, for
-        the policy's ``private`` rules."""
+        the policy's ``private`` rules. ``history``: the conversation's earlier turns (question, answer
+        shown), oldest first; the newest that fit go into every tier's prompt, the verification's and,
+        as the policy allows, a remote tier's request."""
         question = question.strip()
         if not question:
             raise CascadeError("the question is empty")
@@ -392,7 +451,11 @@ class Cascade:
         index = self.router.start(n)
         if not 0 <= index < n:
             raise RouterError(f"router {self.router.kind} chose tier {index}, but there are {n} tiers")
+        if not self.is_remote(index) and not self.ready(index):
+            yield TierLoading(self.tiers[index].name, index)
         self.check_fits(index, context, question)
+        turns = self.fit_history(index, context, question, history)
+        offered = len([t for t in history if t[0].strip() and t[1].strip()])
         confidences: list[float | None] = [None] * n
         steps: list[Step] = []
         decision_label = "direct"
@@ -421,7 +484,7 @@ class Cascade:
                     yield RemoteFailed(tier.name, outcome, final_step.tier)
                 break
             yield TierStarted(tier.name, index, model)
-            gen_it = self.answer_stream(index, context, question)
+            gen_it = self.answer_stream(index, context, question, turns)
             while True:
                 try:
                     delta = next(gen_it)
@@ -456,7 +519,7 @@ class Cascade:
             if self.router.needs_confidence:
                 if self.verifier is not None:
                     yield VerifyStarted(tier.name, self.verifier.strategy)
-                    ver = self.verifier.verify(backend, context, question, answer)
+                    ver = self.verifier.verify(backend, context, question, answer, turns)
                     yield Verified(tier.name, ver)
                     feats[f"verifier_{ver.strategy}"] = ver.confidence
                     step.verifier = ver.strategy
@@ -465,7 +528,7 @@ class Cascade:
                 step.signal = self.signal.name
             decision = self.router.decide(Observation(index, tuple(confidences), n))
             yield Decided(tier.name, decision)
-            step.decision, step.reason = decision.action, decision.reason
+            step.decision, step.reason, step.why = decision.action, decision.reason, decision.why
             if decision.action == "keep":
                 decision_label = "keep"
                 break
@@ -474,8 +537,10 @@ class Cascade:
                 raise RouterError(
                     f"router {self.router.kind} routed tier {index} to {target}; expected {index + 1}..{n - 1}"
                 )
+            if not self.is_remote(target) and not self.ready(target):
+                yield TierLoading(self.tiers[target].name, target)
             try:
-                self.check_fits(target, context, question)
+                self.check_fits(target, context, question, turns)
             except (CascadeError, BackendError) as exc:
                 step.reason = f"{decision.reason}; not escalated: {exc}"
                 decision_label = "keep"
@@ -489,6 +554,7 @@ class Cascade:
                     document=document,
                     tags=tags,
                     local_answer=None if best.abstained else best.answer,
+                    history=turns,
                 )
                 result = policy_decide(request, self.policy)
                 why_not, receipt = yield from self._clear_egress(target, result)
@@ -514,7 +580,14 @@ class Cascade:
             cost=sum(s.cost for s in steps),
             steps=steps,
             notice=notice,
+            turns=len(turns),
+            turns_dropped=offered - len(turns),
         )
+        if turns and self.router.prompt is not None and not self.router.prompt.get("turns"):
+            trace.turns_note = (
+                f"the {self.router.kind} router was calibrated on single questions: its confidence for a "
+                "follow-up that reads earlier turns is less certain"
+            )
         yield Finished(trace)
         return trace
 
@@ -522,7 +595,9 @@ class Cascade:
 
     def _receipt(self, index: int, result: PolicyResult) -> Receipt:
         tier, backend = self.tiers[index], self.backend(index)
-        messages = prompts.remote_messages(result.question, result.context, placeholders=bool(result.mapping))
+        messages = prompts.remote_messages(
+            result.question, result.context, placeholders=bool(result.mapping), history=result.history
+        )
         body = backend.payload(messages, max_tokens=tier.max_tokens, temperature=0.0)  # type: ignore[attr-defined]
         ep = backend.endpoint  # type: ignore[attr-defined]
         return Receipt(
@@ -630,8 +705,9 @@ class Cascade:
         *,
         document: str | None = None,
         tags: tuple[str, ...] = (),
+        history: Sequence[Turn] = (),
     ) -> Trace:
-        it = self.run(context, question, document=document, tags=tags)
+        it = self.run(context, question, document=document, tags=tags, history=history)
         while True:
             try:
                 event = next(it)

@@ -142,6 +142,7 @@ class CascadeConfig:
     bins: int = 9
     seed: int = 0
     verify_cost: float = 1.0
+    history_tokens: int = 512  # follow-up questions: tokens of earlier turns in the prompt (0: none)
 
 
 @dataclass(frozen=True)
@@ -388,8 +389,11 @@ def _parse_cascade(file: Path, data: Any, base: Path, n_tiers: int) -> CascadeCo
         bins=t.positive_int("bins", 9, minimum=2),
         seed=t.get("seed", int, 0),
         verify_cost=t.number("verify_cost", 1.0),
+        history_tokens=t.get("history_tokens", int, 512),
     )
     t.finish()
+    if cfg.history_tokens < 0:
+        raise t.error("history_tokens", "expected 0 (no earlier turns in the prompt) or a positive number of tokens")
     if cfg.answer_examples and layout == "shared":
         raise t.error(
             "answer_examples",

@@ -46,6 +46,7 @@ class EgressRequest:
     tags: tuple[str, ...] = ()  # tags of that document / conversation
     local_answer: str | None = None  # the best local answer, whose span "relevant" looks for
     passages: tuple[str, ...] | None = None  # retrieved passages, when the context came from retrieval
+    history: tuple[tuple[str, str], ...] = ()  # earlier turns of the conversation (question, answer shown)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class PolicyResult:
     context: str = ""  # the part of the context that will be sent (redacted); "" for send = "question"
     mapping: dict[str, str] = field(default_factory=dict)  # placeholder → original, to map the answer back
     counts: dict[str, int] = field(default_factory=dict)  # detector → spans redacted
+    # the earlier turns that will be sent (redacted), oldest first; an answer of None is withheld: under
+    # send = "question" only the user's own earlier questions leave, never what the document answered
+    history: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -157,16 +161,28 @@ def decide(request: EgressRequest, policy: PolicyConfig) -> PolicyResult:
     else:
         context = ""
     question = request.question.strip()
+    with_answers = policy.send != "question"
+    history: list[tuple[str, str | None]] = [
+        (q.strip(), a.strip() if with_answers else None) for q, a in request.history
+    ]
     mapping: dict[str, str] = {}
     counts: dict[str, int] = {}
     if policy.redact:
         from .redact import Redactor
 
         r = Redactor(policy.redact)
+        parts = []
+        redacted: list[tuple[str, str | None]] = []
+        for q, a in history:  # the earlier turns first: placeholders number in the order they are sent
+            rq = r.redact(q, mapping)
+            ra = r.redact(a, mapping) if a is not None else None
+            parts += [rq.counts] + ([ra.counts] if ra is not None else [])
+            redacted.append((rq.text, ra.text if ra is not None else None))
+        history = redacted
         rq = r.redact(question, mapping)
         rc = r.redact(context, mapping)
         question, context = rq.text, rc.text
-        for part in (rq.counts, rc.counts):
+        for part in (*parts, rq.counts, rc.counts):
             for kind, n in part.items():
                 counts[kind] = counts.get(kind, 0) + n
     notes = []
@@ -174,9 +190,12 @@ def decide(request: EgressRequest, policy: PolicyConfig) -> PolicyResult:
         notes.append("only the question is sent")
     elif policy.send == "relevant":
         notes.append(f"the question and {len(context)} of {len(request.context.strip())} context characters are sent")
+    if history:
+        what = "questions" if not with_answers else "questions and answers"
+        notes.append(f"with {len(history)} earlier turn{'s' if len(history) != 1 else ''} ({what})")
     if counts:
         notes.append("redacted " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
-    transformed = bool(counts) or (policy.send != "full" and bool(request.context.strip()))
+    transformed = bool(counts) or (policy.send != "full" and (bool(request.context.strip()) or bool(history)))
     action: Action = "transformed" if transformed else "allowed"
     reason = "; ".join(notes) if notes else "the question and the whole context are sent"
     return PolicyResult(
@@ -188,6 +207,7 @@ def decide(request: EgressRequest, policy: PolicyConfig) -> PolicyResult:
         context=context,
         mapping=mapping,
         counts=counts,
+        history=tuple(history),
     )
 
 

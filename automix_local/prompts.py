@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Protocol
@@ -42,25 +43,71 @@ QA_EXAMPLES = (
 )
 
 
+# An earlier turn of the conversation: (question, the answer that was shown). Follow-up questions
+# ("And when did he leave?") are answered with the earlier turns between the document and the new
+# question: the document (and the static instructions before it) stay first, so the KV cache that
+# holds them is reused; with no earlier turns every prompt is exactly the single-question prompt.
+Turn = tuple[str, str]
+
+
 def _qa_user(context: str, question: str) -> str:
     return f"Document:\n{context.strip()}\n\nQuestion: {question.strip()}"
 
 
-def qa_messages(context: str, question: str, examples: bool = False) -> list[dict[str, str]]:
+def _conversation(
+    context: str, question: str, history: Sequence[Turn], answer_text: str = "{}"
+) -> list[dict[str, str]]:
+    """The user/assistant turns after the instructions: the document with the first question, each earlier
+    answer, each later question, and the new question last."""
+    asked = [q for q, _ in history] + [question]
+    messages = [{"role": "user", "content": _qa_user(context, asked[0])}]
+    for (_, answer), q in zip(history, asked[1:], strict=True):
+        messages += [
+            {"role": "assistant", "content": answer_text.format(answer.strip())},
+            {"role": "user", "content": f"Question: {q.strip()}"},
+        ]
+    return messages
+
+
+def qa_messages(
+    context: str, question: str, examples: bool = False, history: Sequence[Turn] = ()
+) -> list[dict[str, str]]:
     """Chat messages for the answer; the backend renders them with the model's chat template.
 
-    With ``examples`` the worked examples come first as earlier user/assistant turns.
+    With ``examples`` the worked examples come first as earlier user/assistant turns; ``history``
+    (earlier turns of this conversation) goes between the document and the question.
     """
     messages = [{"role": "system", "content": QA_SYSTEM}]
     for c, q, a in QA_EXAMPLES if examples else ():
         messages += [{"role": "user", "content": _qa_user(c, q)}, {"role": "assistant", "content": a}]
-    return [*messages, {"role": "user", "content": _qa_user(context, question)}]
+    return [*messages, *_conversation(context, question, history)]
 
 
-def qa_completion(context: str, question: str, examples: bool = False) -> str:
+def qa_completion(context: str, question: str, examples: bool = False, history: Sequence[Turn] = ()) -> str:
     """The same prompt as plain completion text, for models used without a chat template."""
     shots = "".join(f"{_qa_user(c, q)}\n\nAnswer: The answer is {a}\n\n" for c, q, a in QA_EXAMPLES if examples)
-    return f"{QA_SYSTEM}\n\n{shots}{_qa_user(context, question)}\n\nAnswer: The answer is"
+    turns = "".join(
+        f"\n\nAnswer: The answer is {a.strip()}\n\nQuestion: {q.strip()}" for q, a in _shift(history, question)
+    )
+    first = history[0][0] if history else question
+    return f"{QA_SYSTEM}\n\n{shots}{_qa_user(context, first)}{turns}\n\nAnswer: The answer is"
+
+
+def _shift(history: Sequence[Turn], question: str) -> list[Turn]:
+    """Each earlier answer paired with the question asked after it."""
+    if not history:
+        return []
+    asked = [q for q, _ in history[1:]] + [question]
+    return [(q, a) for (_, a), q in zip(history, asked, strict=True)]
+
+
+def question_with_history(question: str, history: Sequence[Turn]) -> str:
+    """The question for a prompt that has one question slot (the paper's verification prompt): the earlier
+    turns first, so a follow-up's pronoun can be resolved."""
+    if not history:
+        return question
+    earlier = "\n".join(f"Q: {q.strip()} A: {a.strip()}" for q, a in history)
+    return f"(Earlier in this conversation:\n{earlier})\n{question.strip()}"
 
 
 @lru_cache(maxsize=1)
@@ -133,17 +180,34 @@ PLACEHOLDER_NOTE = (
 REMOTE_ABSTAIN = f"If the answer cannot be determined, reply exactly: {ABSTAIN}"
 
 
-def remote_messages(question: str, context: str, placeholders: bool = False) -> list[dict[str, str]]:
-    """Chat messages for a remote tier: only what the privacy policy let through."""
+def remote_messages(
+    question: str, context: str, placeholders: bool = False, history: Sequence[tuple[str, str | None]] = ()
+) -> list[dict[str, str]]:
+    """Chat messages for a remote tier: only what the privacy policy let through.
+
+    ``history``: the earlier turns the policy lets out, oldest first; an answer of None was withheld
+    (under ``send = "question"`` only the user's own earlier questions leave, not what the document
+    answered), and those questions are listed before the new one.
+    """
     note = PLACEHOLDER_NOTE if placeholders else ""
+    if any(a is None for _, a in history):
+        earlier = "\n".join(f"- {q.strip()}" for q, _ in history)
+        question = f"(Earlier questions in this conversation:\n{earlier})\n{question.strip()}"
+        history = ()
+    full = [(q, a or "") for q, a in history]
     if not context.strip():
-        return [
-            {"role": "system", "content": REMOTE_SYSTEM_NO_DOCUMENT + note + REMOTE_ABSTAIN},
-            {"role": "user", "content": f"Question: {question.strip()}"},
-        ]
+        asked = [q for q, _ in full] + [question]
+        messages = [{"role": "system", "content": REMOTE_SYSTEM_NO_DOCUMENT + note + REMOTE_ABSTAIN}]
+        messages.append({"role": "user", "content": f"Question: {asked[0].strip()}"})
+        for (_, a), q in zip(full, asked[1:], strict=True):
+            messages += [
+                {"role": "assistant", "content": a.strip()},
+                {"role": "user", "content": f"Question: {q.strip()}"},
+            ]
+        return messages
     return [
         {"role": "system", "content": REMOTE_SYSTEM + note + REMOTE_ABSTAIN},
-        {"role": "user", "content": _qa_user(context, question)},
+        *_conversation(context, question, full),
     ]
 
 
@@ -224,26 +288,40 @@ class PromptBackend(Protocol):
     def render(self, messages: list[dict[str, str]]) -> str: ...
 
 
-def answer_prompt(backend: PromptBackend, layout: str, context: str, question: str, examples: bool = False) -> str:
+def answer_prompt(
+    backend: PromptBackend,
+    layout: str,
+    context: str,
+    question: str,
+    examples: bool = False,
+    history: Sequence[Turn] = (),
+) -> str:
     """The text the model continues with its answer, for a prompt layout ("paper" or "shared").
 
-    ``examples`` (paper layout only) puts :data:`QA_EXAMPLES` before the question.
+    ``examples`` (paper layout only) puts :data:`QA_EXAMPLES` before the question. ``history``: the
+    conversation's earlier turns, after the document and before the question.
     """
     if layout == "shared":
-        user = _qa_user(context, question)
         if backend.uses_chat_template:
-            head = backend.render([{"role": "system", "content": SHARED_SYSTEM}, {"role": "user", "content": user}])
+            turns = _conversation(context, question, history, SHARED_ANSWER_LEAD + " {}")
+            head = backend.render([{"role": "system", "content": SHARED_SYSTEM}, *turns])
         else:
-            head = f"{SHARED_SYSTEM}\n\n{user}\n"
+            first = history[0][0] if history else question
+            turns = "".join(
+                f"{SHARED_ANSWER_LEAD} {a.strip()}\n\nQuestion: {q.strip()}\n" for q, a in _shift(history, question)
+            )
+            head = f"{SHARED_SYSTEM}\n\n{_qa_user(context, first)}\n{turns}"
         return head + SHARED_ANSWER_LEAD
     if backend.uses_chat_template:
-        return backend.render(qa_messages(context, question, examples))
-    return qa_completion(context, question, examples)
+        return backend.render(qa_messages(context, question, examples, history))
+    return qa_completion(context, question, examples, history)
 
 
-def shared_verdict_prompt(backend: PromptBackend, context: str, question: str, answer: str) -> str:
+def shared_verdict_prompt(
+    backend: PromptBackend, context: str, question: str, answer: str, history: Sequence[Turn] = ()
+) -> str:
     """The shared layout's verification: the answer prompt, the answer, then the verdict lead-in."""
-    return f"{answer_prompt(backend, 'shared', context, question)} {answer.strip()}{SHARED_VERDICT}"
+    return f"{answer_prompt(backend, 'shared', context, question, history=history)} {answer.strip()}{SHARED_VERDICT}"
 
 
 def static_prefix(backend: PromptBackend, layout: str, examples: bool = False) -> str:

@@ -975,5 +975,6 @@ def calibrate(
         router.prompt = {
             "layout": run.meta.get("layout", "paper"),
             "answer_examples": bool(run.meta.get("answer_examples", False)),
+            "turns": False,  # eval runs ask single questions: no earlier turns in the prompt
         }
     return router, spec, cs

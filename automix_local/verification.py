@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .backends.base import Backend, Scored, run_to_end
 from .config import CascadeConfig
-from .prompts import chat_verdict_prompt, shared_verdict_prompt, verdict_prompt, verification_prompt
+from .prompts import (
+    Turn,
+    chat_verdict_prompt,
+    question_with_history,
+    shared_verdict_prompt,
+    verdict_prompt,
+    verification_prompt,
+)
 
 CORRECT, INCORRECT = " Correct", " Incorrect"
 _VERDICT = "the ai generated answer is"
@@ -44,7 +52,12 @@ class Verification:
 class Verifier(Protocol):
     strategy: str
 
-    def verify(self, backend: Backend, context: str, question: str, answer: str) -> Verification: ...
+    def verify(
+        self, backend: Backend, context: str, question: str, answer: str, history: Sequence[Turn] = ()
+    ) -> Verification:
+        """Judge ``answer``. ``history``: the conversation's earlier turns, which the answer prompt had too
+        (the shared layout continues that very prompt; the paper's prompt gets them in its question slot)."""
+        ...
 
 
 def parse_verdict(text: str) -> str:
@@ -76,10 +89,12 @@ class SampledVerifier:
         self.samples, self.temperature, self.max_tokens, self.seed = samples, temperature, max_tokens, seed
         self.layout = layout
 
-    def verify(self, backend: Backend, context: str, question: str, answer: str) -> Verification:
+    def verify(
+        self, backend: Backend, context: str, question: str, answer: str, history: Sequence[Turn] = ()
+    ) -> Verification:
         if self.layout == "shared":
-            return self._verify_shared(backend, context, question, answer)
-        prompt = verification_prompt(context, question, answer)
+            return self._verify_shared(backend, context, question, answer, history)
+        prompt = verification_prompt(context, question_with_history(question, history), answer)
         t0 = time.perf_counter()
         verdicts: list[str] = []
         tokens_in = tokens_out = evaluated = 0
@@ -101,9 +116,11 @@ class SampledVerifier:
             )
         return _sampled_result(verdicts, tokens_in, tokens_out, evaluated, t0)
 
-    def _verify_shared(self, backend: Backend, context: str, question: str, answer: str) -> Verification:
+    def _verify_shared(
+        self, backend: Backend, context: str, question: str, answer: str, history: Sequence[Turn]
+    ) -> Verification:
         """k short samples of the verdict word, all continuing from the state after the answer."""
-        prompt = shared_verdict_prompt(backend, context, question, answer)  # type: ignore[arg-type]
+        prompt = shared_verdict_prompt(backend, context, question, answer, history)  # type: ignore[arg-type]
         t0 = time.perf_counter()
         verdicts: list[str] = []
         tokens_in = tokens_out = evaluated = 0
@@ -134,11 +151,14 @@ class LogprobVerifier:
         self.reason_first, self.reason_max_tokens, self.layout = reason_first, reason_max_tokens, layout
         self.template = template
 
-    def verify(self, backend: Backend, context: str, question: str, answer: str) -> Verification:
+    def verify(
+        self, backend: Backend, context: str, question: str, answer: str, history: Sequence[Turn] = ()
+    ) -> Verification:
         t0 = time.perf_counter()
         if self.layout == "shared":  # one forward pass over the verdict suffix, after the answer
-            prompt = shared_verdict_prompt(backend, context, question, answer)  # type: ignore[arg-type]
+            prompt = shared_verdict_prompt(backend, context, question, answer, history)  # type: ignore[arg-type]
             return self._from_scores(backend.score(prompt, [CORRECT, INCORRECT]), 0, 0, t0)
+        question = question_with_history(question, history)
         if self.template == "chat" and backend.uses_chat_template:
             prompt = chat_verdict_prompt(backend, context, question, answer)  # type: ignore[arg-type]
             return self._from_scores(backend.score(prompt, [CORRECT, INCORRECT]), 0, 0, t0)

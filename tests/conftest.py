@@ -17,6 +17,8 @@ from automix_local.paths import default_paths
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SHA = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 TEST_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_SMALL_FILE = "qwen2.5-coder-0.5b-instruct.gguf"
+DEFAULT_SMALL_SHA = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 
 SQUAD_CONTEXT = (
     "The Normans (Norman: Nourmands; French: Normands; Latin: Normanni) were the people who in the 10th and "
@@ -43,6 +45,16 @@ def model_path() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def default_small_path() -> Path:
+    """The default small tier's model (Qwen2.5-Coder-0.5B-Instruct, 491 MB), fetched by `make test-model`:
+    the tests whose behaviour needs a model that can follow a conversation (SmolLM2-135M cannot)."""
+    path = _test_home() / "data" / "models" / DEFAULT_SMALL_FILE
+    if not path.is_file():
+        pytest.fail(f"default small model missing at {path}: run `make test-model` (or `make test`)")
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _model_path_env(model_path: Path):
     """Configs under tests/data refer to the test model as $AUTOMIX_TEST_MODEL_PATH."""
@@ -61,7 +73,8 @@ def hermetic_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 
 def tier_toml(name: str, path: Path, **extra: object) -> str:
-    lines = ["[[tiers]]", f'name = "{name}"', f'path = "{path}"', f'sha256 = "{TEST_SHA}"', "n_ctx = 2048"]
+    sha = DEFAULT_SMALL_SHA if path.name == DEFAULT_SMALL_FILE else TEST_SHA
+    lines = ["[[tiers]]", f'name = "{name}"', f'path = "{path}"', f'sha256 = "{sha}"', "n_ctx = 2048"]
     for key, value in extra.items():
         if isinstance(value, str):
             lines.append(f'{key} = "{value}"')

@@ -12,6 +12,7 @@ from automix_local.cascade import (
     Decided,
     Escalated,
     Finished,
+    TierLoading,
     TierStarted,
     Token,
     Verified,
@@ -41,7 +42,9 @@ def test_keep_at_small_when_router_keeps(two_tier_config):
     finally:
         cascade.close()
     kinds = [type(e) for e in events]
-    assert kinds[0] is TierStarted and Token in kinds
+    # a fresh cascade says the small tier is loading before it starts; nothing else loads
+    assert kinds[:2] == [TierLoading, TierStarted] and kinds.count(TierLoading) == 1 and Token in kinds
+    assert events[0] == TierLoading("small", 0)
     assert kinds.index(Answered) < kinds.index(VerifyStarted) < kinds.index(Verified) < kinds.index(Decided)
     assert kinds[-1] is Finished and Escalated not in kinds
     assert trace.tier == "small" and trace.decision == "keep"
@@ -97,14 +100,18 @@ def test_always_small_skips_verification(two_tier_config):
 def test_pomdp_router_from_calibration_file(two_tier_config, tmp_path):
     recs = [R.Record((1.0, 1.0), (0.9, None)), R.Record((0.0, 1.0), (0.1, None))] * 50
     router = R.POMDPRouter(lambda_=0.001).fit(recs, [1, 10])
+    router.prompt = {"layout": "paper", "answer_examples": False, "turns": False}  # as `calibrate` writes it
     path = tmp_path / "router.json"
     router.save(path)
     cascade = Cascade(two_tier_config("pomdp", calibration=str(path)))
     try:
         trace = cascade.ask(SQUAD_CONTEXT, Q)
+        follow = cascade.ask(SQUAD_CONTEXT, "Where did they come from?", history=[(Q, trace.answer or "Rollo")])
     finally:
         cascade.close()
     assert trace.steps[0].decision in ("keep", "route") and "belief" in trace.steps[0].reason
+    assert trace.turns_note is None  # a single question: what the router was fitted on
+    assert follow.turns == 1 and "calibrated on single questions" in (follow.turns_note or "")
 
 
 def test_calibration_for_another_answer_prompt_is_refused_at_start(model_path, write_config, tmp_path):
@@ -185,3 +192,76 @@ def test_shared_layout_cascade_evaluates_the_context_once(two_tier_config):
         assert again.prefix_sources == {"small": "disk", "large": "disk"}
     finally:
         again.close()
+
+
+# --------------------------------------------------------------------------- follow-up questions
+
+FOUNDERS = (
+    "Tidewater Press was founded in 1994 by Maria Lopez, a former teacher from Lisbon. Blue Harbor Books was "
+    "founded in 2001 by Tom Becker, a sailor from Hamburg. Maria Lopez left Tidewater Press in 2009 to write "
+    "novels. Tom Becker left Blue Harbor Books in 2015 and moved to Canada."
+)
+
+
+@pytest.fixture
+def qwen_cascade(default_small_path, write_config):
+    """The default small model (SmolLM2-135M cannot follow a conversation), one tier, shared layout."""
+
+    def make(history_tokens: int = 512, layout: str = "shared") -> Cascade:
+        text = tier_toml("small", default_small_path, max_tokens=24)
+        text += f'[cascade]\nrouter = "always_small"\nlayout = "{layout}"\nhistory_tokens = {history_tokens}\n'
+        from automix_local.config import load_config
+
+        return Cascade(load_config(write_config(text)))
+
+    return make
+
+
+@pytest.mark.parametrize("layout", ["shared", "paper"])
+def test_a_follow_up_is_answered_from_the_earlier_turn(qwen_cascade, layout):
+    """ "he" is Tom Becker only because of the earlier turn: without it the model answers for the first founder."""
+    cascade = qwen_cascade(layout=layout)
+    try:
+        first = cascade.ask(FOUNDERS, "Who founded Blue Harbor Books?")
+        assert first.answer == "Tom Becker" and first.turns == 0
+        history = [("Who founded Blue Harbor Books?", first.answer)]
+        follow = cascade.ask(FOUNDERS, "And when did he leave?", history=history)
+        alone = cascade.ask(FOUNDERS, "And when did he leave?")
+        where = cascade.ask(FOUNDERS, "Where was he from?", history=history)
+    finally:
+        cascade.close()
+    assert "2015" in follow.answer and follow.turns == 1 and follow.turns_dropped == 0
+    assert "2015" not in alone.answer and "2009" in alone.answer  # the pronoun means nothing alone
+    assert "Hamburg" in where.answer
+
+
+def test_a_follow_up_reuses_the_cached_context(qwen_cascade):
+    """The document stays first in the prompt, so a follow-up evaluates only what follows it."""
+    cascade = qwen_cascade()
+    try:
+        first = cascade.ask(FOUNDERS, "Who founded Blue Harbor Books?")
+        follow = cascade.ask(
+            FOUNDERS, "And when did he leave?", history=[("Who founded Blue Harbor Books?", "Tom Becker")]
+        )
+    finally:
+        cascade.close()
+    step = follow.steps[0]
+    assert step.tokens_in > first.steps[0].tokens_in
+    assert step.tokens_evaluated < 40 < step.tokens_in - step.tokens_evaluated  # the document came from the cache
+
+
+def test_older_turns_are_dropped_first_to_fit_the_budget(qwen_cascade):
+    history = [(f"Question number {i} about the presses?", f"Answer number {i}") for i in range(12)]
+    cascade = qwen_cascade(history_tokens=60)
+    try:
+        kept = cascade.fit_history(0, FOUNDERS, "And when did he leave?", history)
+        trace = cascade.ask(FOUNDERS, "And when did he leave?", history=history)
+    finally:
+        cascade.close()
+    assert 0 < len(kept) < len(history) and kept == tuple(history[-len(kept) :])  # the newest, in order
+    assert trace.turns == len(kept) and trace.turns_dropped == len(history) - len(kept)
+    off = qwen_cascade(history_tokens=0)
+    try:
+        assert off.ask(FOUNDERS, "Who founded Tidewater Press?", history=history[:2]).turns == 0
+    finally:
+        off.close()

@@ -46,7 +46,11 @@ def test_packaged_calibration_matches_the_packaged_prompt_and_tiers():
     cfg = load_config(packaged_default())
     router = make_router(cfg)  # refused here if it were fitted for other tiers or another prompt
     assert router.kind == cfg.cascade.router and router.signal is not None
-    assert router.prompt == {"layout": cfg.cascade.layout, "answer_examples": cfg.cascade.answer_examples}
+    assert router.prompt == {
+        "layout": cfg.cascade.layout,
+        "answer_examples": cfg.cascade.answer_examples,
+        "turns": False,  # fitted on single questions: a follow-up's trace says so
+    }
 
 
 def test_top_level_models_toml_is_the_packaged_one():

@@ -136,3 +136,16 @@ def test_describe_and_override():
     assert q.remote == "never" and q.send == "relevant" and q.redact == p.redact
     with pytest.raises(ValueError, match="remote"):
         override(p, {"remote": "sometimes"})
+
+
+def test_earlier_turns_follow_the_send_mode_and_are_redacted():
+    history = (("Who runs Acme?", "Marie Dupont"), ("How do I reach the press office?", "press@acme.example.com"))
+    q = decide(req(history=history), PolicyConfig(remote="allow", send="question", redact=("email",)))
+    assert q.history == (("Who runs Acme?", None), ("How do I reach the press office?", None))  # answers withheld
+    assert "with 2 earlier turns (questions)" in q.reason and q.action == "transformed"
+    full = decide(req(history=history), PolicyConfig(remote="allow", send="full", redact=("email",)))
+    assert full.history == (("Who runs Acme?", "Marie Dupont"), ("How do I reach the press office?", "[EMAIL_1]"))
+    assert full.mapping["[EMAIL_1]"] == "press@acme.example.com"
+    assert "[EMAIL_1]" in full.context  # the same address in the context gets the same placeholder
+    assert full.counts["email"] == 2
+    assert decide(req(history=history), PolicyConfig(remote="never", send="full")).history == ()

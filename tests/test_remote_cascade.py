@@ -346,3 +346,38 @@ def test_eval_run_refuses_a_remote_tier_before_writing_anything(remote_config, t
         config = remote_config("http://127.0.0.1:9/v1", 'remote = "allow"')
         run_eval(config, ROOT / "tests" / "data" / "squad20.jsonl", out)
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- follow-up questions
+
+EARLIER = (("Who is the head of procurement?", "Jane Doe"), ("How can she be reached by email?", EMAIL))
+
+
+@pytest.mark.parametrize("send", ["question", "relevant", "full"])
+def test_earlier_turns_leave_only_as_the_policy_allows(server: RecordingServer, remote_config, send: str):
+    """send = "question": the user's earlier questions, never what the document answered; "relevant" and
+    "full": questions and answers as turns. Redacted like the rest, and in the receipt that was shown."""
+    shown: list[Receipt] = []
+
+    def approve(r: Receipt) -> bool:
+        shown.append(r)
+        return True
+
+    config = remote_config(server.base_url, f'remote = "ask"\nsend = "{send}"\nredact = ["all"]')
+    trace, _ = run(config, approve=approve, history=EARLIER)
+    (body,) = bodies(server)
+    assert body.encode() == shown[0].payload  # what left is what was shown
+    assert trace.turns == 2
+    messages = json.loads(body)["messages"]
+    for question, _ in EARLIER:
+        assert question in body
+    assert EMAIL not in body  # an earlier answer is redacted like the context
+    if send == "question":
+        assert "Jane Doe" not in body and "[EMAIL_1]" not in body  # earlier answers are withheld
+        assert [m["role"] for m in messages] == ["system", "user"]
+        assert messages[-1]["content"].index(EARLIER[0][0]) < messages[-1]["content"].index(QUESTION)
+    else:
+        assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+        assert messages[2]["content"] == "Jane Doe" and messages[4]["content"] == "[EMAIL_1]"
+        assert messages[-1]["content"] == f"Question: {QUESTION}"
+        assert "with 2 earlier turns (questions and answers)" in shown[0].reason

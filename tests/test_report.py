@@ -218,7 +218,7 @@ def test_paper_format_replay_gives_the_same_numbers(fixed_run: Path, tmp_path: P
 
 def test_calibrate_fits_on_the_whole_run(fixed_run: Path, tmp_path: Path):
     router, spec, _ = calibrate(fixed_run, "pomdp", None, [1.0, 50.0])
-    assert router.prompt == {"layout": "paper", "answer_examples": False}  # a run from before the keys: paper
+    assert router.prompt == {"layout": "paper", "answer_examples": False, "turns": False}  # before the keys: paper
     assert spec.name in ("verifier_logprob", "verifier_sampled", "free + verifier_logprob", "free + verifier_sampled")
     assert router.signal is not None and router.costs is not None
     from automix_local.routers import Observation

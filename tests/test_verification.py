@@ -133,3 +133,44 @@ def test_shared_layout_sampled_verdicts(shared_backend):
     r = v.verify(shared_backend, SQUAD_CONTEXT, Q, "Rollo")
     assert len(r.verdicts) == 4 and r.tokens_out <= 12
     assert r.verdicts == v.verify(shared_backend, SQUAD_CONTEXT, Q, "Rollo").verdicts
+
+
+class _Raw:
+    uses_chat_template = False
+
+    def render(self, messages):  # pragma: no cover - raw completion never renders
+        raise AssertionError
+
+
+@pytest.mark.parametrize("layout", ["shared", "paper"])
+@pytest.mark.parametrize("raw", [False, True])
+def test_earlier_turns_come_after_the_document_and_before_the_question(shared_backend, layout, raw):
+    """Follow-ups keep the static prefix and the document first (their KV entries are reused), then the
+    earlier turns oldest first, then the new question; without turns the prompt is the single-question one."""
+    backend = _Raw() if raw else shared_backend
+    history = [("Who agreed to swear fealty?", "Rollo"), ("To which king?", "Charles III")]
+    p = prompts.answer_prompt(backend, layout, SQUAD_CONTEXT, "Where was he from?", history=history)
+    assert p.startswith(prompts.static_prefix(backend, layout))
+    at = p.index(SQUAD_CONTEXT) + len(SQUAD_CONTEXT)
+    for part in ("Who agreed to swear fealty?", "Rollo", "To which king?", "Charles III", "Where was he from?"):
+        at = p.index(part, at) + len(part)  # each after the one before it
+    assert p.endswith(prompts.answer_prompt(backend, layout, "", "Where was he from?")[-20:])  # same answer lead
+    first = prompts.answer_prompt(backend, layout, SQUAD_CONTEXT, "Who agreed to swear fealty?")
+    cut = first.index("Who agreed to swear fealty?") + len("Who agreed to swear fealty?")
+    assert p[:cut] == first[:cut]  # the first question's prompt is a prefix: its cache is reused
+    assert prompts.answer_prompt(backend, layout, SQUAD_CONTEXT, Q, history=()) == prompts.answer_prompt(
+        backend, layout, SQUAD_CONTEXT, Q
+    )
+    if layout == "shared":  # the check continues the very prompt the answer continued
+        v = prompts.shared_verdict_prompt(backend, SQUAD_CONTEXT, "Where was he from?", "Denmark", history)
+        assert v.startswith(p) and v.endswith(prompts.SHARED_VERDICT)
+
+
+def test_the_papers_verification_prompt_gets_earlier_turns_in_its_question(shared_backend):
+    history = [("Who agreed to swear fealty?", "Rollo")]
+    asked = prompts.question_with_history("Where was he from?", history)
+    assert asked.index("Rollo") < asked.index("Where was he from?")
+    v = LogprobVerifier(layout="paper")
+    with_turns = v.verify(shared_backend, SQUAD_CONTEXT, "Where was he from?", "Denmark", history)
+    alone = v.verify(shared_backend, SQUAD_CONTEXT, "Where was he from?", "Denmark")
+    assert with_turns.tokens_in > alone.tokens_in  # the earlier turn was read
