@@ -80,7 +80,8 @@ async def test_escalation_is_shown_in_the_answer_and_the_trace(make_app):
         await wait_until(pilot, lambda: app._pending is None, what="answer finished")
         small, large = app.query(AnswerBlock)
         assert small.tier == "small" and large.tier == "large"
-        assert "escalated" in str(small.badge.content) and small.has_class("superseded")
+        assert "✗ small · checked with the larger model" in str(small.badge.content)
+        assert small.has_class("superseded") and "threshold" not in str(small.badge.content)
         assert "✓ large" in str(large.badge.content)
         table = app.query_one("#trace-table", DataTable)
         assert table.row_count == 2
@@ -226,3 +227,62 @@ async def test_first_run_screen_pulls_the_missing_model(model_path: Path, write_
         await wait_until(pilot, lambda: app.models_state == "ready", timeout=240, what="pulled and loaded")
         assert not isinstance(app.screen, MissingModelsScreen)
         assert (cfg.paths.models_dir / "model.gguf").is_file()
+
+
+async def submit(app: AutomixApp, pilot, question: str) -> None:
+    box = app.query_one("#question", Input)
+    box.focus()
+    box.value = question
+    await pilot.press("enter")
+
+
+async def test_a_question_asked_while_the_models_load_is_answered(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert app.models_state != "ready"
+        placeholder = str(app.query_one("#question", Input).placeholder)
+        assert "answered as soon as" in placeholder  # the box says a question can be asked now
+        await submit(app, pilot, Q)  # at once, before anything has loaded
+        assert app.query(TurnView)  # the question is shown and kept
+        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        assert app.query_one(AnswerBlock).text.strip()
+        await wait_until(pilot, lambda: app.models_state == "ready", what="models loaded")
+        assert "all models ready" in str(app.query_one("#status").content)
+        assert "Ask about the context" in str(app.query_one("#question", Input).placeholder)
+
+
+async def test_follow_up_questions_carry_the_earlier_turns(make_app):
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await ask(app, pilot)
+        await wait_until(pilot, lambda: app._pending is None, what="first answer")
+        first = app.last_answer
+        await submit(app, pilot, "Where did they come from?")
+        await wait_until(pilot, lambda: app._pending is None and len(app.turns) == 2, what="follow-up answer")
+        conv = app.store.load(app.conversation_id)
+        assert [t.trace["turns"] for t in conv.turns] == [0, 1]
+        assert app.turns[0] == (Q, first)
+        await pilot.press("ctrl+t")
+        assert "earlier turns in the prompt: 1" in str(app.query_one("#reason").content)
+        cid = app.conversation_id
+        await pilot.press("ctrl+n")  # a new conversation starts without earlier turns
+        assert app.turns == []
+        await submit(app, pilot, "Where did they come from?")
+        await wait_until(pilot, lambda: app._pending is None and len(app.turns) == 1, what="fresh answer")
+        assert app.store.load(app.conversation_id).turns[0].trace["turns"] == 0
+        app._open_conversation(cid)  # reopening a conversation continues it
+        await pilot.pause()
+        assert [q for q, _ in app.turns] == [Q, "Where did they come from?"]
+
+
+async def test_an_empty_context_asks_for_a_document_before_calling_the_model(make_app):
+    app = make_app(context=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ask(app, pilot, "What is the capital of the United States?")
+        await pilot.pause()
+        assert not app.query(TurnView) and app._pending is None  # the model was not called
+        assert app.query_one("#question", Input).value == "What is the capital of the United States?"
+        assert app.focused is app.query_one("#context", TextArea)  # where the document goes
+        assert any("context is empty" in n.message for n in app._notifications)
+        await submit(app, pilot, "What is the capital of the United States?")  # Enter again: the user insists
+        await wait_until(pilot, lambda: app._pending is None and bool(app.query(AnswerBlock)), what="answer")

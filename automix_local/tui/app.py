@@ -37,6 +37,7 @@ from ..cascade import (
     Event,
     Finished,
     RemoteFailed,
+    TierLoading,
     TierStarted,
     Token,
     Trace,
@@ -53,11 +54,12 @@ from ..sources import ModelError, status
 from ..storage import Store, StoreError
 from ..verification import make_verifier
 from .screens import AuditScreen, ConversationsScreen, EgressScreen, MissingModelsScreen, PromptScreen
-from .widgets import AnswerBlock, TracePane, TurnView, badge_for_step
+from .widgets import AnswerBlock, TracePane, TurnView, decision_badge, step_badges
 
 NARROW = 100  # below this many columns the panes collapse
 MID = 150  # below this, opening the trace pane hides the context pane
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text", ""}
+ASK_PLACEHOLDER = "Ask about the context… (Enter to send, Esc to cancel)"
 ANSWER_ERRORS = (CascadeError, BackendError, ModelError, RouterError, SignalError, AuditError)
 
 
@@ -90,6 +92,9 @@ class AutomixApp(App[None]):
         self.last_tps: float | None = None
         self.session = {"questions": 0, "cost": 0.0, "seconds": 0.0, "large_cost": 0.0, "large_seconds": []}
         self.models_state = "starting"
+        self.ready_tiers: list[str] = []  # tiers whose models are loaded, in load order
+        self.turns: list[tuple[str, str]] = []  # this conversation's answered turns (question, answer shown)
+        self._empty_ok: str | None = None  # the question the user chose to ask over an empty context
         self.policy_override: dict[str, str] = {}  # this conversation's [policy] remote/send override
         self.document: str | None = str(context_file.expanduser().resolve()) if context_file else None
 
@@ -111,7 +116,7 @@ class AutomixApp(App[None]):
                 chat = VerticalScroll(id="chat")
                 chat.can_focus = False  # Tab goes from the context straight to the question box
                 yield chat
-                yield Input(placeholder="Ask about the context… (Enter to send, Esc to cancel)", id="question")
+                yield Input(placeholder=ASK_PLACEHOLDER, id="question")
             yield TracePane(id="trace")
         yield Static("", id="status", markup=False)
         yield Footer()
@@ -157,6 +162,9 @@ class AutomixApp(App[None]):
 
     @work(thread=True, exclusive=True, group="load")
     def load_models(self) -> None:
+        """Load the tiers in the order they answer. A question asked meanwhile is answered as soon as its
+        tier is ready: the answer worker waits on that model's lock, and the frames drawn meanwhile reach
+        the terminal (the backend loads without redirecting stderr)."""
         assert self.cascade is not None
         start = self.cascade.router.start(len(self.config.tiers))
         for i in range(start, len(self.config.tiers)):
@@ -168,11 +176,37 @@ class AutomixApp(App[None]):
                 self.call_from_thread(self._set_models_state, "error")
                 self.call_from_thread(self.notify, str(exc), severity="error", timeout=15)
                 return
+            self.call_from_thread(self._tier_ready, tier.name)
         self.call_from_thread(self._set_models_state, "ready")
+
+    def _tier_ready(self, name: str) -> None:
+        if name not in self.ready_tiers:
+            self.ready_tiers.append(name)
+
+    def _tier_index(self, name: str) -> int:
+        return next((i for i, t in enumerate(self.config.tiers) if t.name == name), -1)
 
     def _set_models_state(self, state: str) -> None:
         self.models_state = state
         self._update_status()
+
+    def _update_placeholder(self) -> None:
+        """The question box says what the models are doing: a question asked while they load is kept and
+        answered when its tier is ready, without another key."""
+        state = self.models_state
+        if state.startswith("loading "):
+            tier = state.removeprefix("loading ").rstrip("…")
+            done = f"{', '.join(self.ready_tiers)} ready; " if self.ready_tiers else ""
+            text = f"{done}loading {tier}… ask now: your question is answered as soon as it can be"
+        elif state == "starting":
+            text = "starting… ask now: your question is answered as soon as the models are ready"
+        elif state == "missing":
+            text = "models missing: pull them (see the screen) or point models.toml at files you have"
+        elif state == "error":
+            text = "a model failed to load (see the message); questions cannot be answered"
+        else:
+            text = ASK_PLACEHOLDER
+        self.query_one("#question", Input).placeholder = text
 
     def on_resize(self, event: Any) -> None:
         self._layout_for(event.size.width)
@@ -195,7 +229,12 @@ class AutomixApp(App[None]):
                 )
                 parts.append(f"{t.name} ({where})")
         models = " → ".join(parts)
-        state = "" if self.models_state == "ready" else f" [{self.models_state}]"
+        if self.models_state == "ready":
+            state = " [all models ready]"
+        elif self.models_state.startswith("loading ") and self.ready_tiers:
+            state = f" [{', '.join(self.ready_tiers)} ready · {self.models_state}]"
+        else:
+            state = f" [{self.models_state}]"
         tps = f" · {self.last_tps:.1f} tok/s" if self.last_tps else ""
         remote_tiers = any(t.backend == "openai" for t in self.config.tiers)
         policy = "local only" if self.policy.remote == "never" or not remote_tiers else describe_policy(self.policy)
@@ -203,6 +242,7 @@ class AutomixApp(App[None]):
             policy += " (this conversation)"
         text = f"{models}{state}{tps} · {policy} · config {display_path(self.config.source_file)}"
         self.query_one("#status", Static).update(text)
+        self._update_placeholder()
 
     # ------------------------------------------------------------------ asking
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -218,10 +258,19 @@ class AutomixApp(App[None]):
             self.notify("The models are not ready (see the status bar).", severity="warning")
             return
         context = self.query_one("#context", TextArea).text
-        if not context.strip():
+        if not context.strip() and self._empty_ok != question:
+            # Without a document the model answers from nothing (and confidently): ask for one first.
+            self._empty_ok = question
+            self._show_context_pane()
             self.notify(
-                "The context is empty: paste a document on the left or open one with ctrl+o.", severity="warning"
+                "The context is empty: paste a document on the left or open one with ctrl+o. "
+                "Press Enter again to ask without a document.",
+                title="No document",
+                severity="warning",
+                timeout=12,
             )
+            return
+        self._empty_ok = None
         event.input.value = ""
         tid = self._persist_question(question, context)
         view = TurnView(question)
@@ -229,7 +278,14 @@ class AutomixApp(App[None]):
         view.scroll_visible()
         self._answer_token += 1
         self._pending = {"question": question, "view": view, "tid": tid, "blocks": {}, "prompt_tokens": None}
-        self.answer(view, context, question, self._answer_token)
+        self.answer(view, context, question, self._answer_token, tuple(self.turns))
+
+    def _show_context_pane(self) -> None:
+        if self.screen.has_class("narrow"):
+            self.screen.add_class("show-context")
+        else:
+            self.query_one("#context-pane").display = True
+        self.query_one("#context", TextArea).focus()
 
     def _persist_question(self, question: str, context: str) -> int | None:
         if self.store is None:
@@ -264,11 +320,13 @@ class AutomixApp(App[None]):
             self.screen.dismiss(False)
 
     @work(thread=True, exclusive=True, group="answer", exit_on_error=False)
-    def answer(self, view: TurnView, context: str, question: str, token: int) -> None:
+    def answer(
+        self, view: TurnView, context: str, question: str, token: int, history: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         assert self.cascade is not None
         worker = get_current_worker()
         self.cascade.policy = self.policy
-        events = self.cascade.run(context, question, document=self.document)
+        events = self.cascade.run(context, question, document=self.document, history=history)
         try:
             while True:
                 if worker.is_cancelled:
@@ -292,7 +350,15 @@ class AutomixApp(App[None]):
         p = self._pending
         view: TurnView = p["view"]
         blocks: dict[str, AnswerBlock] = p["blocks"]
-        if isinstance(event, TierStarted):
+        if isinstance(event, TierLoading):
+            waiting = f"waiting for {event.tier} to load (first use); it answers as soon as it is ready…"
+            if blocks:
+                last = list(blocks.values())[-1]
+                last.badge.set(f"{last.badge.content} · {waiting}", "checking")
+            else:
+                view.set_status(waiting)
+        elif isinstance(event, TierStarted):
+            view.set_status(None)
             block = await view.add_block(event.tier)
             blocks[event.tier] = block
             if event.index > 0 and len(blocks) > 1:
@@ -316,11 +382,12 @@ class AutomixApp(App[None]):
             )
         elif isinstance(event, Decided):
             d = event.decision
+            tiers = self.config.tiers
+            target = d.target if d.target is not None else self._tier_index(event.tier) + 1
+            next_tier = tiers[target].name if d.action == "route" and 0 <= target < len(tiers) else None
+            blocks[event.tier].badge.set(*decision_badge(event.tier, d, next_tier=next_tier))
             if d.action == "route":
-                blocks[event.tier].badge.set(f"✗ {event.tier} · escalating — {d.reason}", "escalated")
                 blocks[event.tier].add_class("superseded")
-            else:
-                blocks[event.tier].badge.set(f"✓ {event.tier} · kept — {d.reason}", "kept")
         elif isinstance(event, Escalated):
             pass  # the next TierStarted draws the escalated answer beneath
         elif isinstance(event, EgressPending):
@@ -357,12 +424,12 @@ class AutomixApp(App[None]):
         p = self._pending
         self._pending = None
         data = trace.to_json()
-        for step in data["steps"]:
+        for step, (text, kind) in zip(data["steps"], step_badges(data), strict=True):
             block = p["blocks"].get(step["tier"])
             if block is not None:
-                text, kind = badge_for_step(step, step is data["steps"][-1], data["tier"])
                 block.badge.set(text, kind)
         self.last_answer = trace.answer
+        self.turns.append((trace.question, trace.answer))
         if trace.notice:
             p["view"].mount(Static(f"ⓘ {trace.notice}", classes="notice-line", markup=False))
         self._account(trace, p["prompt_tokens"] or 0)
@@ -482,6 +549,7 @@ class AutomixApp(App[None]):
         if self._pending is not None:
             self.action_cancel()
         self.conversation_id = None
+        self.turns = []
         self.policy_override = {}
         self.query_one("#chat", VerticalScroll).remove_children()
         self.last_answer = None
@@ -501,6 +569,7 @@ class AutomixApp(App[None]):
             self.action_cancel()
         conv = self.store.load(cid)
         self.conversation_id = conv.id
+        self.turns = [(t.question, t.answer) for t in conv.turns if t.status == "done" and t.answer]
         self.policy_override = dict(conv.policy or {})
         self.document = conv.document
         self._update_status()
@@ -512,8 +581,7 @@ class AutomixApp(App[None]):
             body: list[Static | AnswerBlock] = []
             if turn.trace:
                 last_trace = turn.trace
-                for step in turn.trace["steps"]:
-                    badge = badge_for_step(step, step is turn.trace["steps"][-1], turn.trace["tier"])
+                for step, badge in zip(turn.trace["steps"], step_badges(turn.trace), strict=True):
                     block = AnswerBlock(step["tier"], step["answer"], badge)
                     if step.get("decision") == "route":
                         block.add_class("superseded")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Markdown, Static
+
+from ..explain import pct, plain_reason
+
+if TYPE_CHECKING:
+    from ..routers import Decision
 
 
 class Badge(Static):
@@ -63,6 +68,7 @@ class TurnView(Vertical):
     DEFAULT_CSS = """
     TurnView { height: auto; margin: 0 0 1 0; }
     TurnView > .question { background: $boost; padding: 0 1; margin: 0 0 1 0; text-style: bold; }
+    TurnView > .turn-status { color: $accent; margin: 0 0 0 2; }
     """
 
     def __init__(self, question: str, body: list[Static | AnswerBlock] | None = None, **kw: Any) -> None:
@@ -75,6 +81,13 @@ class TurnView(Vertical):
         yield Static(f"❯ {self.question}", classes="question", markup=False)
         yield from self.body
 
+    def set_status(self, text: str | None) -> None:
+        """A line under the question before any tier answers (e.g. waiting for a model to load)."""
+        for old in self.query(".turn-status"):
+            old.remove()
+        if text:
+            self.mount(Static(f"⏳ {text}", classes="turn-status", markup=False))
+
     async def add_block(self, tier: str, text: str = "") -> AnswerBlock:
         block = AnswerBlock(tier, text)
         self.blocks.append(block)
@@ -82,28 +95,55 @@ class TurnView(Vertical):
         return block
 
 
-def badge_for_step(step: dict[str, Any], final: bool, final_tier: str) -> tuple[str, str]:
-    """Badge text and class for a finished step of a trace."""
+def badge_for_step(step: dict[str, Any], final: bool, final_tier: str, next_tier: str | None = None) -> tuple[str, str]:
+    """Badge text and class for a finished step of a trace, in plain words ("✓ small · kept: likely right
+    (46 %)"); the router's internals stay in the trace pane. ``next_tier``: the tier this step routed to, when
+    the caller knows it (the next step's). Steps saved before ``why`` existed get a phrase from the decision
+    and the confidence alone."""
     tier = step["tier"]
     conf = step.get("confidence")
     reason = step.get("reason") or ""
-    conf_s = f" · confidence {conf:.2f}" if conf is not None and "confidence" not in reason else ""
+    why = step.get("why")
     decision = step.get("decision")
     if decision == "route" and tier == final_tier:  # escalation blocked or failed: this answer is the one shown
+        conf_s = f" · confidence {conf:.2f}" if conf is not None and "confidence" not in reason else ""
         return f"⚠ {tier}{conf_s} · answered locally — {reason}", "kept"
     if decision == "route":
-        return f"✗ {tier}{conf_s} · escalated — {reason}", "escalated"
+        return f"✗ {tier} · {plain_reason('route', why, conf, tier, next_tier)}", "escalated"
     if step.get("egress_id") is not None and final:
         red = step.get("redactions") or {}
         red_s = f", {sum(red.values())} redacted" if red else ""
         return f"☁ {tier} · final answer · sent {step.get('sent')} (audit #{step['egress_id']}{red_s})", "kept"
+    conf_s = f" · confidence {pct(conf)}" if conf is not None else ""
     if final and tier != final_tier:
         return f"{tier}{conf_s}", ""
     if decision == "keep":
-        return f"✓ {tier}{conf_s} · kept — {reason}", "kept"
+        return f"✓ {tier} · {plain_reason('keep', why, conf, tier)}", "kept"
     if final:
         return f"✓ {tier} · final answer", "kept"
     return f"{tier}{conf_s}", ""
+
+
+def step_badges(trace: dict[str, Any]) -> list[tuple[str, str]]:
+    """The badge of every step of a finished trace, each naming the tier it routed to."""
+    steps = trace["steps"]
+    return [
+        badge_for_step(step, i == len(steps) - 1, trace["tier"], steps[i + 1]["tier"] if i + 1 < len(steps) else None)
+        for i, step in enumerate(steps)
+    ]
+
+
+def decision_badge(
+    tier: str, decision: Decision, confidence: float | None = None, next_tier: str | None = None
+) -> tuple[str, str]:
+    """Badge text and class the moment a ``Decided`` event arrives, in plain words: ("✓ small · kept: likely
+    right (46 %)", "kept") or ("✗ small · checking with the larger model (large): the small answer looked
+    unreliable (21 %)", "escalated"). ``confidence`` defaults to the one the router read
+    (``decision.confidence``); ``next_tier`` is the name of the tier routed to, when known."""
+    conf = confidence if confidence is not None else decision.confidence
+    if decision.action == "route":
+        return f"✗ {tier} · {plain_reason('route', decision.why, conf, tier, next_tier, pending=True)}", "escalated"
+    return f"✓ {tier} · {plain_reason('keep', decision.why, conf, tier)}", "kept"
 
 
 class TracePane(Vertical):
@@ -140,6 +180,14 @@ class TracePane(Vertical):
                 f"{s['cost']:.2f}",
             )
         reasons = [f"{s['tier']}: {s['reason']}" for s in trace["steps"] if s.get("reason")]
+        turns, dropped = trace.get("turns", 0), trace.get("turns_dropped", 0)
+        if turns or dropped:
+            line = f"earlier turns in the prompt: {turns}"
+            if dropped:
+                line += f" ({dropped} older left out: over [cascade] history_tokens)"
+            reasons.append(line)
+        if trace.get("turns_note"):
+            reasons.append(f"note: {trace['turns_note']}")
         self.query_one("#reason", Static).update("\n".join(reasons))
 
     def show_totals(self, text: str) -> None:

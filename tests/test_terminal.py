@@ -1,0 +1,114 @@
+"""The installed app in a real terminal (a pty read by pyte), driven as a person would: type, press Enter, read.
+
+Nothing here reaches into the app: every assertion reads the emulated screen, and after the question
+no key is pressed until the answer is there (issue 11: a question asked while the models loaded was
+answered but never shown until the next key press).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import SQUAD_CONTEXT, cli_path, tier_toml
+from .terminal import Terminal
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def app_files(model_path: Path, tmp_path: Path):
+    def make(
+        cascade: str = 'router = "threshold"\nthreshold = 0.0\n', context: str = SQUAD_CONTEXT, slow_large: bool = False
+    ):
+        # slow_large: the large tier gets a 64k window, whose KV cache takes llama.cpp seconds to set up,
+        # like a real larger model loading from disk: the small tier answers while it loads.
+        large = {"n_ctx": 65536} if slow_large else {}
+        text = tier_toml("small", model_path, max_tokens=24) + tier_toml(
+            "large", model_path, max_tokens=24, cost=10.0, **large
+        ).replace("n_ctx = 2048\n", "" if slow_large else "n_ctx = 2048\n")
+        config = tmp_path / "models.toml"
+        config.write_text(text + "[cascade]\n" + cascade, encoding="utf-8")
+        ctx = tmp_path / "notes.txt"
+        ctx.write_text(context, encoding="utf-8")
+        return config, ctx
+
+    return make
+
+
+def start(config: Path, ctx: Path | None, hermetic_home: Path) -> Terminal:
+    argv = [cli_path(), "--config", str(config)] + (["--context", str(ctx)] if ctx else [])
+    return Terminal(argv, env={"AUTOMIX_LOCAL_HOME": str(hermetic_home)}, cols=120, rows=40)
+
+
+def test_a_question_typed_at_once_is_answered_on_screen(app_files, hermetic_home):
+    """Type the question the moment the screen is drawn, press Enter, then touch nothing."""
+    config, ctx = app_files(slow_large=True)
+    with start(config, ctx, hermetic_home) as term:
+        term.wait_for("Context", timeout=60, what="the first frame")
+        term.type("Who was the leader of the Norse raiders?")
+        term.press("enter")
+        screen = term.wait_for(
+            lambda s: re.search(r"✓ small · kept: .*\d+ %", s) is not None, timeout=240, what="the kept badge"
+        )
+        assert "❯ Who was the leader of the Norse raiders?" in screen
+        assert "belief" not in screen and "threshold 0.00" not in screen  # internals stay in the trace pane
+        term.wait_for("all models ready", timeout=240)
+        # a frame drawn while a model loaded must still be on screen: the question, the answer block
+        assert "❯ Who was the leader of the Norse raiders?" in term.text()
+
+
+def test_the_placeholder_says_what_is_loading(app_files, hermetic_home):
+    config, ctx = app_files()
+    with start(config, ctx, hermetic_home) as term:
+        term.wait_for("all models ready", timeout=240)
+        term.wait_for("Ask about the context…", timeout=10)
+
+
+FOUNDERS = (
+    "Tidewater Press was founded in 1994 by Maria Lopez, a former teacher from Lisbon. Blue Harbor Books was "
+    "founded in 2001 by Tom Becker, a sailor from Hamburg. Maria Lopez left Tidewater Press in 2009 to write "
+    "novels. Tom Becker left Blue Harbor Books in 2015 and moved to Canada."
+)
+
+
+def answers_on(screen: str) -> list[str]:
+    """The chat's answer lines, in order: the line after each badge (the context pane is hidden)."""
+    lines = screen.splitlines()
+    return [lines[i + 1].strip(" █▊▎│") for i, line in enumerate(lines[:-1]) if "· kept:" in line]
+
+
+def test_a_follow_up_with_a_pronoun_is_answered_from_the_earlier_turn(
+    default_small_path, model_path, tmp_path, hermetic_home
+):
+    """The default small model answers; "he" is Tom Becker only because of the earlier turn (alone, the
+    same question is answered for the first founder: 2009)."""
+    config = tmp_path / "models.toml"
+    config.write_text(
+        tier_toml("small", default_small_path, max_tokens=24)
+        + tier_toml("large", model_path, max_tokens=24, cost=10.0)
+        + '[cascade]\nrouter = "threshold"\nthreshold = 0.0\nlayout = "shared"\n',
+        encoding="utf-8",
+    )
+    ctx = tmp_path / "presses.txt"
+    ctx.write_text(FOUNDERS, encoding="utf-8")
+    with start(config, ctx, hermetic_home) as term:
+        term.wait_for("Context", timeout=60, what="the first frame")
+        term.press("ctrl+b")  # hide the document: only the chat's text is read below
+        term.wait_for(lambda s: "Tidewater Press was founded" not in s, timeout=30, what="the context pane hidden")
+        term.type("Who founded Blue Harbor Books?")
+        term.press("enter")
+        term.wait_for(lambda s: len(answers_on(s)) == 1, timeout=240, what="the first answer")
+        assert answers_on(term.text()) == ["Tom Becker"]
+        term.type("And when did he leave?")
+        term.press("enter")
+        screen = term.wait_for(lambda s: len(answers_on(s)) == 2, timeout=240, what="the follow-up's answer")
+        assert "2015" in answers_on(screen)[1]
+        term.press("ctrl+n")  # a new conversation: no earlier turns
+        term.wait_for(lambda s: not answers_on(s), timeout=30, what="the chat cleared")
+        term.type("And when did he leave?")
+        term.press("enter")
+        screen = term.wait_for(lambda s: len(answers_on(s)) == 1, timeout=240, what="the answer without turns")
+        assert "2009" in answers_on(screen)[0]
