@@ -215,6 +215,8 @@ class Trace:
                 what = plain_reason(s.decision, s.why, s.confidence, s.tier, nxt)
             parts.append(f"{s.tier}: {what}, {s.seconds:.1f}s")
         line = f"answered by {self.tier} · " + " · ".join(parts) + f" · total {self.seconds:.1f}s, cost {self.cost:.2f}"
+        if self.turns:
+            line += f" · {self.turns} earlier turn{'s' if self.turns != 1 else ''} in the prompt"
         return f"{line}\nnote: {self.notice}" if self.notice else line
 
 

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .audit import Receipt
@@ -19,6 +20,9 @@ from .paths import default_paths
 from .report import ReportError
 from .routers import RouterError
 from .sources import ModelError
+
+if TYPE_CHECKING:
+    from .storage import Conversation, Store
 
 EXIT_USAGE = 2
 EXIT_FAIL = 1
@@ -93,13 +97,29 @@ def cmd_ask(args: argparse.Namespace) -> int:
         raise UserError('the question is empty: automix-local ask --context FILE "your question"', EXIT_USAGE)
     context = _read_context(args.context)
     config = _config(args)
-    changes = {k: v for k, v in (("remote", args.remote), ("send", args.send)) if v}
+    conv, store = _continue_conversation(config, args.conversation) if args.conversation is not None else (None, None)
+    history: list[tuple[str, str]] = []
+    saved_policy: dict[str, str] = {}
+    document = str(Path(args.context).expanduser()) if args.context and args.context != "-" else None
+    if conv is not None:
+        history = [(t.question, t.answer) for t in conv.turns if t.status == "done" and t.answer]
+        saved_policy = dict(conv.policy or {})
+        if args.context is None:  # the conversation's own document, unless another was given
+            context, document = conv.context, conv.document
+    if not context.strip() and not args.no_context:
+        # Without a document the model answers from nothing, and confidently: ask for one first.
+        given = "is empty" if args.context is not None or conv is not None else "was not given"
+        raise UserError(
+            f"the context {given}: pass --context FILE (or pipe a text to --context -), "
+            "or add --no-context to ask without a document",
+            EXIT_USAGE,
+        )
+    changes = {**saved_policy, **{k: v for k, v in (("remote", args.remote), ("send", args.send)) if v}}
     policy = override(config.policy, changes)
     if args.yes:
         approve: Callable[[Receipt], bool] | None = lambda receipt: True  # noqa: E731
     else:  # ask on the terminal (stdin may be the context); with no terminal, nobody is asked: nothing is sent
         approve = _tty_approver if sys.stderr.isatty() and _has_tty() else None
-    document = str(Path(args.context).expanduser()) if args.context and args.context != "-" else None
     tags = tuple(t for t in (args.tag or []) if t)
     cascade = Cascade(config, policy=policy, approve=approve)
     live = not args.json and sys.stdout.isatty()
@@ -128,12 +148,27 @@ def cmd_ask(args: argparse.Namespace) -> int:
         elif isinstance(event, Blocked | RemoteFailed):
             print(f"  [{event.tier}: {event.reason}]", file=sys.stderr, flush=True)
 
+    tid = None
+    if conv is not None and store is not None:
+        if args.context is not None:
+            store.set_context(conv.id, context)
+            store.set_privacy(conv.id, conv.policy, document)
+        tid = store.add_turn(conv.id, question)
     try:
-        trace = cascade.ask(context, question, on_event, document=document, tags=tags)
+        trace = cascade.ask(context, question, on_event, document=document, tags=tags, history=history)
+    except BaseException as exc:
+        if store is not None and tid is not None:
+            store.finish_turn(tid, "cancelled" if isinstance(exc, KeyboardInterrupt) else "error", str(exc) or None)
+        raise
     finally:
         cascade.close()
+    data = trace.to_json()
+    if store is not None and tid is not None:
+        store.finish_turn(tid, "done", trace.answer, trace.tier, data)
+        store.close()
+        data["conversation"] = conv.id if conv is not None else None
     if args.json:
-        print(json.dumps(trace.to_json(), indent=2, ensure_ascii=False))
+        print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         if not live:
             print(trace.answer)
@@ -152,6 +187,53 @@ def _decided_words(cascade: Cascade, event: Decided) -> str:
         target = d.target if d.target is not None else names.index(event.tier) + 1
         to_tier = names[target] if 0 <= target < len(names) else None
     return plain_reason(d.action, d.why, d.confidence, event.tier, to_tier, pending=True)
+
+
+def _continue_conversation(config: Config, cid: int) -> tuple[Conversation, Store]:
+    """The saved conversation ``cid`` (the app's, in conversations.db) and its store, or a one-line error."""
+    from .storage import Store, StoreError
+
+    path = config.paths.data_dir / "conversations.db"
+    if not path.exists():
+        raise UserError(f"no saved conversations yet ({path} does not exist); `automix-local conversations` lists them")
+    try:
+        store = Store(path)
+        return store.load(cid), store
+    except StoreError as exc:
+        raise UserError(f"{exc} in {path}; `automix-local conversations` lists them") from None
+
+
+def cmd_conversations(args: argparse.Namespace) -> int:
+    import time as _time
+
+    from .storage import Store, StoreError
+
+    path = _config(args).paths.data_dir / "conversations.db"
+    convs = []
+    if path.exists():
+        try:
+            store = Store(path)
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
+        try:
+            convs = [store.load(c.id) for c in store.conversations()]
+        finally:
+            store.close()
+    if args.json:
+        out = [
+            {"id": c.id, "title": c.title, "updated": c.updated, "turns": len(c.turns), "document": c.document}
+            for c in convs
+        ]
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    if not convs:
+        print(f"no saved conversations ({path})")
+        return 0
+    for c in convs:
+        when = _time.strftime("%Y-%m-%d %H:%M", _time.localtime(c.updated))
+        print(f"{c.id:>4}  {when}  {len(c.turns):>3} question(s)  {c.title}")
+    print("continue one: automix-local ask --conversation ID QUESTION", file=sys.stderr)
+    return 0
 
 
 def _has_tty() -> bool:
@@ -500,6 +582,18 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--tag", action="append", metavar="TAG", help='tag the context (matched by private = ["tag:…"] rules)'
     )
+    ask.add_argument(
+        "--conversation",
+        type=int,
+        metavar="ID",
+        help="continue a saved conversation: its document and earlier turns (the question is saved to it)",
+    )
+    ask.add_argument(
+        "--no-context", action="store_true", help="ask without a document (the model answers from what it knows)"
+    )
+    conv = sub.add_parser("conversations", parents=[common], help="the saved conversations (the app's history)")
+    conv.add_argument("--json", action="store_true", help="machine-readable output")
+    conv.set_defaults(func=cmd_conversations)
 
     au = sub.add_parser("audit", parents=[common], help="what left this machine: the egress log")
     au.add_argument("--since", metavar="WHEN", help="only since a date/time (2026-11-22T10:00) or an age (2h, 7d)")

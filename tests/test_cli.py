@@ -76,12 +76,19 @@ def test_ask_plain_output_reads_context_from_stdin(two_tier_file):
         (["ask", "--context", "/no/such/file.txt", Q], 1, "context file not found: /no/such/file.txt"),
         (["ask", "--context", "{long}", Q], 1, "context is too long for tier 'small'"),
         (["models", "pull", "nope"], 1, "no tier named 'nope'"),
+        (["ask", Q], 2, "the context was not given: pass --context FILE"),
+        (["ask", "--context", "{empty}", Q], 2, "add --no-context to ask without a document"),
+        (["ask", "--conversation", "7", Q], 1, "no saved conversations yet"),
     ],
 )
 def test_foreseeable_mistakes_get_one_line_and_no_traceback(args, code, words, two_tier_file, context_file, tmp_path):
     long = tmp_path / "long.txt"
     long.write_text("The Normans were a people. " * 800)
-    args = [a.replace("{ctx}", str(context_file)).replace("{long}", str(long)) for a in args]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    args = [
+        a.replace("{ctx}", str(context_file)).replace("{long}", str(long)).replace("{empty}", str(empty)) for a in args
+    ]
     proc = run("--config", str(two_tier_file()), *args)
     assert proc.returncode == code
     assert "Traceback" not in proc.stderr
@@ -127,3 +134,34 @@ def test_help_lists_the_commands():
 def test_no_arguments_without_a_terminal_explains_itself():
     proc = run()  # stdin/stdout are pipes here: the app cannot start
     assert proc.returncode == 1 and "needs a terminal" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ask_without_a_document_only_when_asked_to(two_tier_file):
+    proc = run("ask", "--config", str(two_tier_file("always_small")), "--no-context", "--json", "What is two plus two?")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["answer"].strip()
+
+
+def test_ask_continues_a_saved_conversation(two_tier_file, context_file, hermetic_home):
+    """`ask --conversation ID` answers with the conversation's document and earlier turns, and saves the turn."""
+    from automix_local.paths import default_paths
+    from automix_local.storage import Store
+
+    store = Store(default_paths().data_dir / "conversations.db")  # as the app saved it
+    cid = store.create(Q, SQUAD_CONTEXT)
+    store.finish_turn(store.add_turn(cid, Q), "done", "Rollo", "small", {"steps": []})
+    store.close()
+    cfg = str(two_tier_file("always_small"))
+    listed = run("conversations", "--config", cfg)
+    assert listed.returncode == 0 and f"{cid:>4}" in listed.stdout and "1 question(s)" in listed.stdout
+    proc = run("ask", "--config", cfg, "--conversation", str(cid), "--json", "Where did he come from?")
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)
+    assert obj["turns"] == 1 and obj["conversation"] == cid and obj["answer"].strip()
+    conv = Store(default_paths().data_dir / "conversations.db").load(cid)
+    assert [t.question for t in conv.turns] == [Q, "Where did he come from?"]
+    assert conv.turns[-1].status == "done" and conv.turns[-1].answer == obj["answer"]
+    plain = run("ask", "--config", cfg, "--conversation", str(cid), "And when?")
+    assert "2 earlier turns in the prompt" in plain.stdout
+    missing = run("ask", "--config", cfg, "--conversation", "999", Q)
+    assert missing.returncode == 1 and "no conversation 999" in missing.stderr and "Traceback" not in missing.stderr
