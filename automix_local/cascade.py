@@ -7,6 +7,7 @@ or a TUI renders; it returns the ``Trace`` (also carried by the final ``Finished
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -321,14 +322,23 @@ class Cascade:
             self.verifier = verifier or make_verifier(replace(config.cascade, verifier=strategy))
         self._factory = backend_factory or default_backend_factory(config)
         self._backends: dict[str, Backend] = {}
+        # The app loads models in one thread while a question asked at once runs in another: both ask for
+        # the same tier's backend, and exactly one may be made (one model in memory, one lock). One lock per
+        # tier, so verifying the large model's file does not hold up the small tier.
+        self._making = {t.name: threading.Lock() for t in self.tiers}
         self._warm: set[str] = set()
         self.prefix_sources: dict[str, str] = {}  # tier → where its static prompt prefix came from
 
     def backend(self, index: int) -> Backend:
+        """Tier ``index``'s backend, made on first use (thread-safe: one per tier)."""
         tier = self.tiers[index]
-        if tier.name not in self._backends:
-            self._backends[tier.name] = self._factory(tier)
-        return self._backends[tier.name]
+        made = self._backends.get(tier.name)
+        if made is not None:
+            return made
+        with self._making[tier.name]:
+            if tier.name not in self._backends:
+                self._backends[tier.name] = self._factory(tier)
+            return self._backends[tier.name]
 
     def close(self) -> None:
         for b in self._backends.values():
@@ -340,9 +350,10 @@ class Cascade:
 
     def interrupt(self) -> None:
         """Drop a remote call in progress (thread-safe): a cancelled question must not wait for the network."""
-        for i, tier in enumerate(self.tiers):
-            if tier.backend == "openai" and tier.name in self._backends:
-                self.backend(i).close()
+        for tier in self.tiers:
+            made = self._backends.get(tier.name)
+            if tier.backend == "openai" and made is not None:
+                made.close()
 
     @property
     def egress_log(self) -> EgressLog:

@@ -542,8 +542,9 @@ def cmd_tui(args: argparse.Namespace) -> int:
         raise UserError("the app needs a terminal; for scripts use `automix-local ask` (see --help)")
     from .tui.app import AutomixApp
 
-    AutomixApp(config, context).run()
-    return 0
+    app = AutomixApp(config, context)
+    app.run()
+    return app.return_code or 0  # a crash inside the app (Textual prints it) is not a success
 
 
 # --------------------------------------------------------------------------- parser

@@ -100,8 +100,11 @@ class HashCache:
         key, size, mtime = self._key(path)
         self.data[key] = {"size": size, "mtime_ns": mtime, "sha256": digest}
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
+        # a temporary file of its own: two processes (or threads) verifying at once must not move each
+        # other's file away
+        fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=self.file.name, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(self.data, indent=1))
         os.replace(tmp, self.file)
 
 

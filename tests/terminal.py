@@ -105,7 +105,10 @@ class Terminal:
             if test(screen):
                 return screen
             if self.proc.poll() is not None and not self._reader.is_alive():
-                raise AssertionError(f"the program exited ({self.proc.returncode}) before {what or cond!r}:\n{screen}")
+                raise AssertionError(
+                    f"the program exited ({self.proc.returncode}) before {what or cond!r}:\n{screen}\n"
+                    f"its last output:\n{self.tail()}"
+                )
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(
@@ -113,6 +116,13 @@ class Terminal:
                 )
             with self._changed:
                 self._changed.wait(min(left, 0.2))
+
+    def tail(self, n: int = 3000) -> str:
+        """The end of what the program wrote after leaving the alternate screen (e.g. a traceback), as text."""
+        with self._lock:
+            raw = bytes(self.output)
+        after = raw.rsplit(b"\x1b[?1049l", 1)[-1] if b"\x1b[?1049l" in raw else raw[-n:]
+        return after[-n:].decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------------ typing
     def type(self, text: str) -> None:

@@ -265,3 +265,26 @@ def test_older_turns_are_dropped_first_to_fit_the_budget(qwen_cascade):
         assert off.ask(FOUNDERS, "Who founded Tidewater Press?", history=history[:2]).turns == 0
     finally:
         off.close()
+
+
+def test_two_threads_asking_for_a_tier_get_one_backend(two_tier_config):
+    """The app's load worker and a question asked at once both ask for the small tier: one model, one lock."""
+    import threading
+
+    cascade = Cascade(two_tier_config("threshold"))
+    got: list[object] = []
+    start = threading.Barrier(4)
+
+    def grab() -> None:
+        start.wait()
+        got.append(cascade.backend(0))
+
+    threads = [threading.Thread(target=grab) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 4 and all(b is got[0] for b in got)
+    finally:
+        cascade.close()

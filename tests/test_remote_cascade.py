@@ -300,7 +300,7 @@ def test_cli_ask_policy_asks_on_the_terminal(server: RecordingServer, remote_con
     import pty
 
     cfg = remote_config(server.base_url, 'remote = "ask"\nsend = "question"')
-    argv = [cli_path(), "ask", "--config", str(cfg.source_file), QUESTION]
+    argv = [cli_path(), "ask", "--config", str(cfg.source_file), "--no-context", QUESTION]
     env = {**os.environ, "AUTOMIX_LOCAL_HOME": str(hermetic_home), "OMP_WAIT_POLICY": "PASSIVE"}
     pid, fd = pty.fork()
     if pid == 0:  # the child: the pty is its controlling terminal

@@ -167,3 +167,33 @@ def test_hf_source_works_offline_once_cached(model_path: Path, write_config, mon
     path = pull(tier, cfg.paths, say=lambda m: None)
     assert path.resolve() == model_path.resolve()
     assert status(tier, cfg.paths).verified == "ok"
+
+
+def test_hash_cache_survives_concurrent_writers(tmp_path):
+    """Two verifications at once (two threads, or two processes) must not move each other's file away."""
+    import threading
+
+    from automix_local.sources import HashCache
+
+    files = []
+    for i in range(8):
+        f = tmp_path / f"m{i}.gguf"
+        f.write_bytes(b"GGUF" + bytes([i]))
+        files.append(f)
+    errors: list[BaseException] = []
+
+    def put(f) -> None:
+        try:
+            for _ in range(20):
+                HashCache(tmp_path / "cache" / "hashes.json").put(f, "ab" * 32)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=put, args=(f,)) for f in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert HashCache(tmp_path / "cache" / "hashes.json").get(files[0]) in ("ab" * 32, None)
+    assert not list((tmp_path / "cache").glob("*.tmp"))

@@ -135,7 +135,8 @@ class AutomixApp(App[None]):
             self._load_context_file(self.context_file)
         self.query_one("#trace").display = False
         self._layout_for(self.size.width)
-        self.query_one("#question", Input).focus()
+        # at once, not deferred like Widget.focus(): keys typed the moment the screen is drawn go to the box
+        self.screen.set_focus(self.query_one("#question", Input))
         missing = [s for s in (status(t, self.config.paths) for t in self.config.tiers) if not s.present]
         if missing and self.check_models:
             self.models_state = "missing"
@@ -172,7 +173,7 @@ class AutomixApp(App[None]):
             self.call_from_thread(self._set_models_state, f"loading {tier.name}…")
             try:
                 self.cascade.prepare(i)
-            except (ModelError, BackendError, CascadeError) as exc:
+            except (ModelError, BackendError, CascadeError, OSError) as exc:
                 self.call_from_thread(self._set_models_state, "error")
                 self.call_from_thread(self.notify, str(exc), severity="error", timeout=15)
                 return
@@ -339,6 +340,10 @@ class AutomixApp(App[None]):
                 self.call_from_thread(self._on_event, event, token)
         except ANSWER_ERRORS as exc:
             self.call_from_thread(self._on_error, str(exc), token)
+            return
+        except Exception as exc:  # a bug, not a foreseeable mistake: say so instead of leaving the turn hanging
+            self.log.error("answer failed", exc_info=exc)
+            self.call_from_thread(self._on_error, f"unexpected error: {type(exc).__name__}: {exc}", token)
             return
         finally:
             events.close()
