@@ -407,6 +407,25 @@ class Cascade:
             kept = candidate
         return kept
 
+    def document_budget(self, question: str) -> tuple[int, Callable[[str], int]]:
+        """Tokens a document may take in the prompt of every local tier from the router's start (the answer
+        prompt and, in the paper layout, the separate check, with each tier's answer room), and the start
+        tier's token counter. Counted with the start tier's tokenizer, less 5 % for other tokenizers."""
+        start = self.router.start(len(self.tiers))
+        backend = self.backend(start)
+        paper_check = self.config.cascade.layout != "shared" and self.verifier is not None
+        room = []
+        for i in range(start, len(self.tiers)):
+            if self.is_remote(i):
+                continue
+            tier = self.tiers[i]
+            over = backend.count_tokens(self._answer_prompt(backend, "", question)) + tier.max_tokens
+            if paper_check and i < len(self.tiers) - 1 and self.router.needs_confidence:
+                check = backend.count_tokens(prompts.verification_prompt("", question, "")) + tier.max_tokens
+                over = max(over, check)
+            room.append(tier.n_ctx - over - HISTORY_MARGIN)
+        return max(0, int(min(room) * 0.95)), backend.count_tokens
+
     def ready(self, index: int) -> bool:
         """Whether tier ``index`` answers without loading its model first."""
         return self.tiers[index].name in self._warm
@@ -451,11 +470,14 @@ class Cascade:
         document: str | None = None,
         tags: tuple[str, ...] = (),
         history: Sequence[Turn] = (),
+        sources: Sequence[tuple[str | None, str]] | None = None,
     ) -> Generator[Event, None, Trace]:
         """Answer ``question`` over ``context``. ``document``/``tags`` name where the context came from, for
         the policy's ``private`` rules. ``history``: the conversation's earlier turns (question, answer
         shown), oldest first; the newest that fit go into every tier's prompt, the verification's and,
-        as the policy allows, a remote tier's request."""
+        as the policy allows, a remote tier's request. ``sources``: when the context is retrieved passages
+        (the document library), each passage with the file it came from: a remote tier then receives
+        passages only, never those of a private document."""
         question = question.strip()
         if not question:
             raise CascadeError("the question is empty")
@@ -568,6 +590,8 @@ class Cascade:
                     tags=tags,
                     local_answer=None if best.abstained else best.answer,
                     history=turns,
+                    passages=tuple(text for _, text in sources) if sources is not None else None,
+                    passage_documents=tuple(doc for doc, _ in sources) if sources is not None else None,
                 )
                 result = policy_decide(request, self.policy)
                 why_not, receipt = yield from self._clear_egress(target, result)
@@ -719,8 +743,9 @@ class Cascade:
         document: str | None = None,
         tags: tuple[str, ...] = (),
         history: Sequence[Turn] = (),
+        sources: Sequence[tuple[str | None, str]] | None = None,
     ) -> Trace:
-        it = self.run(context, question, document=document, tags=tags, history=history)
+        it = self.run(context, question, document=document, tags=tags, history=history, sources=sources)
         while True:
             try:
                 event = next(it)

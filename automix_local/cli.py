@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .audit import Receipt
@@ -106,7 +106,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
         saved_policy = dict(conv.policy or {})
         if args.context is None:  # the conversation's own document, unless another was given
             context, document = conv.context, conv.document
-    if not context.strip() and not args.no_context:
+    library = bool(args.doc) or args.all
+    if library and (args.context is not None or conv is not None or args.no_context):
+        raise UserError(
+            "--doc/--all ask the document library: leave out --context, --conversation and --no-context", EXIT_USAGE
+        )
+    if not library and not context.strip() and not args.no_context:
         # Without a document the model answers from nothing, and confidently: ask for one first.
         given = "is empty" if args.context is not None or conv is not None else "was not given"
         raise UserError(
@@ -123,6 +128,21 @@ def cmd_ask(args: argparse.Namespace) -> int:
     tags = tuple(t for t in (args.tag or []) if t)
     cascade = Cascade(config, policy=policy, approve=approve)
     live = not args.json and sys.stdout.isatty()
+    retrieved = None
+    sources = None
+    if library:
+        try:
+            retrieved = _retrieve(config, args, question, cascade)
+        except BaseException:
+            cascade.close()
+            raise
+        if not retrieved.packed.passages:
+            cascade.close()
+            return _not_in_documents(args, question, retrieved)
+        from .documents.retrieval import context_text
+
+        context = context_text(retrieved.packed.passages)
+        sources = [(retrieved.paths[p.document_id], p.text) for p in retrieved.packed.passages]
 
     def on_event(event: object) -> None:
         if not live:
@@ -155,7 +175,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             store.set_privacy(conv.id, conv.policy, document)
         tid = store.add_turn(conv.id, question)
     try:
-        trace = cascade.ask(context, question, on_event, document=document, tags=tags, history=history)
+        trace = cascade.ask(context, question, on_event, document=document, tags=tags, history=history, sources=sources)
     except BaseException as exc:
         if store is not None and tid is not None:
             store.finish_turn(tid, "cancelled" if isinstance(exc, KeyboardInterrupt) else "error", str(exc) or None)
@@ -167,13 +187,87 @@ def cmd_ask(args: argparse.Namespace) -> int:
         store.finish_turn(tid, "done", trace.answer, trace.tier, data)
         store.close()
         data["conversation"] = conv.id if conv is not None else None
+    cited = None
+    if retrieved is not None:
+        from .documents.retrieval import cite
+        from .prompts import is_abstention
+
+        not_found = is_abstention(trace.answer) or not trace.answer.strip()
+        cited = [] if not_found else cite(trace.answer, retrieved.packed.passages)
+        data["citations"] = [c.to_json() for c in cited]
+        data["not_found"] = not_found
+        data["retrieval"] = retrieved.packed.to_json() | {"documents": [d.name for d in retrieved.documents]}
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         if not live:
             print(trace.answer)
+        if retrieved is not None:
+            _print_sources(data, cited or [], retrieved, sys.stderr if live else sys.stdout)
         print(trace.summary(), file=sys.stderr if live else sys.stdout)
     return 0
+
+
+class _Retrieved:
+    """What the library gave a question: the documents asked, the packed passages, their files."""
+
+    def __init__(self, documents: list[Any], packed: Any, paths: dict[int, str]) -> None:
+        self.documents, self.packed, self.paths = documents, packed, paths
+
+
+def _retrieve(config: Config, args: argparse.Namespace, question: str, cascade: Cascade) -> _Retrieved:
+    from .docs_cli import DocsError, open_library
+    from .documents.library import LibraryError
+    from .documents.retrieval import pack, search
+
+    try:
+        lib = open_library(config)
+    except DocsError as exc:
+        raise UserError(str(exc)) from None
+    with lib:
+        try:
+            docs = [lib.find(n) for n in args.doc] if args.doc else lib.documents()
+        except LibraryError as exc:
+            raise UserError(str(exc)) from None
+        if not docs:
+            raise UserError("the document library is empty: automix-local docs add PATH…  (files, folders, globs)")
+        budget, count = cascade.document_budget(question)
+        hits = search(lib, question, docs, k=30)
+        packed = pack(lib, docs, hits, budget, count)
+    return _Retrieved(docs, packed, {d.id: d.path for d in docs})
+
+
+def _not_in_documents(args: argparse.Namespace, question: str, retrieved: _Retrieved) -> int:
+    names = ", ".join(d.name for d in retrieved.documents[:5]) + (" …" if len(retrieved.documents) > 5 else "")
+    if args.json:
+        out = {
+            "question": question,
+            "answer": "",
+            "tier": None,
+            "decision": "not_found",
+            "confidence": None,
+            "steps": [],
+            "citations": [],
+            "not_found": True,
+            "retrieval": retrieved.packed.to_json() | {"documents": [d.name for d in retrieved.documents]},
+        }
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        print(f"Not in your documents: no passage of {names} matches the question (no model was asked).")
+    return 0
+
+
+def _print_sources(data: dict[str, Any], cited: list[Any], retrieved: _Retrieved, out: Any) -> None:
+    from .documents.retrieval import label
+
+    packed = retrieved.packed
+    how = "whole documents" if packed.mode == "whole" else f"{len(packed.passages)} retrieved passages"
+    if data.get("not_found"):
+        print("Not in your documents: the model found no answer in them.", file=out)
+    for c in cited:
+        mark = "" if c.supported else "  (the answer is not verbatim in this passage: check it)"
+        print(f"  [{c.n}] {label(c.passage)}{mark}", file=out)
+    print(f"  ({how}, {packed.tokens} tokens of the window)", file=out)
 
 
 def _decided_words(cascade: Cascade, event: Decided) -> str:
@@ -187,6 +281,20 @@ def _decided_words(cascade: Cascade, event: Decided) -> str:
         target = d.target if d.target is not None else names.index(event.tier) + 1
         to_tier = names[target] if 0 <= target < len(names) else None
     return plain_reason(d.action, d.why, d.confidence, event.tier, to_tier, pending=True)
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from .docs_cli import DocsError
+
+    func = getattr(args, "docs_func", None)
+    if func is None:
+        raise UserError(
+            "docs needs an action: add, list, show, remove or reindex (automix-local docs --help)", EXIT_USAGE
+        )
+    try:
+        return int(func(args, _config(args)))
+    except DocsError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _continue_conversation(config: Config, cid: int) -> tuple[Conversation, Store]:
@@ -592,10 +700,18 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--no-context", action="store_true", help="ask without a document (the model answers from what it knows)"
     )
+    ask.add_argument(
+        "--doc", action="append", metavar="NAME", help="ask this document of the library (repeatable; docs list)"
+    )
+    ask.add_argument("--all", action="store_true", help="ask across the whole document library")
     conv = sub.add_parser("conversations", parents=[common], help="the saved conversations (the app's history)")
     conv.add_argument("--json", action="store_true", help="machine-readable output")
     conv.set_defaults(func=cmd_conversations)
 
+    from .docs_cli import add_parser as add_docs_parser
+
+    add_docs_parser(sub, common)
+    sub.choices["docs"].set_defaults(func=cmd_docs)
     au = sub.add_parser("audit", parents=[common], help="what left this machine: the egress log")
     au.add_argument("--since", metavar="WHEN", help="only since a date/time (2026-11-22T10:00) or an age (2h, 7d)")
     au.add_argument("--json", action="store_true", help="machine-readable output")

@@ -47,6 +47,8 @@ class EgressRequest:
     local_answer: str | None = None  # the best local answer, whose span "relevant" looks for
     passages: tuple[str, ...] | None = None  # retrieved passages, when the context came from retrieval
     history: tuple[tuple[str, str], ...] = ()  # earlier turns of the conversation (question, answer shown)
+    # with passages: the file each passage came from (the document library), for the private rules
+    passage_documents: tuple[str | None, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -154,10 +156,25 @@ def decide(request: EgressRequest, policy: PolicyConfig) -> PolicyResult:
     if rule is not None:
         where = request.document or ", ".join(request.tags)
         return PolicyResult("blocked", f"{where} is private (policy rule {rule!r}): answered locally", send=policy.send)
+    withheld = 0
+    passages = request.passages
+    if passages is not None and request.passage_documents is not None:
+        # retrieved passages: those of private documents never leave, even beside others
+        kept = [
+            p
+            for p, doc in zip(passages, request.passage_documents, strict=True)
+            if private_match(doc, request.tags, policy.private) is None
+        ]
+        withheld = len(passages) - len(kept)
+        if passages and not kept:
+            return PolicyResult(
+                "blocked", "every retrieved passage is from a private document: answered locally", send=policy.send
+            )
+        passages = tuple(kept)
     if policy.send == "full":
-        context = request.context.strip()
+        context = "\n\n".join(p.strip() for p in passages) if passages is not None else request.context.strip()
     elif policy.send == "relevant":
-        context = relevant_window(request.context, request.question, request.local_answer, request.passages)
+        context = relevant_window(request.context, request.question, request.local_answer, passages)
     else:
         context = ""
     question = request.question.strip()
@@ -190,12 +207,16 @@ def decide(request: EgressRequest, policy: PolicyConfig) -> PolicyResult:
         notes.append("only the question is sent")
     elif policy.send == "relevant":
         notes.append(f"the question and {len(context)} of {len(request.context.strip())} context characters are sent")
+    if withheld and policy.send != "question":
+        notes.append(f"{withheld} passage{'s' if withheld != 1 else ''} of private documents withheld")
     if history:
         what = "questions" if not with_answers else "questions and answers"
         notes.append(f"with {len(history)} earlier turn{'s' if len(history) != 1 else ''} ({what})")
     if counts:
         notes.append("redacted " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
-    transformed = bool(counts) or (policy.send != "full" and (bool(request.context.strip()) or bool(history)))
+    transformed = (
+        bool(counts) or bool(withheld) or (policy.send != "full" and (bool(request.context.strip()) or bool(history)))
+    )
     action: Action = "transformed" if transformed else "allowed"
     reason = "; ".join(notes) if notes else "the question and the whole context are sent"
     return PolicyResult(

@@ -1,0 +1,187 @@
+"""`automix-local docs …`: the document library on the command line (add, list, show, remove, reindex)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .documents.library import AddReport, Library, LibraryError, default_path
+
+if TYPE_CHECKING:
+    from .config import Config
+
+
+class DocsError(Exception):
+    """One line for the user (the CLI prints it like its other errors)."""
+
+
+def open_library(config: Config) -> Library:
+    try:
+        return Library(default_path(config.paths.data_dir))
+    except LibraryError as exc:
+        raise DocsError(str(exc)) from None
+
+
+@contextmanager
+def _progress(what: str) -> Iterator[object]:
+    """A rich progress bar (files, passages, ETA) on a terminal; nothing when piped."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn(f"{what} [progress.description]{{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files · {task.fields[passages]} passages"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("", total=None, passages=0)
+
+        def update(name: str, done: int, total: int, passages: int) -> None:
+            progress.update(task, completed=done, total=total, passages=passages, description=Path(name).name[:40])
+
+        yield update
+
+
+def _summary(report: AddReport) -> str:
+    parts = [f"{len(report.indexed)} indexed ({report.passages} passages)"]
+    if report.unchanged:
+        parts.append(f"{len(report.unchanged)} unchanged")
+    if report.removed:
+        parts.append(f"{len(report.removed)} removed (file gone)")
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} skipped (not .txt/.md/.pdf/.html)")
+    if report.failed:
+        parts.append(f"{len(report.failed)} failed")
+    return ", ".join(parts)
+
+
+def _report(report: AddReport) -> int:
+    for _, reason in report.failed:
+        print(f"  ✗ {reason}", file=sys.stderr)
+    print(_summary(report))
+    return 1 if report.failed else 0
+
+
+def cmd_docs_add(args: argparse.Namespace, config: Config) -> int:
+    with open_library(config) as lib, _progress("indexing") as update:
+        try:
+            report = lib.add(args.paths, progress=update)  # type: ignore[arg-type]
+        except LibraryError as exc:
+            raise DocsError(f"{exc} (what was indexed before is kept; run the command again to resume)") from None
+    return _report(report)
+
+
+def cmd_docs_reindex(args: argparse.Namespace, config: Config) -> int:
+    with open_library(config) as lib, _progress("re-indexing") as update:
+        try:
+            report = lib.reindex(progress=update)  # type: ignore[arg-type]
+        except LibraryError as exc:
+            raise DocsError(str(exc)) from None
+    return _report(report)
+
+
+def cmd_docs_list(args: argparse.Namespace, config: Config) -> int:
+    with open_library(config) as lib:
+        docs = lib.documents()
+    vectors = "embeddings: none (BM25 only)" if config_embedding(config) is None else "embeddings: configured"
+    if args.json:
+        print(json.dumps([d.to_json() for d in docs], indent=2, ensure_ascii=False))
+        return 0
+    if not docs:
+        print("the library is empty: automix-local docs add PATH…  (files, folders, globs)")
+        return 0
+    width = max(len(d.name) for d in docs)
+    for d in docs:
+        pages = (
+            f"{d.pages} p." if d.pages else (f"{d.chars / 1000:.1f} k chars" if d.chars >= 1000 else f"{d.chars} chars")
+        )
+        print(f"{d.name:<{width}}  {d.kind:<8} {pages:>9}  {d.passages:>5} passages  {d.title}")
+    total = sum(d.passages for d in docs)
+    print(f"{len(docs)} document(s), {total} passages · BM25 ready · {vectors}", file=sys.stderr)
+    return 0
+
+
+def config_embedding(config: Config) -> object | None:
+    return getattr(config, "embedding", None)
+
+
+def cmd_docs_show(args: argparse.Namespace, config: Config) -> int:
+    with open_library(config) as lib:
+        try:
+            d = lib.find(args.name)
+        except LibraryError as exc:
+            raise DocsError(str(exc)) from None
+        passages = lib.passages([d.id])
+    if args.json:
+        out = d.to_json() | {
+            "passage_list": [
+                {
+                    "seq": p.seq,
+                    "page": p.page,
+                    "heading": list(p.heading),
+                    "start": p.start,
+                    "end": p.end,
+                    "text": p.text,
+                }
+                for p in passages
+            ]
+        }
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.indexed))
+    print(f"{d.name} — {d.title}")
+    print(f"  file      {d.path}")
+    print(f"  kind      {d.kind}" + (f", {d.pages} pages" if d.pages else "") + f", {d.chars} characters")
+    print(f"  indexed   {when}, sha256 {d.sha256[:16]}…")
+    print(f"  passages  {d.passages} (BM25 ready), {d.embedded} with vectors")
+    for p in passages[: args.passages]:
+        text = " ".join(p.text.split())
+        where = f" ({p.where})" if p.where else ""
+        print(f"  [{p.seq + 1}]{where} {text[:110]}{'…' if len(text) > 110 else ''}")
+    if len(passages) > args.passages:
+        print(f"  … {len(passages) - args.passages} more (--passages N shows more)")
+    return 0
+
+
+def cmd_docs_remove(args: argparse.Namespace, config: Config) -> int:
+    with open_library(config) as lib:
+        try:
+            gone = lib.remove(args.names)
+        except LibraryError as exc:
+            raise DocsError(str(exc)) from None
+    print(f"removed {', '.join(gone)} (the files themselves are untouched)")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    docs = sub.add_parser("docs", parents=[common], help="the document library: add, list, show, remove, reindex")
+    dsub = docs.add_subparsers(dest="docs_command", metavar="ACTION")
+    a = dsub.add_parser("add", parents=[common], help="index files, folders (recursively) and globs")
+    a.add_argument("paths", nargs="+", metavar="PATH")
+    a.set_defaults(docs_func=cmd_docs_add)
+    ls = dsub.add_parser("list", parents=[common], help="the indexed documents")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(docs_func=cmd_docs_list)
+    sh = dsub.add_parser("show", parents=[common], help="one document: metadata, passages, index state")
+    sh.add_argument("name", metavar="NAME")
+    sh.add_argument("--json", action="store_true")
+    sh.add_argument("--passages", type=int, default=10, metavar="N", help="how many passages to print (10)")
+    sh.set_defaults(docs_func=cmd_docs_show)
+    rm = dsub.add_parser("remove", parents=[common], help="forget documents (the files are untouched)")
+    rm.add_argument("names", nargs="+", metavar="NAME")
+    rm.set_defaults(docs_func=cmd_docs_remove)
+    ri = dsub.add_parser("reindex", parents=[common], help="re-read every document: changed re-indexed, gone dropped")
+    ri.set_defaults(docs_func=cmd_docs_reindex)

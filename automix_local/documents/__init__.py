@@ -1,0 +1,1 @@
+"""The document library: parsing, passages, the index, retrieval."""

@@ -1,0 +1,376 @@
+"""Turn a user's file into visible text with its structure: pages (PDF) or heading paths (Markdown, HTML).
+
+``parse(path)`` returns a :class:`ParsedDocument` whose ``text`` is the whole visible text and whose
+``sections`` are spans of it (``text[s.start : s.start + len(s.text)] == s.text``), each with its PDF page
+or heading path, so passages cut from a section can say where they came from. Every foreseeable bad
+file (missing, unreadable, binary, empty, encrypted, corrupt, scanned) raises :class:`DocumentError`,
+whose ``str()`` is one line naming the file and, where there is one, the fix.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import stat
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from bs4 import BeautifulSoup
+from bs4.element import NavigableString, PageElement, PreformattedString, Tag
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import DependencyError, FileNotDecryptedError
+
+SUFFIXES: dict[str, str] = {
+    ".txt": "text",
+    ".text": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".pdf": "pdf",
+    ".html": "html",
+    ".htm": "html",
+}
+SUPPORTED = ".txt, .md, .pdf, .html"
+SEPARATOR = "\n\n"  # between sections in ParsedDocument.text
+
+# pypdf reports recoverable damage through logging; with no handler configured anywhere, Python's
+# last-resort handler would print it on stderr, over the terminal app. Records still propagate to
+# any handler the application sets up.
+logging.getLogger("pypdf").addHandler(logging.NullHandler())
+
+
+class DocumentError(Exception):
+    """A file that cannot be indexed. str() is one line naming the file and, where there is one, the fix."""
+
+
+@dataclass(frozen=True)
+class Section:
+    text: str  # visible text of this section: one PDF page, one heading's body (markdown/html), or the whole text file
+    page: int | None  # 1-based PDF page number, else None
+    heading: tuple[str, ...]  # heading path, outermost first, e.g. ("Installation", "On Linux"); () when none
+    start: int  # character offset of `text` within ParsedDocument.text
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    path: Path
+    kind: str  # "text" | "markdown" | "pdf" | "html"
+    title: str  # <title>/first h1/first markdown heading/PDF metadata title, else the file name
+    text: str  # the whole visible text; for every section, text[s.start : s.start + len(s.text)] == s.text
+    sections: tuple[Section, ...]
+    pages: int | None  # PDF page count, else None
+
+
+# A section before assembly: (text, page, heading path).
+_Part = tuple[str, int | None, tuple[str, ...]]
+
+
+def parse(path: Path) -> ParsedDocument:
+    """Read ``path`` and return its visible text with structure; raise DocumentError for a file that cannot be used."""
+    path = Path(path)
+    name = _display(path)
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise DocumentError(f"{name}: no such file") from None
+    except PermissionError:
+        raise DocumentError(f"{name}: permission denied (check the permissions of the file and its folder)") from None
+    except OSError as e:
+        raise DocumentError(f"{name}: cannot read it ({_one_line(e)})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DocumentError(f"{name}: is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise DocumentError(f"{name}: not a regular file")
+
+    suffix = path.suffix.lower()
+    kind = SUFFIXES.get(suffix)
+    if kind is None:
+        what = f"type {suffix}" if suffix else "type (no extension)"
+        raise DocumentError(f"{name}: unsupported file {what} (supported: {SUPPORTED})")
+
+    try:
+        data = path.read_bytes()
+    except PermissionError:
+        raise DocumentError(f"{name}: permission denied (make the file readable, e.g. chmod u+r)") from None
+    except IsADirectoryError:
+        raise DocumentError(f"{name}: is a directory, not a file") from None
+    except OSError as e:
+        raise DocumentError(f"{name}: cannot read it ({_one_line(e)})") from None
+    if not data or data.isspace():
+        raise DocumentError(f"{name}: empty")
+
+    if kind == "pdf":
+        title, parts, pages = _parse_pdf(path, data)
+    elif kind == "html":
+        title, parts = _parse_html(path, data)
+        pages = None
+    else:
+        text = _decode_text(path, data)
+        if kind == "markdown":
+            title, parts = _parse_markdown(text)
+        else:
+            title, parts = "", [(text, None, ())]
+        pages = None
+    return _assemble(path, kind, title or path.name, parts, pages)
+
+
+# --------------------------------------------------------------------------- shared
+
+
+def _display(path: Path) -> str:
+    """The path as it goes into a one-line message."""
+    return str(path).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception as a short single line (its message, else its class name)."""
+    text = " ".join(str(error).split())
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+    if not text:
+        text = type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+_BLANK_RUNS = re.compile(r"\n{4,}")
+
+
+def _normalise(text: str) -> str:
+    """Unix newlines, no trailing spaces, at most two blank lines in a row, no blank lines at either end."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return _BLANK_RUNS.sub("\n\n\n", text).strip("\n")
+
+
+def _assemble(path: Path, kind: str, title: str, parts: list[_Part], pages: int | None) -> ParsedDocument:
+    """Join the non-empty parts with SEPARATOR, recording where each one starts."""
+    sections: list[Section] = []
+    chunks: list[str] = []
+    position = 0
+    for raw, page, heading in parts:
+        text = _normalise(raw)
+        if not text.strip():
+            continue
+        if chunks:
+            position += len(SEPARATOR)
+        sections.append(Section(text=text, page=page, heading=heading, start=position))
+        chunks.append(text)
+        position += len(text)
+    if not sections:
+        if kind == "pdf":
+            raise DocumentError(f"{_display(path)}: no text layer — a scanned PDF? OCR is not supported")
+        if kind == "html":
+            raise DocumentError(f"{_display(path)}: empty (no visible text)")
+        raise DocumentError(f"{_display(path)}: empty")
+    return ParsedDocument(
+        path=path,
+        kind=kind,
+        title=" ".join(title.split()),
+        text=SEPARATOR.join(chunks),
+        sections=tuple(sections),
+        pages=pages,
+    )
+
+
+# --------------------------------------------------------------------------- text and Markdown
+
+
+def _decode_text(path: Path, data: bytes) -> str:
+    name = _display(path)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DocumentError(f"{name}: UTF-16 text, not UTF-8 (save it as UTF-8)")
+    if b"\x00" in data:
+        raise DocumentError(f"{name}: a binary file (it contains NUL bytes), not text")
+    try:
+        return data.decode("utf-8-sig")  # UTF-8, with or without a byte-order mark
+    except UnicodeDecodeError:
+        raise DocumentError(f"{name}: binary, or text not in UTF-8 (save it as UTF-8 text)") from None
+
+
+# Markdown headings are found by a line scanner: ATX headings and code fences are Markdown's own
+# line syntax (CommonMark §4.2, §4.5), so no Markdown library is needed to see them. Setext headings
+# (underlined with === or ---) are left as body text.
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?=[ \t]|$)(.*)$")
+_ATX_CLOSING = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+
+
+def _parse_markdown(text: str) -> tuple[str, list[_Part]]:
+    """Split at ATX headings outside fenced code; each section keeps its heading line at the top."""
+    text = _normalise(text)
+    title = ""
+    path: list[tuple[int, str]] = []  # (level, heading) from the outermost down
+    sections: list[tuple[tuple[str, ...], list[str]]] = [((), [])]
+    fence: str | None = None  # the opening fence while inside a fenced code block
+    for line in text.split("\n"):
+        fenced = _FENCE.match(line)
+        if fence is not None:
+            if (
+                fenced
+                and fenced.group(1)[0] == fence[0]
+                and len(fenced.group(1)) >= len(fence)
+                and not fenced.group(2).strip()
+            ):
+                fence = None
+        elif fenced and not (fenced.group(1)[0] == "`" and "`" in fenced.group(2)):
+            fence = fenced.group(1)
+        elif heading := _ATX.match(line):
+            level = len(heading.group(1))
+            words = _ATX_CLOSING.sub("", heading.group(2).strip()).strip()
+            if words:
+                title = title or words
+                while path and path[-1][0] >= level:
+                    path.pop()
+                path.append((level, words))
+                sections.append((tuple(w for _, w in path), [line]))
+                continue
+        sections[-1][1].append(line)
+    return title, [("\n".join(lines), None, heading) for heading, lines in sections]
+
+
+# --------------------------------------------------------------------------- PDF
+
+
+def _parse_pdf(path: Path, data: bytes) -> tuple[str, list[_Part], int]:
+    """One part per page, 1-based; empty pages are dropped by _assemble."""
+    name = _display(path)
+    encrypted = f"{name}: the PDF is encrypted (password-protected); decrypt it first"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+                raise DocumentError(encrypted)
+            pages = [page.extract_text() or "" for page in reader.pages]
+            title = _pdf_title(reader)
+    except DocumentError:
+        raise
+    except FileNotDecryptedError:
+        raise DocumentError(encrypted) from None
+    except DependencyError as e:
+        raise DocumentError(
+            f"{name}: reading this PDF needs an extra package ({_one_line(e)}); "
+            "pip install cryptography, or decrypt the PDF first"
+        ) from None
+    except Exception as e:  # pypdf raises many kinds (PdfReadError, ValueError, KeyError, …) on damaged files
+        raise DocumentError(f"{name}: not a readable PDF ({_one_line(e)})") from None
+    if not pages:
+        raise DocumentError(f"{name}: the PDF has no pages")
+    return title, [(text, number, ()) for number, text in enumerate(pages, start=1)], len(pages)
+
+
+def _pdf_title(reader: PdfReader) -> str:
+    """The metadata title, or "" when there is none or it cannot be read (a title is never worth failing for)."""
+    try:
+        metadata = reader.metadata
+        title = metadata.title if metadata is not None else None
+    except Exception:
+        return ""
+    return title.strip() if isinstance(title, str) else ""
+
+
+# --------------------------------------------------------------------------- HTML
+
+_DROPPED = ("script", "style", "noscript", "template", "head", "title")
+_BLOCKS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details", "dialog",
+        "dir", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "hgroup",
+        "hr", "html", "legend", "li", "main", "menu", "nav", "ol", "p", "section", "summary", "table",
+        "tbody", "tfoot", "thead", "tr", "ul",
+    }
+)  # fmt: skip
+_CELLS = frozenset({"td", "th"})
+_HEADINGS = {f"h{n}": n for n in range(1, 7)}
+_LINE_BREAK = "\ue000"  # stands for <br> inside a block until the block's whitespace is collapsed
+_SPACES = re.compile(r"\s+")
+
+
+def _collapse(text: str) -> str:
+    """Collapse whitespace inside a block, keeping <br> as line breaks."""
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split(_LINE_BREAK))
+    return "\n".join(lines).strip("\n")
+
+
+def _parse_html(path: Path, data: bytes) -> tuple[str, list[_Part]]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
+            soup = BeautifulSoup(data, "html.parser")  # the encoding comes from a BOM or <meta charset>
+    except Exception as e:
+        raise DocumentError(f"{_display(path)}: not readable HTML ({_one_line(e)})") from None
+
+    title = _collapse(soup.title.get_text()) if soup.title is not None else ""
+    for tag in soup.find_all(_DROPPED):
+        tag.decompose()
+    for tag in soup.find_all(hidden=True):
+        tag.decompose()
+
+    def inline_text(tag: Tag) -> str:
+        pieces: list[str] = []
+        for node in tag.descendants:
+            if isinstance(node, NavigableString):
+                if not isinstance(node, PreformattedString):
+                    pieces.append(str(node))
+            elif isinstance(node, Tag) and (node.name == "br" or node.name in _BLOCKS or node.name in _CELLS):
+                pieces.append(" ")
+        return _SPACES.sub(" ", "".join(pieces)).strip()
+
+    first_h1 = ""
+    heading_path: list[tuple[int, str]] = []
+    sections: list[tuple[tuple[str, ...], list[str]]] = [((), [])]
+    buffer: list[str] = []
+
+    def flush() -> None:
+        text = _collapse("".join(buffer))
+        buffer.clear()
+        if text:
+            sections[-1][1].append(text)
+
+    # An explicit stack, not recursion: deeply nested pages must not hit Python's recursion limit.
+    todo: list[tuple[PageElement, bool]] = [(child, False) for child in reversed(soup.contents)]
+    while todo:
+        node, leaving = todo.pop()
+        if leaving:
+            if isinstance(node, Tag) and node.name in _CELLS:
+                buffer.append(" ")
+            else:
+                flush()
+            continue
+        if isinstance(node, NavigableString):
+            if not isinstance(node, PreformattedString):  # comments, doctype, CDATA, processing instructions
+                buffer.append(str(node))
+            continue
+        if not isinstance(node, Tag):
+            continue
+        name = node.name
+        if name == "br":
+            buffer.append(_LINE_BREAK)
+        elif name in _HEADINGS:
+            flush()
+            words = inline_text(node)
+            if words:
+                level = _HEADINGS[name]
+                if level == 1 and not first_h1:
+                    first_h1 = words
+                while heading_path and heading_path[-1][0] >= level:
+                    heading_path.pop()
+                heading_path.append((level, words))
+                sections.append((tuple(w for _, w in heading_path), [words]))
+        elif name == "pre":
+            flush()
+            text = node.get_text()
+            if text.strip():
+                sections[-1][1].append(text.removeprefix("\n").rstrip())
+        elif name in _BLOCKS or name in _CELLS:
+            if name in _BLOCKS:
+                flush()
+            else:
+                buffer.append(" ")
+            todo.append((node, True))
+            todo.extend((child, False) for child in reversed(node.contents))
+        else:
+            todo.extend((child, False) for child in reversed(node.contents))
+    flush()
+    return title or first_h1, [("\n\n".join(blocks), None, heading) for heading, blocks in sections]

@@ -1,0 +1,138 @@
+"""`automix-local docs …` and `ask --doc/--all` through the installed entry point, on real files and SQLite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import cli_path, tier_toml
+from .remote_server import RecordingServer
+
+KETTLE = """# Kettle manual
+
+## Descaling
+In hard water areas, descale the kettle every four weeks with white vinegar.
+
+## Warranty
+The warranty lasts two years from the date of purchase.
+"""
+
+TOWNS = [
+    ("Arlen", "copper mining", "the blue bridge"),
+    ("Brisk", "salt trading", "the round tower"),
+    ("Corvo", "wool weaving", "the old mill"),
+    ("Dunmore", "glass blowing", "the clock square"),
+    ("Elbury", "cheese making", "the stone harbour"),
+    ("Fenwick", "boat building", "the white chapel"),
+]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([cli_path(), *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def config(model_path: Path, write_config) -> str:
+    text = tier_toml("small", model_path, max_tokens=24) + tier_toml("large", model_path, max_tokens=24, cost=10)
+    return str(write_config(text + '[cascade]\nrouter = "threshold"\nthreshold = 0.0\n'))
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "papers"
+    d.mkdir()
+    (d / "kettle.md").write_text(KETTLE, encoding="utf-8")
+    (d / "festival.txt").write_text("The harbour festival of Kell takes place every August.\n", encoding="utf-8")
+    (d / "ferry.html").write_text(
+        "<html><head><title>Ferries</title></head><body><h1>Ferries</h1>"
+        "<p>The first ferry to Skara leaves at 06:40.</p></body></html>",
+        encoding="utf-8",
+    )
+    return d
+
+
+def test_docs_add_list_show_remove_reindex(config: str, folder: Path):
+    added = run("docs", "add", str(folder), "--config", config)
+    assert added.returncode == 0, added.stderr
+    assert "3 indexed" in added.stdout
+    listed = json.loads(run("docs", "list", "--json", "--config", config).stdout)
+    assert sorted(d["name"] for d in listed) == ["ferry.html", "festival.txt", "kettle.md"]
+    shown = run("docs", "show", "kettle.md", "--config", config)
+    assert "Kettle manual › Descaling" in shown.stdout and "passages" in shown.stdout
+    again = run("docs", "add", str(folder), "--config", config)
+    assert "3 unchanged" in again.stdout
+    (folder / "festival.txt").unlink()
+    re = run("docs", "reindex", "--config", config)
+    assert re.returncode == 0 and "1 removed" in re.stdout
+    rm = run("docs", "remove", "kettle.md", "--config", config)
+    assert rm.returncode == 0 and "removed kettle.md" in rm.stdout
+    missing = run("docs", "show", "kettle.md", "--config", config)
+    assert missing.returncode == 1 and "no document named 'kettle.md'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_a_bad_file_is_one_line_and_the_rest_is_indexed(config: str, folder: Path):
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    proc = run("docs", "add", str(folder), "--config", config)
+    assert proc.returncode == 1  # something failed: scripts notice
+    assert "3 indexed" in proc.stdout and "1 failed" in proc.stdout
+    assert "broken.pdf" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ask_across_the_library_cites_the_passage(config: str, folder: Path):
+    run("docs", "add", str(folder), "--config", config)
+    proc = run("ask", "--all", "--json", "--config", config, "How often should the kettle be descaled?")
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)
+    assert {"citations", "not_found", "retrieval"} <= obj.keys()
+    assert obj["retrieval"]["mode"] == "whole" and obj["retrieval"]["tokens"] <= obj["retrieval"]["budget"]
+    for c in obj["citations"]:
+        assert {"n", "document", "page", "heading", "start", "end", "text"} <= c.keys()
+    one = run("ask", "--doc", "festival.txt", "--json", "--config", config, "When is the harbour festival?")
+    obj = json.loads(one.stdout)
+    assert obj["retrieval"]["documents"] == ["festival.txt"]
+    nope = run("ask", "--doc", "nope.md", "--config", config, "When?")
+    assert nope.returncode == 1 and "no document named 'nope.md'" in nope.stderr
+
+
+def test_nothing_relevant_is_not_in_your_documents_without_asking_a_model(config: str, tmp_path: Path):
+    d = tmp_path / "towns"
+    d.mkdir()
+    for town, trade, sight in TOWNS:  # more than fits the window: retrieval, not whole documents
+        body = " ".join(
+            f"In {town} the people are known for {trade}, and visitors come to see {sight}." for _ in range(40)
+        )
+        (d / f"{town.lower()}.txt").write_text(body + "\n", encoding="utf-8")
+    run("docs", "add", str(d), "--config", config)
+    hit = json.loads(run("ask", "--all", "--json", "--config", config, "What is Corvo known for?").stdout)
+    assert hit["retrieval"]["mode"] == "retrieved" and hit["retrieval"]["left_out"] >= 0
+    assert hit["retrieval"]["tokens"] <= hit["retrieval"]["budget"]
+    proc = run("ask", "--all", "--json", "--config", config, "Which zebra plays the bassoon?")
+    obj = json.loads(proc.stdout)
+    assert obj["not_found"] is True and obj["steps"] == [] and obj["decision"] == "not_found"
+    text = run("ask", "--all", "--config", config, "Which zebra plays the bassoon?")
+    assert text.stdout.startswith("Not in your documents")
+
+
+def test_private_documents_never_leave_even_beside_others(model_path: Path, write_config, folder: Path):
+    """send = "full" over the library: the remote tier gets the retrieved passages, minus a private document's."""
+    with RecordingServer() as server:
+        server.answer = "four weeks"
+        text = tier_toml("small", model_path, max_tokens=16)
+        text += (
+            f'[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "{server.base_url}"\nmodel = "m"\n'
+            "timeout = 5\nretries = 1\ncost = 50.0\n"
+        )
+        text += '[cascade]\nrouter = "random"\nrandom_p = 1.0\n'
+        text += f'[policy]\nremote = "allow"\nsend = "full"\nprivate = ["{folder / "festival.txt"}"]\n'
+        cfg = str(write_config(text))
+        run("docs", "add", str(folder), "--config", cfg)
+        proc = run("ask", "--all", "--json", "--config", cfg, "How often should the kettle be descaled?")
+        assert proc.returncode == 0, proc.stderr
+        (body,) = [r["body"].decode() for r in server.requests if r["path"].endswith("/chat/completions")]
+    assert "descale the kettle every four weeks" in body  # the library's passages went
+    assert "harbour festival" not in body  # … but never the private document's
+    assert json.loads(proc.stdout)["tier"] == "remote"

@@ -1,0 +1,442 @@
+"""automix_local.documents.parse on real files of every supported type, written in tmp_path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from fpdf import FPDF
+from PIL import Image
+from pypdf import PdfReader, PdfWriter
+
+from automix_local.documents.parse import SUFFIXES, DocumentError, ParsedDocument, parse
+
+
+def check_spans(doc: ParsedDocument) -> None:
+    """The contract the passage splitter relies on: sections are exact, ordered, non-overlapping spans of text."""
+    assert doc.sections, "a parsed document has at least one section"
+    end = 0
+    for section in doc.sections:
+        assert doc.text[section.start : section.start + len(section.text)] == section.text
+        assert section.start >= end
+        assert section.text.strip()
+        end = section.start + len(section.text)
+    assert "\r" not in doc.text
+    assert all(line == line.rstrip() for line in doc.text.split("\n"))
+    assert "\n\n\n\n" not in doc.text
+
+
+def error_for(path: Path, *fragments: str) -> str:
+    with pytest.raises(DocumentError) as caught:
+        parse(path)
+    message = str(caught.value)
+    assert "\n" not in message and "\r" not in message, message
+    assert str(path) in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+# --------------------------------------------------------------------------- plain text
+
+
+def test_utf8_text_is_one_section_normalised(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    body = "Zoë's café in Zürich — 東京 too.   \r\nSecond line\t\r\n\r\n\r\n\r\n\r\n\r\nAfter many blank lines.\r\n"
+    path.write_bytes(body.encode("utf-8"))
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.kind == "text"
+    assert doc.path == path
+    assert doc.title == "notes.txt"
+    assert doc.pages is None
+    assert doc.text == "Zoë's café in Zürich — 東京 too.\nSecond line\n\n\nAfter many blank lines."
+    assert len(doc.sections) == 1
+    section = doc.sections[0]
+    assert (section.start, section.page, section.heading) == (0, None, ())
+    assert section.text == doc.text
+
+
+def test_utf8_with_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "bom.text"
+    path.write_bytes("\ufeffHello, wörld".encode())
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.text == "Hello, wörld"
+    assert doc.kind == "text"
+
+
+def test_binary_file_named_txt(tmp_path: Path) -> None:
+    path = tmp_path / "picture.txt"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10")
+    error_for(path, "binary")
+
+
+def test_text_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("café crème".encode("latin-1"))
+    error_for(path, "UTF-8")
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".md", ".html", ".pdf"])
+@pytest.mark.parametrize("content", [b"", b"  \n\t\r\n  \n"])
+def test_empty_file(tmp_path: Path, suffix: str, content: bytes) -> None:
+    path = tmp_path / f"empty{suffix}"
+    path.write_bytes(content)
+    error_for(path, "empty")
+
+
+def test_html_with_no_visible_text_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "blank.html"
+    path.write_text("<html><head><title>T</title><script>var x = 1;</script></head><body> </body></html>")
+    error_for(path, "empty")
+
+
+# --------------------------------------------------------------------------- files that cannot be read
+
+
+def test_unknown_extension(tmp_path: Path) -> None:
+    path = tmp_path / "report.xyz"
+    path.write_text("some text")
+    message = error_for(path)
+    assert message == f"{path}: unsupported file type .xyz (supported: .txt, .md, .pdf, .html)"
+
+
+def test_no_extension(tmp_path: Path) -> None:
+    path = tmp_path / "README"
+    path.write_text("some text")
+    error_for(path, "unsupported file type", "supported: .txt, .md, .pdf, .html")
+
+
+def test_suffix_is_case_insensitive(tmp_path: Path) -> None:
+    path = tmp_path / "LOUD.MD"
+    path.write_text("# Loud\n\nbody\n")
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.kind == "markdown"
+    assert set(SUFFIXES.values()) == {"text", "markdown", "pdf", "html"}
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    error_for(tmp_path / "nowhere.md", "no such file")
+
+
+def test_file_under_a_file(tmp_path: Path) -> None:
+    (tmp_path / "plain.txt").write_text("x")
+    error_for(tmp_path / "plain.txt" / "inner.txt", "no such file")
+
+
+def test_directory(tmp_path: Path) -> None:
+    folder = tmp_path / "folder.md"
+    folder.mkdir()
+    error_for(folder, "directory")
+    error_for(tmp_path, "directory")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file; permissions need a user")
+def test_permission_denied(tmp_path: Path) -> None:
+    path = tmp_path / "secret.txt"
+    path.write_text("hidden")
+    path.chmod(0)
+    try:
+        error_for(path, "permission denied")
+    finally:
+        path.chmod(0o600)
+
+
+# --------------------------------------------------------------------------- Markdown
+
+MARKDOWN = """\
+Intro paragraph before any heading.
+
+# Guide
+
+Welcome to the guide.
+
+## Installation ##
+
+Install it.
+
+### On Linux
+
+Run the installer:
+
+```sh
+# this is a shell comment, not a heading
+make install
+```
+
+~~~
+## also not a heading
+~~~
+
+### On macOS
+
+Use brew.
+
+## Usage
+
+Ask questions.
+
+#hashtag is not a heading either.
+
+# Appendix
+
+The end.
+"""
+
+
+def test_markdown_sections_follow_heading_levels(tmp_path: Path) -> None:
+    path = tmp_path / "guide.md"
+    path.write_bytes(MARKDOWN.replace("\n", "\r\n").encode())
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.kind == "markdown"
+    assert doc.title == "Guide"
+    assert doc.pages is None
+    assert [s.heading for s in doc.sections] == [
+        (),
+        ("Guide",),
+        ("Guide", "Installation"),
+        ("Guide", "Installation", "On Linux"),
+        ("Guide", "Installation", "On macOS"),
+        ("Guide", "Usage"),
+        ("Appendix",),
+    ]
+    assert all(s.page is None for s in doc.sections)
+    assert doc.sections[0].text == "Intro paragraph before any heading."
+    linux = doc.sections[3].text
+    assert linux.startswith("### On Linux")
+    assert "# this is a shell comment, not a heading" in linux
+    assert "## also not a heading" in linux
+    assert "make install" in linux
+    assert "#hashtag is not a heading either." in doc.sections[5].text
+    assert doc.sections[6].text == "# Appendix\n\nThe end."
+    assert "Ask questions." in doc.text
+
+
+def test_markdown_without_headings_is_titled_by_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "plain.markdown"
+    path.write_text("Just *some* text.\n\n    # indented code, not a heading\n", encoding="utf-8")
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.title == "plain.markdown"
+    assert [s.heading for s in doc.sections] == [()]
+
+
+def test_markdown_unclosed_fence_hides_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "open.md"
+    path.write_text("# Top\n\n````\n# inside\n```\n# still inside\n", encoding="utf-8")
+    doc = parse(path)
+    check_spans(doc)
+    assert [s.heading for s in doc.sections] == [("Top",)]
+    assert "# still inside" in doc.text
+
+
+# --------------------------------------------------------------------------- HTML
+
+HTML = """\
+<!DOCTYPE html>
+<html>
+<head>
+  <meta charset="utf-8">
+  <title>  The   Handbook  </title>
+  <style>body { color: red; } .secret-style { }</style>
+  <script>var secretScript = "do not show";</script>
+</head>
+<body>
+  <!-- a comment nobody sees -->
+  <noscript>Enable JavaScript please</noscript>
+  <template><p>template text</p></template>
+  <p>Opening    words
+     across lines.</p>
+  <h1>Handbook</h1>
+  <p>Fish &amp; chips &lt;3 caf&eacute; &#8364;5&nbsp;only.</p>
+  <div><h2>Setup <em>first</em></h2>
+    <p>Step one.</p><p>Step two.<br>Same block, new line.</p>
+    <h3>Linux</h3>
+    <ul><li>apt</li><li>dnf</li></ul>
+    <pre>  indented
+    code   kept</pre>
+  </div>
+  <script>document.write("also hidden")</script>
+  <h2>Use</h2>
+  <table><tr><td>cell one</td><td>cell two</td></tr></table>
+  <p hidden>hidden paragraph</p>
+  <h1>Second part</h1>
+  <p>Last <span>word</span>s.</p>
+</body>
+</html>
+"""
+
+
+def test_html_visible_text_and_headings(tmp_path: Path) -> None:
+    path = tmp_path / "handbook.html"
+    path.write_text(HTML, encoding="utf-8")
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.kind == "html"
+    assert doc.title == "The Handbook"
+    assert doc.pages is None
+    for absent in ("secretScript", "color: red", "also hidden", "comment", "Enable JavaScript", "template text"):
+        assert absent not in doc.text
+    assert "hidden paragraph" not in doc.text
+    assert "The Handbook" not in doc.text  # the title is metadata, not body text
+    assert [s.heading for s in doc.sections] == [
+        (),
+        ("Handbook",),
+        ("Handbook", "Setup first"),
+        ("Handbook", "Setup first", "Linux"),
+        ("Handbook", "Use"),
+        ("Second part",),
+    ]
+    assert doc.sections[0].text == "Opening words across lines."
+    assert doc.sections[1].text == "Handbook\n\nFish & chips <3 café €5 only."
+    assert doc.sections[2].text == "Setup first\n\nStep one.\n\nStep two.\nSame block, new line."
+    assert doc.sections[3].text == "Linux\n\napt\n\ndnf\n\n  indented\n    code   kept"
+    assert doc.sections[4].text == "Use\n\ncell one cell two"
+    assert doc.sections[5].text == "Second part\n\nLast words."
+
+
+def test_html_encoding_from_meta_charset(tmp_path: Path) -> None:
+    path = tmp_path / "legacy.htm"
+    page = (
+        '<html><head><meta charset="windows-1252"><title>Menü</title></head>'
+        "<body><p>Crème brûlée – 5€</p></body></html>"
+    )
+    path.write_bytes(page.encode("cp1252"))
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.title == "Menü"
+    assert doc.text == "Crème brûlée – 5€"
+
+
+def test_html_title_falls_back_to_first_h1_then_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "fragment.html"
+    path.write_text("<h2>Minor</h2><p>x</p><h1>Major</h1><p>y</p>", encoding="utf-8")
+    assert parse(path).title == "Major"
+    path.write_text("<p>no headings here</p>", encoding="utf-8")
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.title == "fragment.html"
+    assert doc.sections[0].heading == ()
+
+
+def test_deeply_nested_html(tmp_path: Path) -> None:
+    path = tmp_path / "deep.html"
+    depth = 5000
+    path.write_text("<div>" * depth + "<p>deep text</p>" + "</div>" * depth, encoding="utf-8")
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.text == "deep text"
+
+
+# --------------------------------------------------------------------------- PDF
+
+
+def write_pdf(path: Path, pages: list[str | None], title: str | None = None) -> Path:
+    """A real PDF with one page per entry: text, or None for a page with no text at all."""
+    pdf = FPDF()
+    if title:
+        pdf.set_title(title)
+    pdf.set_font("Helvetica", size=12)
+    for text in pages:
+        pdf.add_page()
+        if text is not None:
+            pdf.multi_cell(0, 10, text)
+    path.write_bytes(bytes(pdf.output()))
+    return path
+
+
+def test_pdf_pages_and_title(tmp_path: Path) -> None:
+    path = write_pdf(
+        tmp_path / "report.pdf",
+        [
+            "Alpha page talks about apples.\nA second line on page one.",
+            "Beta page: the café is open.",
+            "Gamma page mentions the number 42.",
+        ],
+        title="Quarterly Report",
+    )
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.kind == "pdf"
+    assert doc.title == "Quarterly Report"
+    assert doc.pages == 3
+    assert [s.page for s in doc.sections] == [1, 2, 3]
+    assert all(s.heading == () for s in doc.sections)
+    assert "Alpha page talks about apples." in doc.sections[0].text
+    assert "A second line on page one." in doc.sections[0].text
+    assert "Beta page: the café is open." in doc.sections[1].text
+    assert "Gamma page mentions the number 42." in doc.sections[2].text
+    assert "Gamma" not in doc.sections[0].text + doc.sections[1].text
+
+
+def test_pdf_blank_page_is_skipped_but_counted(tmp_path: Path) -> None:
+    path = write_pdf(tmp_path / "gap.pdf", ["First page.", None, "Third page."])
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.pages == 3
+    assert [s.page for s in doc.sections] == [1, 3]
+    assert doc.title == "gap.pdf"
+
+
+def test_pdf_without_a_text_layer(tmp_path: Path) -> None:
+    scan = tmp_path / "scan.png"
+    Image.new("RGB", (200, 100), (240, 240, 240)).save(scan)
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.image(str(scan), x=10, y=10, w=180)
+    pdf.add_page()  # and a blank page
+    path = tmp_path / "scanned.pdf"
+    path.write_bytes(bytes(pdf.output()))
+    error_for(path, "no text layer", "OCR is not supported")
+
+
+def test_pdf_encrypted_with_a_user_password(tmp_path: Path) -> None:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    pdf.add_page()
+    pdf.cell(text="Top secret words.")
+    pdf.set_encryption(owner_password="owner-pw", user_password="user-pw")
+    path = tmp_path / "locked.pdf"
+    path.write_bytes(bytes(pdf.output()))
+    error_for(path, "encrypted", "decrypt it first")
+
+
+def test_pdf_encrypted_by_pypdf_writer(tmp_path: Path) -> None:
+    plain = write_pdf(tmp_path / "plain.pdf", ["Words to lock."])
+    writer = PdfWriter(clone_from=PdfReader(plain))
+    writer.encrypt(user_password="hunter2", owner_password="owner", algorithm="RC4-128")
+    path = tmp_path / "locked-by-pypdf.pdf"
+    with path.open("wb") as f:
+        writer.write(f)
+    error_for(path, "encrypted", "decrypt it first")
+
+
+def test_pdf_with_only_an_owner_password_opens(tmp_path: Path) -> None:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    pdf.add_page()
+    pdf.cell(text="Readable by anyone.")
+    pdf.set_encryption(owner_password="owner-pw")  # empty user password: decrypts with ""
+    path = tmp_path / "restricted.pdf"
+    path.write_bytes(bytes(pdf.output()))
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.text == "Readable by anyone."
+
+
+@pytest.mark.parametrize("fraction", [0.9, 0.5, 0.2])
+def test_truncated_pdf(tmp_path: Path, fraction: float) -> None:
+    whole = write_pdf(tmp_path / "whole.pdf", ["One.", "Two.", "Three."]).read_bytes()
+    path = tmp_path / "truncated.pdf"
+    path.write_bytes(whole[: int(len(whole) * fraction)])
+    error_for(path, "not a readable PDF (")
+
+
+def test_pdf_that_is_not_a_pdf(tmp_path: Path) -> None:
+    path = tmp_path / "fake.pdf"
+    path.write_text("<html><body>I am HTML wearing a .pdf name</body></html>")
+    error_for(path, "not a readable PDF (")
