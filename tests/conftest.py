@@ -19,6 +19,8 @@ TEST_SHA = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 TEST_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_SMALL_FILE = "qwen2.5-coder-0.5b-instruct.gguf"
 DEFAULT_SMALL_SHA = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+EMBEDDING_FILE = "nomic-embed-text-v1.5.f16.gguf"
+EMBEDDING_SHA = "f7af6f66802f4df86eda10fe9bbcfc75c39562bed48ef6ace719a251cf1c2fdb"
 
 SQUAD_CONTEXT = (
     "The Normans (Norman: Nourmands; French: Normands; Latin: Normanni) were the people who in the 10th and "
@@ -52,6 +54,15 @@ def default_small_path() -> Path:
     path = _test_home() / "data" / "models" / DEFAULT_SMALL_FILE
     if not path.is_file():
         pytest.fail(f"default small model missing at {path}: run `make test-model` (or `make test`)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedding_model_path() -> Path:
+    """The default [embedding] model (nomic-embed-text-v1.5 F16, 274 MB), fetched by `make test-model`."""
+    path = _test_home() / "data" / "models" / EMBEDDING_FILE
+    if not path.is_file():
+        pytest.fail(f"embedding model missing at {path}: run `make test-model` (or `make test`)")
     return path
 
 
