@@ -286,3 +286,37 @@ async def test_an_empty_context_asks_for_a_document_before_calling_the_model(mak
         assert any("context is empty" in n.message for n in app._notifications)
         await submit(app, pilot, "What is the capital of the United States?")  # Enter again: the user insists
         await wait_until(pilot, lambda: app._pending is None and bool(app.query(AnswerBlock)), what="answer")
+
+
+async def test_asking_the_document_library_cites_the_passages(make_app, tmp_path):
+    """Palette: add a folder, ask the whole library; the answer's passages are cited under it, and a question
+    nothing in the library matches is "not in your documents" without a model call."""
+    from automix_local.documents.library import Library, default_path
+
+    folder = tmp_path / "towns"
+    folder.mkdir()
+    for town, trade in (("Arlen", "copper mining"), ("Brisk", "salt trading"), ("Corvo", "wool weaving")):
+        text = " ".join(f"In {town} the people are known for {trade} and for their harbour." for _ in range(60))
+        (folder / f"{town.lower()}.txt").write_text(text + "\n", encoding="utf-8")
+    app = make_app(context=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.index_documents(str(folder))
+        await wait_until(
+            pilot, lambda: any("3 indexed" in n.message for n in app._notifications), what="indexed in the background"
+        )
+        with Library(default_path(app.config.paths.data_dir)) as lib:
+            assert len(lib.documents()) == 3
+        app.scope_library()
+        assert "asking: the document library" in str(app.query_one("#status").content)
+        await ask(app, pilot, "What is Corvo known for?")  # the context pane is empty: the library is asked
+        await wait_until(pilot, lambda: app._pending is None, what="answer over the library")
+        conv = app.store.load(app.conversation_id)
+        trace = conv.turns[-1].trace
+        assert (
+            trace["retrieval"]["mode"] == "retrieved" and trace["retrieval"]["tokens"] <= trace["retrieval"]["budget"]
+        )
+        assert app.query(".citations")
+        await submit(app, pilot, "Which zebra plays the bassoon?")
+        await wait_until(pilot, lambda: app._pending is None, what="not found")
+        errors = [str(w.content) for w in app.query(".error-line")]
+        assert any(e.startswith("⚠ Not in your documents") for e in errors)

@@ -95,6 +95,8 @@ class AutomixApp(App[None]):
         self.ready_tiers: list[str] = []  # tiers whose models are loaded, in load order
         self.turns: list[tuple[str, str]] = []  # this conversation's answered turns (question, answer shown)
         self._empty_ok: str | None = None  # the question the user chose to ask over an empty context
+        # what questions are asked over: None = the context pane; [] = the whole document library; else names
+        self.doc_scope: list[str] | None = None
         self.policy_override: dict[str, str] = {}  # this conversation's [policy] remote/send override
         self.document: str | None = str(context_file.expanduser().resolve()) if context_file else None
 
@@ -241,7 +243,10 @@ class AutomixApp(App[None]):
         policy = "local only" if self.policy.remote == "never" or not remote_tiers else describe_policy(self.policy)
         if self.policy_override:
             policy += " (this conversation)"
-        text = f"{models}{state}{tps} · {policy} · config {display_path(self.config.source_file)}"
+        scope = ""
+        if self.doc_scope is not None:
+            scope = " · asking: " + (", ".join(self.doc_scope) if self.doc_scope else "the document library")
+        text = f"{models}{state}{tps}{scope} · {policy} · config {display_path(self.config.source_file)}"
         self.query_one("#status", Static).update(text)
         self._update_placeholder()
 
@@ -259,7 +264,7 @@ class AutomixApp(App[None]):
             self.notify("The models are not ready (see the status bar).", severity="warning")
             return
         context = self.query_one("#context", TextArea).text
-        if not context.strip() and self._empty_ok != question:
+        if self.doc_scope is None and not context.strip() and self._empty_ok != question:
             # Without a document the model answers from nothing (and confidently): ask for one first.
             self._empty_ok = question
             self._show_context_pane()
@@ -279,7 +284,7 @@ class AutomixApp(App[None]):
         view.scroll_visible()
         self._answer_token += 1
         self._pending = {"question": question, "view": view, "tid": tid, "blocks": {}, "prompt_tokens": None}
-        self.answer(view, context, question, self._answer_token, tuple(self.turns))
+        self.answer(view, context, question, self._answer_token, tuple(self.turns), self.doc_scope)
 
     def _show_context_pane(self) -> None:
         if self.screen.has_class("narrow"):
@@ -322,12 +327,36 @@ class AutomixApp(App[None]):
 
     @work(thread=True, exclusive=True, group="answer", exit_on_error=False)
     def answer(
-        self, view: TurnView, context: str, question: str, token: int, history: tuple[tuple[str, str], ...] = ()
+        self,
+        view: TurnView,
+        context: str,
+        question: str,
+        token: int,
+        history: tuple[tuple[str, str], ...] = (),
+        scope: list[str] | None = None,
     ) -> None:
         assert self.cascade is not None
         worker = get_current_worker()
         self.cascade.policy = self.policy
-        events = self.cascade.run(context, question, document=self.document, history=history)
+        document, sources = self.document, None
+        if scope is not None:  # the document library: retrieve, then answer over the numbered passages
+            from ..documents.asking import retrieve
+            from ..documents.library import LibraryError, default_path
+
+            try:
+                retrieved = retrieve(
+                    default_path(self.config.paths.data_dir), scope, question, self.cascade.document_budget
+                )
+            except (LibraryError, *ANSWER_ERRORS) as exc:
+                self.call_from_thread(self._on_error, str(exc), token)
+                return
+            if retrieved.not_found:
+                why = f"Not in your documents: no passage of {retrieved.names()} matches the question."
+                self.call_from_thread(self._on_error, why, token)
+                return
+            self.call_from_thread(self._set_retrieved, retrieved, token)
+            context, document, sources = retrieved.context, None, retrieved.sources
+        events = self.cascade.run(context, question, document=document, history=history, sources=sources)
         try:
             while True:
                 if worker.is_cancelled:
@@ -435,6 +464,9 @@ class AutomixApp(App[None]):
                 block.badge.set(text, kind)
         self.last_answer = trace.answer
         self.turns.append((trace.question, trace.answer))
+        retrieved = p.get("retrieved")
+        if retrieved is not None:
+            self._show_citations(p["view"], trace, retrieved, data)
         if trace.notice:
             p["view"].mount(Static(f"ⓘ {trace.notice}", classes="notice-line", markup=False))
         self._account(trace, p["prompt_tokens"] or 0)
@@ -443,6 +475,10 @@ class AutomixApp(App[None]):
         self._update_status()
         if self.store is not None and p["tid"] is not None:
             self.store.finish_turn(p["tid"], "done", trace.answer, trace.tier, data)
+
+    def _set_retrieved(self, retrieved: Any, token: int) -> None:
+        if token == self._answer_token and self._pending is not None:
+            self._pending["retrieved"] = retrieved
 
     def _on_error(self, message: str, token: int) -> None:
         if token != self._answer_token or self._pending is None:
@@ -454,6 +490,28 @@ class AutomixApp(App[None]):
         self.notify(message, severity="error", timeout=10)
         if self.store is not None and p["tid"] is not None:
             self.store.finish_turn(p["tid"], "error", message)
+
+    def _show_citations(self, view: TurnView, trace: Trace, retrieved: Any, data: dict[str, Any]) -> None:
+        """Under the answer: the passages it came from ([n] document, page or heading); the passages themselves
+        in the trace pane. Saved with the turn (``citations`` in its trace)."""
+        from ..documents.retrieval import cite, label
+        from ..prompts import is_abstention
+
+        packed = retrieved.packed
+        how = "whole documents" if packed.mode == "whole" else f"{len(packed.passages)} retrieved passages"
+        if is_abstention(trace.answer) or not trace.answer.strip():
+            lines = [f"Not in your documents ({how} of {retrieved.names()} were read)."]
+            cited = []
+        else:
+            cited = cite(trace.answer, packed.passages)
+            lines = [
+                f"[{c.n}] {label(c.passage)}" + ("" if c.supported else " — not verbatim there: check it")
+                for c in cited
+            ] or [f"No passage contains the answer word for word ({how}): check it against the documents."]
+        view.mount(Static("\n".join(lines), classes="citations", markup=False))
+        data["citations"] = [c.to_json() for c in cited]
+        data["retrieval"] = packed.to_json() | {"documents": [d.name for d in retrieved.documents]}
+        self.query_one(TracePane).show_sources([c.to_json() for c in cited])
 
     def _account(self, trace: Trace, prompt_tokens: int) -> None:
         s = self.session
@@ -627,6 +685,16 @@ class AutomixApp(App[None]):
             "Trade-off…", "Threshold (threshold router) or λ (POMDP) for the next question", self.action_tradeoff
         )
         yield SystemCommand("Egress log…", "Every request that left this machine, with its payload", self.action_audit)
+        yield SystemCommand(
+            "Documents: ask the whole library", "Questions retrieve from every indexed document", self.scope_library
+        )
+        yield SystemCommand(
+            "Documents: ask one document…", "Questions retrieve from one indexed document", self.action_scope_one
+        )
+        yield SystemCommand("Documents: add a file or folder…", "Index it into the library", self.action_add_documents)
+        yield SystemCommand(
+            "Documents: use the context pane", "Questions are asked over the pasted text again", self.scope_context
+        )
         if any(t.backend == "openai" for t in self.config.tiers):
             for key, label, modes in (
                 (
@@ -652,6 +720,73 @@ class AutomixApp(App[None]):
                     yield SystemCommand(
                         f"{label} (this conversation): {mode}", what, lambda k=key, m=mode: self.set_policy(k, m)
                     )
+
+    # ------------------------------------------------------------------ documents
+    def scope_library(self) -> None:
+        self._set_scope([])
+
+    def scope_context(self) -> None:
+        self._set_scope(None)
+
+    def _set_scope(self, scope: list[str] | None) -> None:
+        self.doc_scope = scope
+        self._update_status()
+        what = "the context pane" if scope is None else (", ".join(scope) or "the whole document library")
+        self.notify(f"Questions are now asked over {what}.")
+
+    def _library_documents(self) -> list[Any]:
+        from ..documents.library import Library, LibraryError, default_path
+
+        try:
+            with Library(default_path(self.config.paths.data_dir)) as lib:
+                return lib.documents()
+        except LibraryError as exc:
+            self.notify(str(exc), severity="error")
+            return []
+
+    def action_scope_one(self) -> None:
+        docs = self._library_documents()
+        if not docs:
+            self.notify("The library is empty: add a file or folder first (command palette).", severity="warning")
+            return
+        names = ", ".join(d.name for d in docs[:8]) + (" …" if len(docs) > 8 else "")
+
+        def chosen(value: str | None) -> None:
+            if not value:
+                return
+            match = [d.name for d in docs if d.name == value.strip()]
+            if not match:
+                self.notify(f"No document named {value!r}; the library has {names}", severity="error")
+                return
+            self._set_scope(match)
+
+        self.push_screen(PromptScreen(f"Ask which document? ({names})", placeholder=docs[0].name), chosen)
+
+    def action_add_documents(self) -> None:
+        def chosen(value: str | None) -> None:
+            if value and value.strip():
+                self.notify(f"Indexing {value.strip()}…")
+                self.index_documents(value.strip())
+
+        self.push_screen(PromptScreen("Add a file or folder to the library:", placeholder="~/papers"), chosen)
+
+    @work(thread=True, group="index", exit_on_error=False)
+    def index_documents(self, spec: str) -> None:
+        """Index in the background (BM25 is ready file by file); the notifications say how it went."""
+        from ..documents.library import Library, LibraryError, default_path
+
+        try:
+            with Library(default_path(self.config.paths.data_dir)) as lib:
+                report = lib.add([spec])
+        except LibraryError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+            return
+        for _, reason in report.failed[:5]:
+            self.call_from_thread(self.notify, reason, severity="error", timeout=10)
+        done = f"{len(report.indexed)} indexed ({report.passages} passages), {len(report.unchanged)} unchanged"
+        if report.skipped:
+            done += f", {len(report.skipped)} skipped (not .txt/.md/.pdf/.html)"
+        self.call_from_thread(self.notify, done + " — ask them with “Documents: ask the whole library”.")
 
     def action_audit(self) -> None:
         from ..audit import AuditError, EgressLog

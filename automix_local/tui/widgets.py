@@ -69,6 +69,7 @@ class TurnView(Vertical):
     TurnView { height: auto; margin: 0 0 1 0; }
     TurnView > .question { background: $boost; padding: 0 1; margin: 0 0 1 0; text-style: bold; }
     TurnView > .turn-status { color: $accent; margin: 0 0 0 2; }
+    TurnView > .citations { color: $text-muted; margin: 0 0 0 2; }
     """
 
     def __init__(self, question: str, body: list[Static | AnswerBlock] | None = None, **kw: Any) -> None:
@@ -189,6 +190,20 @@ class TracePane(Vertical):
         if trace.get("turns_note"):
             reasons.append(f"note: {trace['turns_note']}")
         self.query_one("#reason", Static).update("\n".join(reasons))
+
+    def show_sources(self, citations: list[dict[str, Any]]) -> None:
+        """The cited passages themselves, under the reasons: what the answer was read from."""
+        if not citations:
+            return
+        lines = []
+        for c in citations:
+            where = (
+                f", p. {c['page']}" if c.get("page") else (f", {' › '.join(c['heading'])}" if c.get("heading") else "")
+            )
+            text = " ".join(c["text"].split())
+            lines.append(f"[{c['n']}] {c['document']}{where}: {text[:300]}{'…' if len(text) > 300 else ''}")
+        current = str(self.query_one("#reason", Static).content)
+        self.query_one("#reason", Static).update((current + "\n\n" if current else "") + "\n".join(lines))
 
     def show_totals(self, text: str) -> None:
         self.query_one("#totals", Static).update(text)
