@@ -1,0 +1,155 @@
+"""The embedding model: passages and questions to unit vectors, by llama-cpp-python in embedding mode.
+
+* Quiet without touching the terminal: built by ``llama._construct`` (``verbose=True``, llama.cpp's
+  log lines to Python logging, no redirection of file descriptors 1 and 2; see the comment there).
+* One lock: a ``Llama`` is not thread-safe, so every call holds ``self.lock``.
+* One text per decode: llama.cpp computes a sequence slightly differently when other sequences share
+  its batch, so each text is decoded alone and its vector never depends on its neighbours (a passage
+  embedded again, in another batch, gets exactly the same vector). ``cfg.batch`` is the number of texts
+  handled per lock hold, so a question's embedding waits for at most that many passages.
+* Prefixes: nomic-embed-text was trained with ``search_document: `` before passages and
+  ``search_query: `` before questions (``[embedding] document_prefix`` / ``query_prefix``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import EmbeddingConfig
+from .base import BackendError
+from .llama import _construct, _errors
+
+
+class LlamaEmbedder:
+    """Embeds texts with the ``[embedding]`` GGUF. Lazy: the model loads on first use (or ``load()``).
+
+    A text longer than ``cfg.n_ctx`` tokens (prefix included) is **truncated**: its embedding is that
+    of its longest prefix (by characters) that fits, and ``truncated`` counts how many texts were cut.
+    Callers that must not lose text should split passages well below ``n_ctx`` tokens beforehand.
+    """
+
+    def __init__(self, cfg: EmbeddingConfig, path: Path) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.model_path = path
+        self.lock = threading.Lock()
+        self._llm: Any = None
+        self._dim: int | None = None
+        self.truncated = 0  # texts cut to fit n_ctx tokens
+        self.load_seconds: float | None = None
+
+    # ------------------------------------------------------------------ loading
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    def load(self) -> None:
+        with self.lock:
+            self._ensure_loaded()
+
+    def _ensure_loaded(self) -> Any:
+        if self._llm is not None:
+            return self._llm
+        try:
+            import llama_cpp
+        except ImportError as exc:  # pragma: no cover - a dependency
+            raise BackendError(f"llama-cpp-python is not installed ({exc}); run `make install` (see README)") from None
+        threads = self.cfg.n_threads or os.cpu_count() or 1
+        t0 = time.perf_counter()
+        _errors.clear()
+        try:
+            llm = _construct(
+                llama_cpp,
+                model_path=str(self.model_path),
+                embedding=True,
+                n_ctx=self.cfg.n_ctx,
+                n_batch=self.cfg.n_ctx,  # a whole text in one batch: the model attends both ways
+                n_ubatch=self.cfg.n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=self.cfg.n_gpu_layers,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            why = f" ({_errors[-1]})" if _errors else ""
+            raise BackendError(
+                f"embedding model: llama.cpp could not load {self.model_path}: {exc}{why}".replace("\n", " ")
+            ) from None
+        self.load_seconds = time.perf_counter() - t0
+        self._dim = int(llm.n_embd())
+        self._llm = llm
+        return llm
+
+    @property
+    def dim(self) -> int:
+        """The vectors' dimension (loads the model if needed)."""
+        if self._dim is None:
+            self.load()
+        assert self._dim is not None
+        return self._dim
+
+    # ------------------------------------------------------------------ embedding
+    def embed_documents(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Unit vectors of passages (``document_prefix`` added): float32, shape (len(texts), dim).
+
+        ``progress(done, total)`` is called after every ``cfg.batch`` texts.
+        """
+        if isinstance(texts, str):
+            raise TypeError("embed_documents takes a sequence of texts, not one string")
+        prefix = self.cfg.document_prefix
+        out: list[np.ndarray] = []
+        for start in range(0, len(texts), self.cfg.batch):
+            chunk = texts[start : start + self.cfg.batch]
+            with self.lock:
+                out.extend(self._embed_one(prefix + text) for text in chunk)
+            if progress:
+                progress(start + len(chunk), len(texts))
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack(out)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """The unit vector of a question (``query_prefix`` added): float32, shape (dim,)."""
+        with self.lock:
+            return self._embed_one(self.cfg.query_prefix + text)
+
+    def _embed_one(self, text: str) -> np.ndarray:
+        """One text's unit vector; the caller holds the lock."""
+        llm = self._ensure_loaded()
+        text = self._fit(llm, text)
+        try:
+            raw = llm.embed(text, normalize=False, truncate=False)
+        except (ValueError, RuntimeError) as exc:
+            why = f" ({_errors[-1]})" if _errors else ""
+            raise BackendError(f"embedding model: llama.cpp failed to embed a text: {exc}{why}") from None
+        vec = np.asarray(raw, dtype=np.float32)
+        if vec.ndim != 1:  # a model without pooling returns one vector per token: average them
+            vec = vec.mean(axis=0)
+        norm = float(np.linalg.norm(vec))
+        if not np.isfinite(norm) or norm == 0.0:
+            raise BackendError("embedding model: llama.cpp returned a zero or non-finite vector")
+        return vec / norm
+
+    def _fit(self, llm: Any, text: str) -> str:
+        """``text``, or its longest character prefix that fits ``n_ctx`` tokens (counted in ``truncated``)."""
+        limit = self.cfg.n_ctx
+        n = len(llm.tokenize(text.encode("utf-8"), add_bos=True, special=False))
+        if n <= limit:
+            return text
+        self.truncated += 1
+        while n > limit:
+            text = text[: max(1, int(len(text) * limit / n * 0.98))]
+            n = len(llm.tokenize(text.encode("utf-8"), add_bos=True, special=False))
+        return text
+
+    def close(self) -> None:
+        with self.lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
