@@ -43,12 +43,8 @@ run: models
 test-model: install
 	AUTOMIX_LOCAL_HOME=$(TEST_HOME) $(BIN)/automix-local --config tests/data/test-models.toml models pull
 	AUTOMIX_LOCAL_HOME=$(TEST_HOME) $(BIN)/automix-local --config automix_local/data/models.toml models pull small
-	# the [embedding] model of the packaged models.toml (nomic-embed-text-v1.5, 274 MB); to become
-	# `automix-local --config automix_local/data/models.toml models pull embedding` once the CLI lists it
-	AUTOMIX_LOCAL_HOME=$(TEST_HOME) $(BIN)/python -c "from automix_local.config import load_config; \
-		from automix_local.sources import pull; c = load_config('automix_local/data/models.toml'); \
-		assert c.embedding; pull(c.embedding, c.paths, say=lambda m: print(m, flush=True))" \
-		|| { echo "could not pull the embedding model (see above)"; exit 1; }
+	# the [embedding] model of the packaged models.toml (nomic-embed-text-v1.5, 274 MB)
+	AUTOMIX_LOCAL_HOME=$(TEST_HOME) $(BIN)/automix-local --config automix_local/data/models.toml models pull embedding
 
 test: test-model
 	AUTOMIX_TEST_HOME=$(TEST_HOME) $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -194,7 +194,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
         cited = [] if not_found else cite(trace.answer, retrieved.packed.passages)
         data["citations"] = [c.to_json() for c in cited]
         data["not_found"] = not_found
-        data["retrieval"] = retrieved.packed.to_json() | {"documents": [d.name for d in retrieved.documents]}
+        data["retrieval"] = retrieved.packed.to_json() | {
+            "documents": [d.name for d in retrieved.documents],
+            "dense": retrieved.dense,
+        }
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
@@ -209,11 +212,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def _retrieve(config: Config, args: argparse.Namespace, question: str, cascade: Cascade) -> Retrieved:
     from .documents.asking import retrieve
     from .documents.library import LibraryError, default_path
+    from .documents.vectors import model_key, open_embedder
 
+    embedder = open_embedder(config)
     try:
-        return retrieve(default_path(config.paths.data_dir), args.doc, question, cascade.document_budget)
+        return retrieve(
+            default_path(config.paths.data_dir),
+            args.doc,
+            question,
+            cascade.document_budget,
+            embed_query=embedder.embed_query if embedder is not None else None,
+            model=model_key(config.embedding) if config.embedding is not None else None,
+        )
     except LibraryError as exc:
         raise UserError(str(exc)) from None
+    finally:
+        if embedder is not None:
+            embedder.close()
 
 
 def _not_in_documents(args: argparse.Namespace, question: str, retrieved: Retrieved) -> int:
@@ -228,7 +243,11 @@ def _not_in_documents(args: argparse.Namespace, question: str, retrieved: Retrie
             "steps": [],
             "citations": [],
             "not_found": True,
-            "retrieval": retrieved.packed.to_json() | {"documents": [d.name for d in retrieved.documents]},
+            "retrieval": retrieved.packed.to_json()
+            | {
+                "documents": [d.name for d in retrieved.documents],
+                "dense": retrieved.dense,
+            },
         }
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
@@ -409,27 +428,32 @@ def _human(n: int | None) -> str:
 
 
 def _select(config: Config, names: Sequence[str]) -> list:
+    """The tiers (and the [embedding] model) named, all of them by default."""
+    from .sources import model_specs
+
+    specs = model_specs(config)
     if not names:
-        return list(config.tiers)
-    known = {t.name: t for t in config.tiers}
+        return specs
+    known = {t.name: t for t in specs}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UserError(
-            f"no tier named {', '.join(map(repr, unknown))} in {config.source_file}; tiers: {', '.join(known)}"
+            f"no tier named {', '.join(map(repr, unknown))} in {config.source_file}; models: {', '.join(known)}"
         )
     return [known[n] for n in names]
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from .sources import status
+    from .sources import model_specs, status
 
     config = _config(args)
     rows = []
-    for i, tier in enumerate(config.tiers, 1):
+    for i, tier in enumerate(model_specs(config), 1):
         st = status(tier, config.paths)
         rows.append(
             {
-                "tier": i,
+                "tier": i if i <= len(config.tiers) else None,  # null: the [embedding] model
+                "role": "tier" if i <= len(config.tiers) else "embedding",
                 "name": tier.name,
                 "backend": tier.backend,
                 "where": st.where,
@@ -446,7 +470,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     header = ("#", "NAME", "WHERE", "SIZE", "PRESENT", "VERIFIED")
     table = [header] + [
         (
-            str(r["tier"]),
+            str(r["tier"]) if r["tier"] is not None else "emb",
             r["name"],
             r["where"],
             _human(r["size"]),

@@ -76,27 +76,89 @@ def _report(report: AddReport) -> int:
 
 
 def cmd_docs_add(args: argparse.Namespace, config: Config) -> int:
-    with open_library(config) as lib, _progress("indexing") as update:
-        try:
-            report = lib.add(args.paths, progress=update)  # type: ignore[arg-type]
-        except LibraryError as exc:
-            raise DocsError(f"{exc} (what was indexed before is kept; run the command again to resume)") from None
-    return _report(report)
+    with open_library(config) as lib:
+        with _progress("indexing") as update:
+            try:
+                report = lib.add(args.paths, progress=update)  # type: ignore[arg-type]
+            except LibraryError as exc:
+                raise DocsError(f"{exc} (what was indexed before is kept; run the command again to resume)") from None
+        code = _report(report)
+        _fill_vectors(lib, config)
+    return code
 
 
 def cmd_docs_reindex(args: argparse.Namespace, config: Config) -> int:
-    with open_library(config) as lib, _progress("re-indexing") as update:
-        try:
-            report = lib.reindex(progress=update)  # type: ignore[arg-type]
-        except LibraryError as exc:
-            raise DocsError(str(exc)) from None
-    return _report(report)
+    with open_library(config) as lib:
+        with _progress("re-indexing") as update:
+            try:
+                report = lib.reindex(progress=update)  # type: ignore[arg-type]
+            except LibraryError as exc:
+                raise DocsError(str(exc)) from None
+        code = _report(report)
+        _fill_vectors(lib, config)
+    return code
+
+
+def _fill_vectors(lib: Library, config: Config) -> None:
+    """After BM25 (already searchable): the passages' vectors, with progress. Ctrl+C keeps what was done."""
+    from .documents.vectors import counts, fill, model_key, open_embedder
+
+    embedder = open_embedder(config)
+    if embedder is None:
+        if config.embedding is not None:
+            print("vectors: the embedding model is not downloaded (BM25 only): automix-local models pull embedding")
+        return
+    key = model_key(config.embedding)  # type: ignore[arg-type]
+    done, total = counts(lib, key)
+    if done >= total:
+        return
+    try:
+        with _bar("embedding", "passages") as update:
+            added = fill(lib, embedder, key, progress=update)  # type: ignore[arg-type]
+        print(f"vectors: {added} passages embedded ({done + added}/{total})")
+    except KeyboardInterrupt:
+        now, _ = counts(lib, key)
+        print(f"\ninterrupted: BM25 is complete; vectors for {now}/{total} passages (the next docs add continues)")
+        raise SystemExit(130) from None
+    finally:
+        embedder.close()
+
+
+@contextmanager
+def _bar(what: str, unit: str) -> Iterator[object]:
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(what, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 def cmd_docs_list(args: argparse.Namespace, config: Config) -> int:
+    from .documents.vectors import counts, model_key, open_embedder
+
     with open_library(config) as lib:
         docs = lib.documents()
-    vectors = "embeddings: none (BM25 only)" if config_embedding(config) is None else "embeddings: configured"
+        if config.embedding is None:
+            vectors = "no [embedding] model configured: BM25 only"
+        elif open_embedder(config) is None:
+            vectors = "embedding model not downloaded: BM25 only (automix-local models pull embedding)"
+        else:
+            done, total = counts(lib, model_key(config.embedding))
+            vectors = f"vectors {done}/{total}" + (
+                "" if done >= total else " (docs add or docs reindex fills in the rest)"
+            )
     if args.json:
         print(json.dumps([d.to_json() for d in docs], indent=2, ensure_ascii=False))
         return 0
@@ -112,10 +174,6 @@ def cmd_docs_list(args: argparse.Namespace, config: Config) -> int:
     total = sum(d.passages for d in docs)
     print(f"{len(docs)} document(s), {total} passages · BM25 ready · {vectors}", file=sys.stderr)
     return 0
-
-
-def config_embedding(config: Config) -> object | None:
-    return getattr(config, "embedding", None)
 
 
 def cmd_docs_show(args: argparse.Namespace, config: Config) -> int:

@@ -179,3 +179,35 @@ def test_expand_takes_globs_and_named_files(folder: Path):
     files, skipped, missing = expand([str(folder / "*.md"), folder / "photo.jpg"])
     assert [f.name for f in files] == ["kettle.md", "photo.jpg"]  # a file named on purpose is tried
     assert not skipped and not missing
+
+
+def test_vectors_fill_in_and_find_what_bm25_cannot(tmp_path: Path, lib: Library, embedding_model_path: Path):
+    """Dense vectors from the real embedding model: a paraphrased question shares no word with its passage,
+    so BM25 finds nothing and the fused ranking still finds it; an interrupted fill resumes."""
+    from automix_local.backends.embed import LlamaEmbedder
+    from automix_local.config import EmbeddingConfig, PathSource
+    from automix_local.documents.vectors import counts, fill
+
+    d = tmp_path / "mixed"
+    d.mkdir()
+    (d / "pets.txt").write_text("The feline dozed all afternoon on the woollen rug by the fire.\n", encoding="utf-8")
+    (d / "markets.txt").write_text("Share prices fell sharply on Monday after the bank report.\n", encoding="utf-8")
+    (d / "garden.txt").write_text("Tomatoes need full sun and deep watering twice a week.\n", encoding="utf-8")
+    lib.add([d])
+    cfg = EmbeddingConfig(source=PathSource(embedding_model_path), batch=2)  # type: ignore[arg-type]
+    embedder = LlamaEmbedder(cfg, embedding_model_path)
+    try:
+        calls: list[tuple[int, int]] = []
+        assert counts(lib, "nomic") == (0, 3)
+        lib.store_embeddings("nomic", [])  # nothing yet: a no-op
+        first = lib.missing_embeddings("nomic", limit=1)  # as if a fill stopped after one batch
+        lib.store_embeddings("nomic", [(first[0].id, embedder.embed_documents([first[0].text])[0].tobytes(), 768)])
+        assert fill(lib, embedder, "nomic", progress=lambda done, total: calls.append((done, total))) == 2
+        assert counts(lib, "nomic") == (3, 3) and calls[-1] == (3, 3)
+        docs = lib.documents()
+        question = "Where did the cat sleep?"
+        assert not search(lib, question, docs)  # no shared word: BM25 alone finds nothing
+        hits = search(lib, question, docs, query_vector=embedder.embed_query(question), model="nomic")
+    finally:
+        embedder.close()
+    assert hits[0].passage.document == "pets.txt" and hits[0].dense_rank == 1 and hits[0].bm25_rank is None
