@@ -136,3 +136,36 @@ def test_private_documents_never_leave_even_beside_others(model_path: Path, writ
     assert "descale the kettle every four weeks" in body  # the library's passages went
     assert "harbour festival" not in body  # … but never the private document's
     assert json.loads(proc.stdout)["tier"] == "remote"
+
+
+def test_a_pdf_answer_is_cited_with_its_page(default_small_path: Path, write_config, tmp_path: Path):
+    """A real PDF (made here with fpdf2): the answer comes from page 2, and the citation says so."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for text in (
+        "Installation. Place the kettle on a flat, dry surface away from the edge of the counter.",
+        "Warranty. The warranty lasts two years from the date of purchase and covers the heating element.",
+        "Cleaning. Wipe the outside with a damp cloth; never put the kettle in a dishwasher.",
+    ):
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
+    folder = tmp_path / "manuals"
+    folder.mkdir()
+    pdf.output(str(folder / "kettle.pdf"))
+    text = (
+        tier_toml("small", default_small_path, max_tokens=24)
+        + '[cascade]\nrouter = "always_small"\nlayout = "shared"\n'
+    )
+    cfg = str(write_config(text))
+    assert run("docs", "add", str(folder), "--config", cfg).returncode == 0
+    shown = json.loads(run("docs", "show", "kettle.pdf", "--json", "--config", cfg).stdout)
+    assert shown["pages"] == 3 and [p["page"] for p in shown["passage_list"]] == [1, 2, 3]
+    proc = run("ask", "--doc", "kettle.pdf", "--json", "--config", cfg, "How long does the warranty last?")
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)
+    assert "two years" in obj["answer"].lower() and obj["not_found"] is False
+    assert obj["citations"] and obj["citations"][0]["page"] == 2 and obj["citations"][0]["supported"]
+    plain = run("ask", "--doc", "kettle.pdf", "--config", cfg, "How long does the warranty last?")
+    assert "kettle.pdf, p. 2" in plain.stdout

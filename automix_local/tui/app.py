@@ -97,6 +97,7 @@ class AutomixApp(App[None]):
         self._empty_ok: str | None = None  # the question the user chose to ask over an empty context
         # what questions are asked over: None = the context pane; [] = the whole document library; else names
         self.doc_scope: list[str] | None = None
+        self._embedding_lock = threading.Lock()  # the index and answer workers both may load it first
         self.policy_override: dict[str, str] = {}  # this conversation's [policy] remote/send override
         self.document: str | None = str(context_file.expanduser().resolve()) if context_file else None
 
@@ -343,9 +344,15 @@ class AutomixApp(App[None]):
             from ..documents.asking import retrieve
             from ..documents.library import LibraryError, default_path
 
+            embedder = self._embedder()
             try:
                 retrieved = retrieve(
-                    default_path(self.config.paths.data_dir), scope, question, self.cascade.document_budget
+                    default_path(self.config.paths.data_dir),
+                    scope,
+                    question,
+                    self.cascade.document_budget,
+                    embed_query=embedder.embed_query if embedder is not None else None,
+                    model=self._vector_key(),
                 )
             except (LibraryError, *ANSWER_ERRORS) as exc:
                 self.call_from_thread(self._on_error, str(exc), token)
@@ -772,21 +779,42 @@ class AutomixApp(App[None]):
 
     @work(thread=True, group="index", exit_on_error=False)
     def index_documents(self, spec: str) -> None:
-        """Index in the background (BM25 is ready file by file); the notifications say how it went."""
+        """Index in the background (BM25 is ready file by file), then fill in the passages' vectors; the
+        notifications say how it went. Questions can be asked meanwhile: retrieval uses what is there."""
         from ..documents.library import Library, LibraryError, default_path
+        from ..documents.vectors import counts, fill
 
         try:
             with Library(default_path(self.config.paths.data_dir)) as lib:
                 report = lib.add([spec])
+                for _, reason in report.failed[:5]:
+                    self.call_from_thread(self.notify, reason, severity="error", timeout=10)
+                done = f"{len(report.indexed)} indexed ({report.passages} passages), {len(report.unchanged)} unchanged"
+                if report.skipped:
+                    done += f", {len(report.skipped)} skipped (not .txt/.md/.pdf/.html)"
+                self.call_from_thread(self.notify, done + " — ask them with “Documents: ask the whole library”.")
+                embedder, key = self._embedder(), self._vector_key()
+                if embedder is not None and key is not None:
+                    added = fill(lib, embedder, key)
+                    have, total = counts(lib, key)
+                    if added:
+                        self.call_from_thread(self.notify, f"Vectors: {have}/{total} passages (hybrid retrieval).")
         except LibraryError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
-            return
-        for _, reason in report.failed[:5]:
-            self.call_from_thread(self.notify, reason, severity="error", timeout=10)
-        done = f"{len(report.indexed)} indexed ({report.passages} passages), {len(report.unchanged)} unchanged"
-        if report.skipped:
-            done += f", {len(report.skipped)} skipped (not .txt/.md/.pdf/.html)"
-        self.call_from_thread(self.notify, done + " — ask them with “Documents: ask the whole library”.")
+
+    def _embedder(self) -> Any:
+        """The embedding model, loaded on first use and kept (None: not configured or not downloaded)."""
+        with self._embedding_lock:
+            if not hasattr(self, "_embedding_model"):
+                from ..documents.vectors import open_embedder
+
+                self._embedding_model = open_embedder(self.config)
+            return self._embedding_model
+
+    def _vector_key(self) -> str | None:
+        from ..documents.vectors import model_key
+
+        return model_key(self.config.embedding) if self.config.embedding is not None else None
 
     def action_audit(self) -> None:
         from ..audit import AuditError, EgressLog
@@ -856,6 +884,8 @@ class AutomixApp(App[None]):
         self.push_screen(PromptScreen(title, value), apply)
 
     def on_unmount(self) -> None:
+        if getattr(self, "_embedding_model", None) is not None:
+            self._embedding_model.close()
         if self.cascade is not None:
             self.cascade.close()
         if self.store is not None:
