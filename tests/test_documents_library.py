@@ -211,3 +211,44 @@ def test_vectors_fill_in_and_find_what_bm25_cannot(tmp_path: Path, lib: Library,
     finally:
         embedder.close()
     assert hits[0].passage.document == "pets.txt" and hits[0].dense_rank == 1 and hits[0].bm25_rank is None
+
+
+def test_an_off_topic_question_is_not_in_your_documents(tmp_path: Path, embedding_model_path: Path):
+    """With vectors, a question whose best passage is less similar than the measured floor is not asked of a
+    model; an on-topic paraphrase is. The floor belongs to the default embedding model only."""
+    from automix_local.backends.embed import LlamaEmbedder
+    from automix_local.config import EmbeddingConfig, PathSource
+    from automix_local.documents.asking import NOT_FOUND_COSINE, retrieve
+    from automix_local.documents.vectors import fill
+
+    (sha,) = NOT_FOUND_COSINE
+    d = tmp_path / "kitchen"
+    d.mkdir()
+    (d / "kettle.md").write_text(
+        "# Kettle\n\nDescale the kettle every four weeks with white vinegar.\n", encoding="utf-8"
+    )
+    (d / "pets.txt").write_text("The feline dozed all afternoon on the woollen rug by the fire.\n", encoding="utf-8")
+    db = tmp_path / "library.sqlite"
+    cfg = EmbeddingConfig(source=PathSource(embedding_model_path), sha256=sha)  # type: ignore[arg-type]
+    embedder = LlamaEmbedder(cfg, embedding_model_path)
+    try:
+        with Library(db) as lib:
+            lib.add([d])
+            fill(lib, embedder, sha)
+
+        def ask(question: str, model: str = sha):
+            return retrieve(
+                db,
+                None,
+                question,
+                lambda q: (10_000, lambda s: len(s.split())),
+                embed_query=embedder.embed_query,
+                model=model,
+            )
+
+        off = ask("Which player scored the winning goal in the 1998 World Cup final?")
+        on = ask("Where did the cat sleep?")
+    finally:
+        embedder.close()
+    assert off.dense and off.best_cosine is not None and off.not_found
+    assert not on.not_found and on.best_cosine is not None and on.best_cosine >= NOT_FOUND_COSINE[sha]

@@ -38,6 +38,7 @@ class Hit:
     score: float  # fused reciprocal-rank score
     bm25_rank: int | None  # 1-based, None when BM25 did not find it
     dense_rank: int | None
+    cosine: float | None = None  # similarity to the question's vector, when it has one
 
 
 @dataclass
@@ -88,6 +89,13 @@ def bm25(lib: Library, question: str, document_ids: Sequence[int], k: int) -> li
 
 def dense(lib: Library, query_vector: np.ndarray, model: str, document_ids: Sequence[int], k: int) -> list[int]:
     """Passage ids by cosine similarity to the (L2-normalised) query vector, over passages that have vectors."""
+    return [pid for pid, _ in dense_scored(lib, query_vector, model, document_ids, k)]
+
+
+def dense_scored(
+    lib: Library, query_vector: np.ndarray, model: str, document_ids: Sequence[int], k: int
+) -> list[tuple[int, float]]:
+    """(passage id, cosine similarity), best first."""
     ids, vecs = [], []
     for pid, blob in lib.embeddings(model, document_ids):
         ids.append(pid)
@@ -96,7 +104,7 @@ def dense(lib: Library, query_vector: np.ndarray, model: str, document_ids: Sequ
         return []
     sims = np.vstack(vecs) @ query_vector.astype(np.float32)
     order = np.argsort(-sims, kind="stable")[:k]
-    return [ids[i] for i in order]
+    return [(ids[i], float(sims[i])) for i in order]
 
 
 def fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
@@ -118,11 +126,14 @@ def search(
 ) -> list[Hit]:
     ids = [d.id for d in documents]
     lexical = bm25(lib, question, ids, k)
-    semantic = dense(lib, query_vector, model, ids, k) if query_vector is not None and model else []
+    scored = dense_scored(lib, query_vector, model, ids, k) if query_vector is not None and model else []
+    semantic = [pid for pid, _ in scored]
+    cosine = dict(scored)
     b_rank = {pid: i for i, pid in enumerate(lexical, 1)}
     d_rank = {pid: i for i, pid in enumerate(semantic, 1)}
     return [
-        Hit(lib.passage(pid), score, b_rank.get(pid), d_rank.get(pid)) for pid, score in fuse([lexical, semantic])[:k]
+        Hit(lib.passage(pid), score, b_rank.get(pid), d_rank.get(pid), cosine.get(pid))
+        for pid, score in fuse([lexical, semantic])[:k]
     ]
 
 
