@@ -116,12 +116,16 @@ def _content_words(text: str) -> set[str]:
 def relevant_window(context: str, question: str, answer: str | None, passages: Sequence[str] | None = None) -> str:
     """The smallest part of the context the answer depends on.
 
-    Retrieved passages when there are any; else the sentence(s) of the context holding the local
+    Retrieved passages when there are any (only those that contain the local answer, when some do: the
+    passages it cites); else the sentence(s) of the context holding the local
     answer's span; else (a paraphrase, an abstention) the two sentences sharing most words with the answer
     (counted twice) and the question.
     """
     if passages:
-        return "\n\n".join(p.strip() for p in passages if p.strip())
+        # retrieved passages: those holding the local answer (the ones it cites), else all of them
+        a = " ".join(_WORD.findall((answer or "").lower()))
+        cited = [p for p in passages if a and f" {a} " in " " + " ".join(_WORD.findall(p.lower())) + " "]
+        return "\n\n".join(p.strip() for p in (cited or passages) if p.strip())
     spans = sentences(context)
     if not spans:
         return ""

@@ -169,3 +169,26 @@ def test_a_pdf_answer_is_cited_with_its_page(default_small_path: Path, write_con
     assert obj["citations"] and obj["citations"][0]["page"] == 2 and obj["citations"][0]["supported"]
     plain = run("ask", "--doc", "kettle.pdf", "--config", cfg, "How long does the warranty last?")
     assert "kettle.pdf, p. 2" in plain.stdout
+
+
+def test_send_relevant_over_the_library_sends_only_the_cited_passages(default_small_path: Path, write_config, folder):
+    """Done-when of issue 12: the remote tier, when allowed, receives only the passages the local answer cites."""
+    with RecordingServer() as server:
+        server.answer = "every four weeks"
+        text = tier_toml("small", default_small_path, max_tokens=16)
+        text += (
+            f'[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "{server.base_url}"\nmodel = "m"\n'
+            "timeout = 5\nretries = 1\ncost = 50.0\n"
+        )
+        text += '[cascade]\nrouter = "random"\nrandom_p = 1.0\nlayout = "shared"\n'
+        text += '[policy]\nremote = "allow"\nsend = "relevant"\n'
+        cfg = str(write_config(text))
+        run("docs", "add", str(folder), "--config", cfg)
+        proc = run("ask", "--all", "--json", "--config", cfg, "How often should the kettle be descaled?")
+        assert proc.returncode == 0, proc.stderr
+        (body,) = [r["body"].decode() for r in server.requests if r["path"].endswith("/chat/completions")]
+    small = json.loads(proc.stdout)["steps"][0]["answer"]
+    assert "four weeks" in small.lower()  # the local answer, found in the descaling passage
+    assert "descale the kettle every four weeks" in body
+    for other in ("warranty lasts two years", "harbour festival", "first ferry to Skara"):
+        assert other not in body  # retrieved beside it, not cited: stays here

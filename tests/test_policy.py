@@ -149,3 +149,9 @@ def test_earlier_turns_follow_the_send_mode_and_are_redacted():
     assert "[EMAIL_1]" in full.context  # the same address in the context gets the same placeholder
     assert full.counts["email"] == 2
     assert decide(req(history=history), PolicyConfig(remote="never", send="full")).history == ()
+
+
+def test_relevant_sends_only_the_passages_holding_the_answer():
+    passages = ("Acme moved to Grenoble in 1978.", "The chief executive is Marie Dupont.", "Grenoblex is a typo.")
+    assert relevant_window(CONTEXT, "q", "Grenoble", passages=passages) == "Acme moved to Grenoble in 1978."
+    assert relevant_window(CONTEXT, "q", "unanswerable", passages=passages).count("\n\n") == 2  # none: all
