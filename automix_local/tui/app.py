@@ -208,6 +208,9 @@ class AutomixApp(App[None]):
             text = "models missing: pull them (see the screen) or point models.toml at files you have"
         elif state == "error":
             text = "a model failed to load (see the message); questions cannot be answered"
+        elif self.doc_scope is not None:
+            what = ", ".join(self.doc_scope) if self.doc_scope else "your documents"
+            text = f"Ask {what}… (Enter to send, Esc to cancel)"
         else:
             text = ASK_PLACEHOLDER
         self.query_one("#question", Input).placeholder = text
