@@ -308,6 +308,7 @@ async def test_asking_the_document_library_cites_the_passages(make_app, tmp_path
             assert len(lib.documents()) == 3
         app.scope_library()
         assert "asking: the document library" in str(app.query_one("#status").content)
+        await wait_until(pilot, lambda: app.models_state == "ready", what="models loaded")
         assert str(app.query_one("#question", Input).placeholder).startswith("Ask your documents…")
         await ask(app, pilot, "What is Corvo known for?")  # the context pane is empty: the library is asked
         await wait_until(pilot, lambda: app._pending is None, what="answer over the library")
