@@ -270,14 +270,10 @@ def _print_sources(data: dict[str, Any], cited: list[Any], retrieved: Retrieved,
 
 def _decided_words(cascade: Cascade, event: Decided) -> str:
     """A ``Decided`` event in plain words: "kept: likely right (46 %)"."""
-    from .explain import plain_reason
+    from .explain import plain_reason, routed_to
 
     d = event.decision
-    names = [t.name for t in cascade.tiers]
-    to_tier = None
-    if d.action == "route" and event.tier in names:
-        target = d.target if d.target is not None else names.index(event.tier) + 1
-        to_tier = names[target] if 0 <= target < len(names) else None
+    to_tier = routed_to([t.name for t in cascade.tiers], event.tier, d.action, d.target)
     return plain_reason(d.action, d.why, d.confidence, event.tier, to_tier, pending=True)
 
 

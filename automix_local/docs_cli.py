@@ -29,30 +29,32 @@ def open_library(config: Config) -> Library:
 
 
 @contextmanager
-def _progress(what: str) -> Iterator[object]:
-    """A rich progress bar (files, passages, ETA) on a terminal; nothing when piped."""
+def _progress(what: str, unit: str = "files") -> Iterator[object]:
+    """A rich progress bar (done / all, time left) on a terminal; nothing when piped. Yields
+    ``update(done, total, item="", passages=None)``."""
     if not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    progress = Progress(
-        TextColumn(f"{what} [progress.description]{{task.description}}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files · {task.fields[passages]} passages"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    with progress:
+    columns = [TextColumn(f"{what} [progress.description]{{task.description}}"), BarColumn(), MofNCompleteColumn()]
+    columns.append(TextColumn(f"{unit}" + (" · {task.fields[passages]} passages" if unit == "files" else "")))
+    with Progress(*columns, TimeRemainingColumn(), console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("", total=None, passages=0)
 
-        def update(name: str, done: int, total: int, passages: int) -> None:
-            progress.update(task, completed=done, total=total, passages=passages, description=Path(name).name[:40])
+        def update(done: int, total: int, item: str = "", passages: int | None = None) -> None:
+            fields = {"passages": passages} if passages is not None else {}
+            progress.update(task, completed=done, total=total, description=Path(item).name[:40], **fields)
 
         yield update
+
+
+def _file_progress(update: object) -> object:
+    """The library's (file, done, total, passages) callback onto a progress bar's update."""
+    if update is None:
+        return None
+    return lambda name, done, total, passages: update(done, total, name, passages)  # type: ignore[operator]
 
 
 def _summary(report: AddReport) -> str:
@@ -79,7 +81,7 @@ def cmd_docs_add(args: argparse.Namespace, config: Config) -> int:
     with open_library(config) as lib:
         with _progress("indexing") as update:
             try:
-                report = lib.add(args.paths, progress=update)  # type: ignore[arg-type]
+                report = lib.add(args.paths, progress=_file_progress(update))  # type: ignore[arg-type]
             except LibraryError as exc:
                 raise DocsError(f"{exc} (what was indexed before is kept; run the command again to resume)") from None
         code = _report(report)
@@ -91,7 +93,7 @@ def cmd_docs_reindex(args: argparse.Namespace, config: Config) -> int:
     with open_library(config) as lib:
         with _progress("re-indexing") as update:
             try:
-                report = lib.reindex(progress=update)  # type: ignore[arg-type]
+                report = lib.reindex(progress=_file_progress(update))  # type: ignore[arg-type]
             except LibraryError as exc:
                 raise DocsError(str(exc)) from None
         code = _report(report)
@@ -113,7 +115,7 @@ def _fill_vectors(lib: Library, config: Config) -> None:
     if done >= total:
         return
     try:
-        with _bar("embedding", "passages") as update:
+        with _progress("embedding", "passages") as update:
             added = fill(lib, embedder, key, progress=update)  # type: ignore[arg-type]
         print(f"vectors: {added} passages embedded ({done + added}/{total})")
     except KeyboardInterrupt:
@@ -122,27 +124,6 @@ def _fill_vectors(lib: Library, config: Config) -> None:
         raise SystemExit(130) from None
     finally:
         embedder.close()
-
-
-@contextmanager
-def _bar(what: str, unit: str) -> Iterator[object]:
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn(what),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as progress:
-        task = progress.add_task(what, total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 def cmd_docs_list(args: argparse.Namespace, config: Config) -> int:

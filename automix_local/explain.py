@@ -33,6 +33,14 @@ def _compare(a: float, op: str, b: float) -> str:
     return f"{pct(a, d)} {op} {pct(b, d)}"
 
 
+def routed_to(names: list[str], tier: str, action: str, target: int | None) -> str | None:
+    """The name of the tier a decision routes to (None for a keep, or an unknown tier)."""
+    if action != "route" or tier not in names:
+        return None
+    index = target if target is not None else names.index(tier) + 1
+    return names[index] if 0 <= index < len(names) else None
+
+
 def plain_reason(
     decision: str | None,
     why: str | None,

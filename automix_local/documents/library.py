@@ -70,6 +70,8 @@ MIGRATIONS = [
     """,
 ]
 HEADING_SEP = " › "
+# a passage with its document's name, in the order _passage() reads them
+_PASSAGE_COLUMNS = 'p.id, d.name, p.document_id, p.seq, p.page, p.heading, p.start, p."end", p.text'
 
 
 class LibraryError(Exception):
@@ -254,10 +256,7 @@ class Library:
         raise LibraryError(f"no document named {name!r} in the library{hint}")
 
     def passages(self, document_ids: Iterable[int] | None = None) -> list[StoredPassage]:
-        sql = (
-            'SELECT p.id, d.name, p.document_id, p.seq, p.page, p.heading, p.start, p."end", p.text'
-            " FROM passages p JOIN documents d ON d.id = p.document_id"
-        )
+        sql = f"SELECT {_PASSAGE_COLUMNS} FROM passages p JOIN documents d ON d.id = p.document_id"
         args: tuple[Any, ...] = ()
         if document_ids is not None:
             ids = list(document_ids)
@@ -268,8 +267,7 @@ class Library:
 
     def passage(self, pid: int) -> StoredPassage:
         row = self.db.execute(
-            'SELECT p.id, d.name, p.document_id, p.seq, p.page, p.heading, p.start, p."end", p.text'
-            " FROM passages p JOIN documents d ON d.id = p.document_id WHERE p.id = ?",
+            f"SELECT {_PASSAGE_COLUMNS} FROM passages p JOIN documents d ON d.id = p.document_id WHERE p.id = ?",
             (pid,),
         ).fetchone()
         if row is None:
@@ -410,7 +408,7 @@ class Library:
     # ------------------------------------------------------------------ embeddings
     def missing_embeddings(self, model: str, limit: int = 64) -> list[StoredPassage]:
         rows = self.db.execute(
-            'SELECT p.id, d.name, p.document_id, p.seq, p.page, p.heading, p.start, p."end", p.text'
+            f"SELECT {_PASSAGE_COLUMNS}"
             " FROM passages p JOIN documents d ON d.id = p.document_id"
             " LEFT JOIN embeddings e ON e.passage_id = p.id AND e.model = ?"
             " WHERE e.passage_id IS NULL ORDER BY p.document_id, p.seq LIMIT ?",

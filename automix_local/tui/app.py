@@ -45,6 +45,7 @@ from ..cascade import (
     VerifyStarted,
 )
 from ..config import Config, PolicyConfig
+from ..explain import routed_to
 from ..paths import display_path
 from ..policy import describe as describe_policy
 from ..policy import override as policy_override
@@ -186,9 +187,6 @@ class AutomixApp(App[None]):
     def _tier_ready(self, name: str) -> None:
         if name not in self.ready_tiers:
             self.ready_tiers.append(name)
-
-    def _tier_index(self, name: str) -> int:
-        return next((i for i, t in enumerate(self.config.tiers) if t.name == name), -1)
 
     def _set_models_state(self, state: str) -> None:
         self.models_state = state
@@ -426,9 +424,7 @@ class AutomixApp(App[None]):
             )
         elif isinstance(event, Decided):
             d = event.decision
-            tiers = self.config.tiers
-            target = d.target if d.target is not None else self._tier_index(event.tier) + 1
-            next_tier = tiers[target].name if d.action == "route" and 0 <= target < len(tiers) else None
+            next_tier = routed_to([t.name for t in self.config.tiers], event.tier, d.action, d.target)
             blocks[event.tier].badge.set(*decision_badge(event.tier, d, next_tier=next_tier))
             if d.action == "route":
                 blocks[event.tier].add_class("superseded")
