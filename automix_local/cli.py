@@ -107,11 +107,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         saved_policy = dict(conv.policy or {})
         if args.context is None:  # the conversation's own document, unless another was given
             context, document = conv.context, conv.document
-    library = bool(args.doc) or args.all
-    if library and (args.context is not None or conv is not None or args.no_context):
-        raise UserError(
-            "--doc/--all ask the document library: leave out --context, --conversation and --no-context", EXIT_USAGE
-        )
+    # what the question is asked over: the documents named, the whole library ([]), or (None) the context;
+    # a saved conversation keeps asking over what it asked before unless --context/--doc/--all says otherwise
+    scope: list[str] | None = list(args.doc) if args.doc else ([] if args.all else None)
+    if (args.doc or args.all) and (args.context is not None or args.no_context):
+        raise UserError("--doc/--all ask the document library: leave out --context and --no-context", EXIT_USAGE)
+    if scope is None and conv is not None and args.context is None:
+        scope = conv.scope
+    library = scope is not None
     if not library and not context.strip() and not args.no_context:
         # Without a document the model answers from nothing, and confidently: ask for one first.
         given = "is empty" if args.context is not None or conv is not None else "was not given"
@@ -133,7 +136,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     sources = None
     if library:
         try:
-            retrieved = _retrieve(config, args, question, cascade)
+            retrieved = _retrieve(config, scope or [], question, cascade)
         except BaseException:
             cascade.close()
             raise
@@ -171,6 +174,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if args.context is not None:
             store.set_context(conv.id, context)
             store.set_privacy(conv.id, conv.policy, document)
+        if scope != conv.scope:
+            store.set_scope(conv.id, scope)
         tid = store.add_turn(conv.id, question)
     try:
         trace = cascade.ask(context, question, on_event, document=document, tags=tags, history=history, sources=sources)
@@ -209,7 +214,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _retrieve(config: Config, args: argparse.Namespace, question: str, cascade: Cascade) -> Retrieved:
+def _retrieve(config: Config, names: list[str], question: str, cascade: Cascade) -> Retrieved:
     from .documents.asking import retrieve
     from .documents.library import LibraryError, default_path
     from .documents.vectors import model_key, open_embedder
@@ -218,7 +223,7 @@ def _retrieve(config: Config, args: argparse.Namespace, question: str, cascade: 
     try:
         return retrieve(
             default_path(config.paths.data_dir),
-            args.doc,
+            names,
             question,
             cascade.document_budget,
             embed_query=embedder.embed_query if embedder is not None else None,

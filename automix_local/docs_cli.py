@@ -127,19 +127,15 @@ def _fill_vectors(lib: Library, config: Config) -> None:
 
 
 def cmd_docs_list(args: argparse.Namespace, config: Config) -> int:
-    from .documents.vectors import counts, model_key, open_embedder
+    from .documents.vectors import counts, model_key, state_line
 
     with open_library(config) as lib:
         docs = lib.documents()
-        if config.embedding is None:
-            vectors = "no [embedding] model configured: BM25 only"
-        elif open_embedder(config) is None:
-            vectors = "embedding model not downloaded: BM25 only (automix-local models pull embedding)"
-        else:
-            done, total = counts(lib, model_key(config.embedding))
-            vectors = f"vectors {done}/{total}" + (
-                "" if done >= total else " (docs add or docs reindex fills in the rest)"
-            )
+        vectors = state_line(lib, config)
+        if vectors.startswith("vectors "):
+            done, total = counts(lib, model_key(config.embedding))  # type: ignore[arg-type]
+            if done < total:
+                vectors += " (docs add or docs reindex fills in the rest)"
     if args.json:
         print(json.dumps([d.to_json() for d in docs], indent=2, ensure_ascii=False))
         return 0

@@ -41,6 +41,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE conversations ADD COLUMN policy TEXT;
     ALTER TABLE conversations ADD COLUMN document TEXT;
     """,
+    # 3: what the conversation asks over when it is not its context: JSON null (the context), [] (the whole
+    # document library) or a list of document names
+    """
+    ALTER TABLE conversations ADD COLUMN scope TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -70,14 +75,20 @@ class Conversation:
     updated: float
     policy: dict[str, str] | None = None  # per-conversation override of [policy] remote / send
     document: str | None = None  # the file the context was read from (for private rules)
+    scope: list[str] | None = None  # None: asked over the context; []: the whole library; else document names
     turns: list[Turn] = field(default_factory=list)
 
 
-_CONV = "id, title, context, config_file, created, updated, policy, document"
+_CONV = "id, title, context, config_file, created, updated, policy, document, scope"
 
 
 def _conversation(row: tuple[Any, ...]) -> Conversation:
-    return Conversation(*row[:6], policy=json.loads(row[6]) if row[6] else None, document=row[7])
+    return Conversation(
+        *row[:6],
+        policy=json.loads(row[6]) if row[6] else None,
+        document=row[7],
+        scope=json.loads(row[8]) if row[8] is not None else None,
+    )
 
 
 class Store:
@@ -120,6 +131,12 @@ class Store:
         self.db.execute(
             "UPDATE conversations SET policy = ?, document = ? WHERE id = ?",
             (json.dumps(policy) if policy else None, document, cid),
+        )
+
+    def set_scope(self, cid: int, scope: list[str] | None) -> None:
+        """Ask this conversation over the context (None), the whole library ([]) or the documents named."""
+        self.db.execute(
+            "UPDATE conversations SET scope = ? WHERE id = ?", (json.dumps(scope) if scope is not None else None, cid)
         )
 
     def set_title(self, cid: int, title: str) -> None:

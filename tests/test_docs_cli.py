@@ -192,3 +192,26 @@ def test_send_relevant_over_the_library_sends_only_the_cited_passages(default_sm
     assert "descale the kettle every four weeks" in body
     for other in ("warranty lasts two years", "harbour festival", "first ferry to Skara"):
         assert other not in body  # retrieved beside it, not cited: stays here
+
+
+def test_a_saved_conversation_keeps_asking_its_documents(config: str, folder: Path):
+    """The app saves what a conversation asks over; `ask --conversation ID` keeps asking it (and --all changes it)."""
+    from automix_local.paths import default_paths
+    from automix_local.storage import Store
+
+    run("docs", "add", str(folder), "--config", config)
+    db = default_paths().data_dir / "conversations.db"
+    store = Store(db)  # as the app saves it
+    cid = store.create("festival")
+    store.set_scope(cid, ["festival.txt"])
+    store.close()
+    proc = run("ask", "--conversation", str(cid), "--json", "--config", config, "When is the harbour festival?")
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)
+    assert obj["retrieval"]["documents"] == ["festival.txt"] and obj["conversation"] == cid
+    wider = run("ask", "--conversation", str(cid), "--all", "--json", "--config", config, "And the kettle?")
+    assert sorted(json.loads(wider.stdout)["retrieval"]["documents"]) == ["ferry.html", "festival.txt", "kettle.md"]
+    conv = Store(db).load(cid)
+    assert conv.scope == [] and [t.question for t in conv.turns] == ["When is the harbour festival?", "And the kettle?"]
+    both = run("ask", "--all", "--no-context", "--config", config, "When?")
+    assert both.returncode == 2 and "leave out --context and --no-context" in both.stderr

@@ -54,3 +54,31 @@ def test_delete_cascades(tmp_path: Path):
     store.delete(cid)
     assert store.conversations() == []
     assert store.db.execute("SELECT COUNT(*) FROM turns").fetchone()[0] == 0
+
+
+def test_document_scope_is_saved_and_an_old_database_is_upgraded(tmp_path: Path):
+    db = tmp_path / "c.db"
+    # a database written before the scope existed (schema 2), with a conversation in it
+    raw = sqlite3.connect(db, isolation_level=None)
+    from automix_local.storage import MIGRATIONS
+
+    for step in MIGRATIONS[:2]:
+        raw.executescript(step)
+    raw.execute("PRAGMA user_version = 2")
+    raw.execute("INSERT INTO conversations(title, context, created, updated) VALUES ('old', 'ctx', 1, 1)")
+    raw.close()
+
+    store = Store(db)
+    old = store.conversations()[0]
+    assert old.scope is None and old.context == "ctx"  # asked over its context, as before
+    lib = store.create("library")
+    store.set_scope(lib, [])
+    two = store.create("two documents")
+    store.set_scope(two, ["kettle.md", "manual.pdf"])
+    store.close()
+
+    again = Store(db)
+    assert again.load(lib).scope == []
+    assert again.load(two).scope == ["kettle.md", "manual.pdf"]
+    again.set_scope(two, None)
+    assert again.load(two).scope is None

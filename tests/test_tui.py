@@ -289,9 +289,12 @@ async def test_an_empty_context_asks_for_a_document_before_calling_the_model(mak
 
 
 async def test_asking_the_document_library_cites_the_passages(make_app, tmp_path):
-    """Palette: add a folder, ask the whole library; the answer's passages are cited under it, and a question
-    nothing in the library matches is "not in your documents" without a model call."""
-    from automix_local.documents.library import Library, default_path
+    """The documents pane (ctrl+f): index state, check a document or take the whole library; the answer's
+    passages are cited under it and one opens whole on Enter; the scope is saved with the conversation; a
+    question nothing in the library matches is "not in your documents" without a model call."""
+    from textual.widgets import SelectionList
+
+    from automix_local.tui.documents import CitationList, DocumentsScreen, SourcesScreen
 
     folder = tmp_path / "towns"
     folder.mkdir()
@@ -300,14 +303,27 @@ async def test_asking_the_document_library_cites_the_passages(make_app, tmp_path
         (folder / f"{town.lower()}.txt").write_text(text + "\n", encoding="utf-8")
     app = make_app(context=False)
     async with app.run_test(size=(160, 40)) as pilot:
-        app.index_documents(str(folder))
+        await pilot.press("ctrl+f")
+        assert isinstance(app.screen, DocumentsScreen)
+        assert "The library is empty" in str(app.screen.query_one("#doc-state").content)
+        await pilot.press("n")  # add a file or folder: the prompt for a path
+        await wait_until(pilot, lambda: app.screen.query("#prompt-input"), what="the path prompt")
+        app.screen.query_one("#prompt-input", Input).value = str(folder)
+        await pilot.press("enter")
         await wait_until(
             pilot, lambda: any("3 indexed" in n.message for n in app._notifications), what="indexed in the background"
         )
-        with Library(default_path(app.config.paths.data_dir)) as lib:
-            assert len(lib.documents()) == 3
-        app.scope_library()
-        assert "asking: the document library" in str(app.query_one("#status").content)
+        await wait_until(pilot, lambda: app.indexing is None, what="indexing finished")
+        await pilot.press("ctrl+f")
+        pane = app.screen
+        assert isinstance(pane, DocumentsScreen)
+        assert str(pane.query_one("#doc-state").content).startswith("3 documents, ")
+        assert "passages" in str(pane.query_one("#doc-detail-text").content)  # the highlighted one's state
+        assert pane.query_one(SelectionList).option_count == 3
+        await pilot.press("down", "down", "space", "a")  # check corvo.txt, ask it
+        assert app.doc_scope == ["corvo.txt"] and "asking: corvo.txt" in str(app.query_one("#status").content)
+        await pilot.press("ctrl+f", "w")  # the whole library
+        assert app.doc_scope == [] and "asking: the whole document library" in str(app.query_one("#status").content)
         await wait_until(pilot, lambda: app.models_state == "ready", what="models loaded")
         assert str(app.query_one("#question", Input).placeholder).startswith("Ask your documents…")
         await ask(app, pilot, "What is Corvo known for?")  # the context pane is empty: the library is asked
@@ -317,7 +333,25 @@ async def test_asking_the_document_library_cites_the_passages(make_app, tmp_path
         assert (
             trace["retrieval"]["mode"] == "retrieved" and trace["retrieval"]["tokens"] <= trace["retrieval"]["budget"]
         )
-        assert app.query(".citations")
+        assert conv.scope == []  # reopening the conversation asks the library again
+        cites = app.query(CitationList)
+        assert cites and trace["citations"] and cites[0].citations == trace["citations"]
+        cites[0].focus()
+        await pilot.press("enter")  # the first cited passage, whole
+        assert isinstance(app.screen, SourcesScreen)
+        shown = str(app.screen.query_one("#source-text").content)
+        assert shown == trace["citations"][0]["text"] and trace["citations"][0]["document"] in str(
+            app.screen.query_one("#source-meta").content
+        )
+        await pilot.press("escape", "ctrl+r")  # the last answer's sources, from anywhere
+        assert isinstance(app.screen, SourcesScreen)
+        await pilot.press("escape")
+        cid = app.conversation_id
+        app.action_new_conversation()
+        app.scope_context()
+        app._open_conversation(cid)
+        await pilot.pause()
+        assert app.doc_scope == [] and app.query(CitationList)  # scope and citations come back
         await submit(app, pilot, "Which zebra plays the bassoon?")
         await wait_until(pilot, lambda: app._pending is None, what="not found")
         errors = [str(w.content) for w in app.query(".error-line")]

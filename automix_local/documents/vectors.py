@@ -42,6 +42,20 @@ def open_embedder(config: Config) -> LlamaEmbedder | None:
     return LlamaEmbedder(config.embedding, path)
 
 
+def state_line(lib: Library, config: Config) -> str:
+    """The library's vectors in a few words, without loading or hashing the model: "vectors 42/42",
+    or why retrieval is BM25 alone (no model configured, or not downloaded: the command that fixes it)."""
+    if config.embedding is None:
+        return "no [embedding] model configured: BM25 only"
+    from ..sources import local_path
+
+    path = local_path(config.embedding, config.paths)
+    if path is None or not path.is_file():
+        return "embedding model not downloaded: BM25 only (automix-local models pull embedding)"
+    done, total = counts(lib, model_key(config.embedding))
+    return f"vectors {done}/{total}"
+
+
 def counts(lib: Library, key: str) -> tuple[int, int]:
     """(passages with a vector of this model, passages)."""
     total = lib.db.execute("SELECT count(*) FROM passages").fetchone()[0]

@@ -15,12 +15,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static, TextArea
+from textual.widgets import Footer, Header, Input, OptionList, Static, TextArea
 from textual.worker import get_current_worker
 
 from ..audit import AuditError, Receipt
@@ -54,6 +54,7 @@ from ..signals import Signal, SignalError
 from ..sources import ModelError, status
 from ..storage import Store, StoreError
 from ..verification import make_verifier
+from .documents import CitationList, DocumentsChoice, DocumentsScreen, SourcesScreen, scope_words
 from .screens import AuditScreen, ConversationsScreen, EgressScreen, MissingModelsScreen, PromptScreen
 from .widgets import AnswerBlock, TracePane, TurnView, decision_badge, step_badges
 
@@ -76,6 +77,8 @@ class AutomixApp(App[None]):
         Binding("ctrl+s", "export", "Export", id="export"),
         Binding("ctrl+n", "new_conversation", "New", id="new_conversation"),
         Binding("ctrl+l", "conversations", "History", id="conversations"),
+        Binding("ctrl+f", "documents", "Documents", id="documents"),
+        Binding("ctrl+r", "sources", "Sources", id="sources", show=False),
         Binding("f1,question_mark", "keys", "Keys", id="keys"),
     ]
 
@@ -98,6 +101,8 @@ class AutomixApp(App[None]):
         self._empty_ok: str | None = None  # the question the user chose to ask over an empty context
         # what questions are asked over: None = the context pane; [] = the whole document library; else names
         self.doc_scope: list[str] | None = None
+        self.indexing: str | None = None  # what the background indexing is doing, for the documents pane
+        self.last_citations: list[dict[str, Any]] = []  # the last answer's cited passages (ctrl+r)
         self._embedding_lock = threading.Lock()  # the index and answer workers both may load it first
         self.policy_override: dict[str, str] = {}  # this conversation's [policy] remote/send override
         self.document: str | None = str(context_file.expanduser().resolve()) if context_file else None
@@ -208,7 +213,7 @@ class AutomixApp(App[None]):
             text = "a model failed to load (see the message); questions cannot be answered"
         elif self.doc_scope is not None:
             what = ", ".join(self.doc_scope) if self.doc_scope else "your documents"
-            text = f"Ask {what}… (Enter to send, Esc to cancel)"
+            text = f"Ask {what}… (Enter to send, Esc to cancel, ctrl+f: documents)"
         else:
             text = ASK_PLACEHOLDER
         self.query_one("#question", Input).placeholder = text
@@ -247,7 +252,7 @@ class AutomixApp(App[None]):
             policy += " (this conversation)"
         scope = ""
         if self.doc_scope is not None:
-            scope = " · asking: " + (", ".join(self.doc_scope) if self.doc_scope else "the document library")
+            scope = " · asking: " + scope_words(self.doc_scope)
         text = f"{models}{state}{tps}{scope} · {policy} · config {display_path(self.config.source_file)}"
         self.query_one("#status", Static).update(text)
         self._update_placeholder()
@@ -301,6 +306,7 @@ class AutomixApp(App[None]):
         if self.conversation_id is None:
             self.conversation_id = self.store.create(question[:80], context, str(self.config.source_file))
             self.store.set_privacy(self.conversation_id, self.policy_override, self.document)
+            self.store.set_scope(self.conversation_id, self.doc_scope)
         else:
             self.store.set_context(self.conversation_id, context)
         return self.store.add_turn(self.conversation_id, question)
@@ -500,24 +506,43 @@ class AutomixApp(App[None]):
     def _show_citations(self, view: TurnView, trace: Trace, retrieved: Any, data: dict[str, Any]) -> None:
         """Under the answer: the passages it came from ([n] document, page or heading); the passages themselves
         in the trace pane. Saved with the turn (``citations`` in its trace)."""
-        from ..documents.retrieval import cite, label
+        from ..documents.retrieval import cite
         from ..prompts import is_abstention
 
         packed = retrieved.packed
         how = "whole documents" if packed.mode == "whole" else f"{len(packed.passages)} retrieved passages"
+        cited = []
         if is_abstention(trace.answer) or not trace.answer.strip():
-            lines = [f"Not in your documents ({how} of {retrieved.names()} were read)."]
-            cited = []
+            note = f"Not in your documents ({how} of {retrieved.names()} were read)."
         else:
             cited = cite(trace.answer, packed.passages)
-            lines = [
-                f"[{c.n}] {label(c.passage)}" + ("" if c.supported else " — not verbatim there: check it")
-                for c in cited
-            ] or [f"No passage contains the answer word for word ({how}): check it against the documents."]
-        view.mount(Static("\n".join(lines), classes="citations", markup=False))
+            note = f"No passage contains the answer word for word ({how}): check it against the documents."
         data["citations"] = [c.to_json() for c in cited]
         data["retrieval"] = packed.to_json() | {"documents": [d.name for d in retrieved.documents]}
-        self.query_one(TracePane).show_sources([c.to_json() for c in cited])
+        self._mount_citations(view, data["citations"], trace.answer, note)
+        self.query_one(TracePane).show_sources(data["citations"])
+
+    def _mount_citations(self, view: TurnView, citations: list[dict[str, Any]], answer: str, note: str) -> None:
+        """Under the answer: its cited passages as a list (Enter or a click shows one whole), or the note
+        saying why there is none."""
+        self.last_citations = citations
+        if citations:
+            view.mount(CitationList(citations, answer, classes="citations"))
+        else:
+            view.mount(Static(note, classes="citations", markup=False))
+
+    @on(OptionList.OptionSelected, "CitationList")
+    def _citation_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        cl = event.option_list
+        assert isinstance(cl, CitationList)
+        self.push_screen(SourcesScreen(cl.citations, cl.answer, event.option_index))
+
+    def action_sources(self) -> None:
+        if not self.last_citations:
+            self.notify("No cited passages yet: ask your documents (ctrl+f) first.", severity="warning")
+            return
+        self.push_screen(SourcesScreen(self.last_citations, self.last_answer or ""))
 
     def _account(self, trace: Trace, prompt_tokens: int) -> None:
         s = self.session
@@ -638,6 +663,8 @@ class AutomixApp(App[None]):
             self.action_cancel()
         conv = self.store.load(cid)
         self.conversation_id = conv.id
+        self.doc_scope = conv.scope
+        self.last_citations = []
         self.turns = [(t.question, t.answer) for t in conv.turns if t.status == "done" and t.answer]
         self.policy_override = dict(conv.policy or {})
         self.document = conv.document
@@ -656,6 +683,11 @@ class AutomixApp(App[None]):
                         block.add_class("superseded")
                     body.append(block)
                 self.last_answer = turn.answer
+                cites = turn.trace.get("citations")
+                if cites is not None:
+                    self.last_citations = cites
+                    if cites:
+                        body.append(CitationList(cites, turn.answer or "", classes="citations"))
             else:
                 note = {"cancelled": "(cancelled)", "pending": "(interrupted: no answer was saved)"}.get(
                     turn.status, f"⚠ {turn.answer or turn.status}"
@@ -695,7 +727,9 @@ class AutomixApp(App[None]):
             "Documents: ask the whole library", "Questions retrieve from every indexed document", self.scope_library
         )
         yield SystemCommand(
-            "Documents: ask one document…", "Questions retrieve from one indexed document", self.action_scope_one
+            "Documents…",
+            "The library and its index state; choose what questions ask",
+            self.action_documents,
         )
         yield SystemCommand("Documents: add a file or folder…", "Index it into the library", self.action_add_documents)
         yield SystemCommand(
@@ -736,37 +770,41 @@ class AutomixApp(App[None]):
 
     def _set_scope(self, scope: list[str] | None) -> None:
         self.doc_scope = scope
+        if self.store is not None and self.conversation_id is not None:
+            self.store.set_scope(self.conversation_id, scope)  # reopening the conversation asks the same
         self._update_status()
-        what = "the context pane" if scope is None else (", ".join(scope) or "the whole document library")
-        self.notify(f"Questions are now asked over {what}.")
+        self.notify(f"Questions are now asked over {scope_words(scope)}.")
 
-    def _library_documents(self) -> list[Any]:
+    def action_documents(self) -> None:
+        """The documents pane: what is indexed and its state; choose what this conversation asks."""
+        docs, state = self._library_state()
+        self.push_screen(DocumentsScreen(docs, state, self.doc_scope, self.indexing), self._documents_chosen)
+
+    def _library_state(self) -> tuple[list[Any], str]:
         from ..documents.library import Library, LibraryError, default_path
+        from ..documents.vectors import state_line
 
         try:
             with Library(default_path(self.config.paths.data_dir)) as lib:
-                return lib.documents()
+                return lib.documents(), state_line(lib, self.config)
         except LibraryError as exc:
             self.notify(str(exc), severity="error")
-            return []
+            return [], "the library cannot be read"
 
-    def action_scope_one(self) -> None:
-        docs = self._library_documents()
-        if not docs:
-            self.notify("The library is empty: add a file or folder first (command palette).", severity="warning")
+    def _documents_chosen(self, choice: DocumentsChoice | None) -> None:
+        if choice is None:
             return
-        names = ", ".join(d.name for d in docs[:8]) + (" …" if len(docs) > 8 else "")
+        action, scope = choice
+        if action == "add":
+            self.action_add_documents()
+        else:
+            self._set_scope(scope)
 
-        def chosen(value: str | None) -> None:
-            if not value:
-                return
-            match = [d.name for d in docs if d.name == value.strip()]
-            if not match:
-                self.notify(f"No document named {value!r}; the library has {names}", severity="error")
-                return
-            self._set_scope(match)
-
-        self.push_screen(PromptScreen(f"Ask which document? ({names})", placeholder=docs[0].name), chosen)
+    def _indexing_changed(self, text: str | None) -> None:
+        self.indexing = text
+        if isinstance(self.screen, DocumentsScreen):
+            docs, state = self._library_state()
+            self.screen.update_library(docs, state, text)
 
     def action_add_documents(self) -> None:
         def chosen(value: str | None) -> None:
@@ -785,21 +823,32 @@ class AutomixApp(App[None]):
 
         try:
             with Library(default_path(self.config.paths.data_dir)) as lib:
-                report = lib.add([spec])
+
+                def indexed(name: str, done: int, total: int, passages: int) -> None:
+                    what = f"indexing {spec}: {done}/{total} files, {passages} passages ({Path(name).name})"
+                    self.call_from_thread(self._indexing_changed, what)
+
+                report = lib.add([spec], progress=indexed)
                 for _, reason in report.failed[:5]:
                     self.call_from_thread(self.notify, reason, severity="error", timeout=10)
                 done = f"{len(report.indexed)} indexed ({report.passages} passages), {len(report.unchanged)} unchanged"
                 if report.skipped:
                     done += f", {len(report.skipped)} skipped (not .txt/.md/.pdf/.html)"
-                self.call_from_thread(self.notify, done + " — ask them with “Documents: ask the whole library”.")
+                self.call_from_thread(self.notify, done + " — ctrl+f chooses what to ask.")
                 embedder, key = self._embedder(), self._vector_key()
                 if embedder is not None and key is not None:
-                    added = fill(lib, embedder, key)
+
+                    def embedded(done: int, total: int) -> None:
+                        self.call_from_thread(self._indexing_changed, f"vectors: {done}/{total} passages")
+
+                    added = fill(lib, embedder, key, progress=embedded)
                     have, total = counts(lib, key)
                     if added:
                         self.call_from_thread(self.notify, f"Vectors: {have}/{total} passages (hybrid retrieval).")
         except LibraryError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+        finally:
+            self.call_from_thread(self._indexing_changed, None)
 
     def _embedder(self) -> Any:
         """The embedding model, loaded on first use and kept (None: not configured or not downloaded)."""
