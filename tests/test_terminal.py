@@ -112,3 +112,41 @@ def test_a_follow_up_with_a_pronoun_is_answered_from_the_earlier_turn(
         term.press("enter")
         screen = term.wait_for(lambda s: len(answers_on(s)) == 1, timeout=240, what="the answer without turns")
         assert "2009" in answers_on(screen)[0]
+
+
+def test_the_document_library_from_the_documents_pane(app_files, hermetic_home, tmp_path):
+    """Index a folder with the CLI, then in the app: ctrl+f shows it, w asks the whole library, the answer's
+    cited passage (with its PDF page) is listed under it, and ctrl+r shows that passage whole."""
+    from fpdf import FPDF
+
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    for text in ("Ferries to Skara run all year.", "The first ferry to Skara leaves at 06:40 from pier 3."):
+        pdf.add_page()
+        pdf.multi_cell(0, 10, text)
+    (folder / "ferry.pdf").write_bytes(bytes(pdf.output()))
+    (folder / "festival.txt").write_text("The harbour festival of Kell takes place every August.\n", encoding="utf-8")
+    config, _ = app_files()
+    import os
+    import subprocess
+
+    env = {**os.environ, "AUTOMIX_LOCAL_HOME": str(hermetic_home)}
+    added = subprocess.run([cli_path(), "--config", str(config), "docs", "add", str(folder)], env=env, timeout=120)
+    assert added.returncode == 0
+    with start(config, None, hermetic_home) as term:
+        term.wait_for("all models ready", timeout=240)
+        term.press("ctrl+f")
+        pane = term.wait_for("Document library", timeout=10)
+        assert "2 documents, 3 passages · BM25 ready" in pane and "ferry.pdf  (pdf, 2 p.)" in pane
+        term.type("w")
+        term.wait_for("asking: the whole document library", timeout=10)
+        term.type("When does the first ferry to Skara leave?")
+        term.press("enter")
+        screen = term.wait_for(lambda s: "ferry.pdf, p. 2" in s, timeout=240, what="the cited passage")
+        assert re.search(r"\[\d\] ferry\.pdf, p\. 2", screen)
+        term.press("ctrl+r")
+        term.wait_for("Sources of the answer", timeout=10)
+        shown = term.wait_for("The first ferry to Skara leaves at 06:40 from pier 3.", timeout=10)
+        assert "ferry.pdf · p. 2 · characters" in shown
