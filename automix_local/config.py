@@ -197,6 +197,16 @@ class CascadeConfig:
 
 
 @dataclass(frozen=True)
+class DocumentsConfig:
+    """[documents]: how questions over the document library are put to the models."""
+
+    # at most this many tokens of retrieved passages go into the prompt (0: as many as the window holds).
+    # Fewer passages answer faster (the prompt is evaluated once per tier) at little loss of recall: see
+    # docs/results/documents_e2e.md.
+    context_tokens: int = 0
+
+
+@dataclass(frozen=True)
 class PolicyConfig:
     remote: str = "never"
     send: str = "question"
@@ -223,6 +233,7 @@ class Config:
     paths: Paths = field(default_factory=default_paths)
     tui: TuiConfig = field(default_factory=TuiConfig)
     embedding: EmbeddingConfig | None = None  # None: no [embedding] table, retrieval is BM25 alone
+    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
 
     def tier(self, name: str) -> TierConfig:
         for t in self.tiers:
@@ -577,6 +588,7 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
     policy_raw = top.get("policy", dict, {})
     tui_raw = top.get("tui", dict, {})
     embedding_raw = top.get("embedding", dict)
+    documents_raw = top.get("documents", dict, {})
     top.finish()
     if not tiers_raw:
         raise ConfigError(file, "tiers", "no tiers: add at least one [[tiers]] table with name and a model source")
@@ -601,7 +613,12 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
         )
     cascade = _parse_cascade(file, cascade_raw, base, len(tiers))
     policy = _parse_policy(file, policy_raw)
-    return Config(tiers, cascade, policy, file, paths or default_paths(), _parse_tui(file, tui_raw), embedding)
+    t = _Table(file, "documents", documents_raw)
+    documents = DocumentsConfig(context_tokens=t.positive_int("context_tokens", 0, minimum=0) or 0)
+    t.finish()
+    return Config(
+        tiers, cascade, policy, file, paths or default_paths(), _parse_tui(file, tui_raw), embedding, documents
+    )
 
 
 def packaged_default() -> Path:

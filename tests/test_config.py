@@ -237,3 +237,12 @@ def test_state_dirs_follow_automix_local_home(hermetic_home: Path):
     paths = default_paths()
     for d in (paths.config_dir, paths.data_dir, paths.cache_dir, paths.state_dir):
         assert hermetic_home in d.parents
+
+
+def test_documents_context_tokens():
+    assert parse(GOOD_TIER).documents.context_tokens == 0  # as many as the window holds
+    assert parse(GOOD_TIER + "[documents]\ncontext_tokens = 1024\n").documents.context_tokens == 1024
+    with pytest.raises(ConfigError, match=r"documents\.context_tokens.*>= 0"):
+        parse(GOOD_TIER + "[documents]\ncontext_tokens = -1\n")
+    with pytest.raises(ConfigError, match=r"documents\.top_k"):
+        parse(GOOD_TIER + "[documents]\ntop_k = 5\n")

@@ -110,6 +110,11 @@ def test_nothing_relevant_is_not_in_your_documents_without_asking_a_model(config
     hit = json.loads(run("ask", "--all", "--json", "--config", config, "What is Corvo known for?").stdout)
     assert hit["retrieval"]["mode"] == "retrieved" and hit["retrieval"]["left_out"] >= 0
     assert hit["retrieval"]["tokens"] <= hit["retrieval"]["budget"]
+    capped = str(Path(config).with_name("capped.toml"))
+    Path(capped).write_text(Path(config).read_text() + "[documents]\ncontext_tokens = 200\n")
+    few = json.loads(run("ask", "--all", "--json", "--config", capped, "What is Corvo known for?").stdout)
+    assert few["retrieval"]["budget"] == 200 and few["retrieval"]["tokens"] <= 200
+    assert few["retrieval"]["passages"] < hit["retrieval"]["passages"]
     proc = run("ask", "--all", "--json", "--config", config, "Which zebra plays the bassoon?")
     obj = json.loads(proc.stdout)
     assert obj["not_found"] is True and obj["steps"] == [] and obj["decision"] == "not_found"
