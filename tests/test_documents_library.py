@@ -12,7 +12,7 @@ import pytest
 from automix_local.documents.library import Library, LibraryError, expand
 from automix_local.documents.parse import parse
 from automix_local.documents.passages import split
-from automix_local.documents.retrieval import cite, context_text, fts_query, fuse, pack, search
+from automix_local.documents.retrieval import bm25, cite, context_text, fts_query, fuse, pack, search
 
 MANUAL = """# Kettle manual
 
@@ -152,6 +152,11 @@ def test_bm25_finds_the_passage_and_pack_fits_the_budget(folder: Path, lib: Libr
     hits = search(lib, "How often should I descale the kettle?", docs)
     assert hits and "four weeks" in hits[0].passage.text and hits[0].bm25_rank == 1
     assert hits[0].passage.where == "Kettle manual › Descaling"
+    ids = [d.id for d in docs]
+    for q in ("How often should I descale the kettle?", "warranty years", "festival"):
+        assert bm25(lib, q, None, 20) == bm25(lib, q, ids, 20)  # the whole library, without the filter
+    kettle = [d.id for d in docs if d.name == "kettle.md"]
+    assert set(bm25(lib, "festival warranty", kettle, 20)) <= {p.id for p in lib.passages(kettle)}
     words = lambda s: len(s.split())  # noqa: E731  (a stand-in tokenizer: the budget logic is what is tested)
     whole = pack(lib, docs, hits, 10_000, words)
     assert whole.mode == "whole" and len(whole.passages) == sum(d.passages for d in docs)

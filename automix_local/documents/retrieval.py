@@ -73,11 +73,17 @@ def fts_query(question: str) -> str:
     return " OR ".join(f'"{w}"' for w in seen)
 
 
-def bm25(lib: Library, question: str, document_ids: Sequence[int], k: int) -> list[int]:
-    """Passage ids by BM25 (best first), within the documents."""
+def bm25(lib: Library, question: str, document_ids: Sequence[int] | None, k: int) -> list[int]:
+    """Passage ids by BM25 (best first), within the documents (None: the whole library, with no filter to
+    evaluate: at 10,000 passages the filter over every document id cost more than the search)."""
     q = fts_query(question)
-    if not q or not document_ids:
+    if not q or (document_ids is not None and not document_ids):
         return []
+    if document_ids is None:
+        rows = lib.db.execute(
+            "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ? ORDER BY bm25(passages_fts) LIMIT ?", (q, k)
+        ).fetchall()
+        return [r[0] for r in rows]
     marks = ",".join("?" * len(document_ids))
     rows = lib.db.execute(
         "SELECT p.id FROM passages_fts f JOIN passages p ON p.id = f.rowid"
@@ -87,22 +93,22 @@ def bm25(lib: Library, question: str, document_ids: Sequence[int], k: int) -> li
     return [r[0] for r in rows]
 
 
-def dense(lib: Library, query_vector: np.ndarray, model: str, document_ids: Sequence[int], k: int) -> list[int]:
+def dense(lib: Library, query_vector: np.ndarray, model: str, document_ids: Sequence[int] | None, k: int) -> list[int]:
     """Passage ids by cosine similarity to the (L2-normalised) query vector, over passages that have vectors."""
     return [pid for pid, _ in dense_scored(lib, query_vector, model, document_ids, k)]
 
 
 def dense_scored(
-    lib: Library, query_vector: np.ndarray, model: str, document_ids: Sequence[int], k: int
+    lib: Library, query_vector: np.ndarray, model: str, document_ids: Sequence[int] | None, k: int
 ) -> list[tuple[int, float]]:
-    """(passage id, cosine similarity), best first."""
-    ids, vecs = [], []
-    for pid, blob in lib.embeddings(model, document_ids):
-        ids.append(pid)
-        vecs.append(np.frombuffer(blob, dtype=np.float32))
-    if not ids:
+    """(passage id, cosine similarity), best first; ``document_ids`` None: the whole library."""
+    rows = list(lib.embeddings(model, document_ids))
+    if not rows:
         return []
-    sims = np.vstack(vecs) @ query_vector.astype(np.float32)
+    ids = [pid for pid, _ in rows]
+    # one buffer for all the vectors, read as one matrix (per-row arrays cost more than the product)
+    matrix = np.frombuffer(b"".join(blob for _, blob in rows), dtype=np.float32).reshape(len(rows), -1)
+    sims = matrix @ query_vector.astype(np.float32)
     order = np.argsort(-sims, kind="stable")[:k]
     return [(ids[i], float(sims[i])) for i in order]
 
@@ -124,7 +130,9 @@ def search(
     query_vector: np.ndarray | None = None,
     model: str | None = None,
 ) -> list[Hit]:
-    ids = [d.id for d in documents]
+    ids: list[int] | None = [d.id for d in documents]
+    if len(documents) == lib.db.execute("SELECT count(*) FROM documents").fetchone()[0]:
+        ids = None  # the whole library: no document filter
     lexical = bm25(lib, question, ids, k)
     scored = dense_scored(lib, query_vector, model, ids, k) if query_vector is not None and model else []
     semantic = [pid for pid, _ in scored]
