@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .evaluation import ITEMS_FILE, RUN_FILE
+from .gain import RATES, heldout_shares, oracle_quality, random_quality
 from .jsonl import read_jsonl
 from .metrics import delta_ibc
 from .routers import (
@@ -557,6 +558,7 @@ def build_results(
             entry["verify_seconds"] = float(np.mean([it.verify_seconds[spec.needs_verifier][0] for it in run.items]))
         sig[spec.name] = entry
     res["signals"] = sig
+    res["oracle_share"] = _oracle_shares(run, specs, primary, seeds)
 
     settings = []
     for cs in cost_settings(run, fixed_costs, verify_cost):
@@ -596,6 +598,38 @@ def build_results(
         )
     res["cost_settings"] = settings
     return res
+
+
+def _oracle_shares(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: int) -> dict[str, Any]:
+    """Per signal, held out: the share of the oracle's gain over random mixing when it escalates 25 % and
+    50 % of the items (see gain.py); beside it, on all items, what random mixing and the oracle keep of
+    the large tier's F1 at those rates, and each signal's cost as a share of the small tier's answer."""
+    items = run.items
+    small = np.array([it.scores[0] for it in items])
+    large = np.array([it.scores[-1] for it in items])
+    splits = [_split(len(items), train_size, seed) for seed in range(seeds)]
+    answer_s = float(np.mean([it.answer_seconds[0] for it in items])) if run.has_seconds else math.nan
+    signals: dict[str, Any] = {}
+    for spec in specs:
+
+        def confidences(tr: np.ndarray, te: np.ndarray, spec: SignalSpec = spec) -> np.ndarray:
+            fitted = spec.fit([items[i] for i in tr])
+            return np.array([fitted.confidence(items[i].features[0]) for i in te])
+
+        entry: dict[str, Any] = {"rates": heldout_shares(small, large, confidences, splits, RATES)}
+        strategy = spec.needs_verifier
+        if not strategy:
+            entry["cost_ratio"] = 0.0
+        elif run.has_seconds and answer_s > 0:
+            entry["cost_ratio"] = float(np.mean([it.verify_seconds[strategy][0] for it in items])) / answer_s
+        signals[spec.name] = entry
+    p_large = float(large.mean()) or math.nan
+    return {
+        "rates": list(RATES),
+        "random_vs_large": {f"{r:g}": random_quality(small, large, r) / p_large for r in RATES},
+        "oracle_vs_large": {f"{r:g}": oracle_quality(small, large, r) / p_large for r in RATES},
+        "signals": signals,
+    }
 
 
 MIXING = (0.1, 0.9)  # a router counts as a real operating point when it escalates 10–90 % of items
@@ -757,6 +791,8 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
         "(the fitted variants learn the direction).",
         "",
     ]
+    if "oracle_share" in res:
+        lines += _render_oracle_share(res["oracle_share"])
     for cs in res["cost_settings"]:
         lines += [
             f"## Routers — {cs['name']} costs",
@@ -822,6 +858,34 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
         lines.append("")
     lines += ["![cost-quality](cost_quality.png)", ""]
     return "\n".join(lines)
+
+
+def _render_oracle_share(osh: dict[str, Any]) -> list[str]:
+    rates = [f"{r:g}" for r in osh["rates"]]
+    pct = [f"{float(r):.0%}" for r in rates]
+    lines = [
+        "## Signals at a fixed escalation rate: the share of the oracle's gain",
+        "",
+        "Each signal, fitted on the train part, escalates its least confident "
+        + " or ".join(pct)
+        + " of the held-out items; the share is (F1 − random mixing) / (oracle − random mixing) at the same "
+        "rate (0: a coin, 1: perfect; mean over the splits, 95 % interval over resamples of the test items). "
+        "On all items, random mixing keeps "
+        + ", ".join(f"{_f(osh['random_vs_large'][r], 3)} ({p})" for r, p in zip(rates, pct, strict=True))
+        + " of the large tier's F1 and the oracle "
+        + ", ".join(f"{_f(osh['oracle_vs_large'][r], 3)} ({p})" for r, p in zip(rates, pct, strict=True))
+        + ". Cost: the signal's seconds as a share of the small tier's answer (0: read from the answer itself).",
+        "",
+        "| signal | " + " | ".join(f"share at {p} (95 % CI)" for p in pct) + " | cost × answer |",
+        "| --- | " + " | ".join("---" for _ in pct) + " | --- |",
+    ]
+    for name, e in osh["signals"].items():
+        cells = [
+            f"{_f(e['rates'][r]['share'], 2)} ({_f(e['rates'][r]['lo'], 2)} to {_f(e['rates'][r]['hi'], 2)})"
+            for r in rates
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_f(e.get('cost_ratio', math.nan), 2)} |")
+    return [*lines, ""]
 
 
 def plot(res: dict[str, Any], path: Path) -> None:
