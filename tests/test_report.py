@@ -191,6 +191,15 @@ def test_write_report_files_and_markdown(fixed_run: Path, tmp_path: Path):
     assert res["train_sizes"] == [10, 20] and res["seeds"] == 3
     assert set(res["cost_settings"][0]["learning_curve"]["delta_ibc"]) == {"10", "20"}
     assert (out / "cost_quality.png").read_bytes()[:4] == b"\x89PNG"
+    # the verifier tells the 20 wrong small answers apart: all the oracle's gain at 25 % and 50 % escalated
+    osh = res["oracle_share"]
+    assert osh["rates"] == [0.25, 0.5]
+    for rate in ("0.25", "0.5"):
+        assert osh["signals"]["verifier_logprob"]["rates"][rate]["share"] == pytest.approx(1.0)
+    assert osh["signals"]["verifier_logprob"]["cost_ratio"] == pytest.approx(5.0 / 2.0)
+    assert osh["random_vs_large"]["0.25"] == pytest.approx(0.5 + 0.25 * 0.5)
+    assert "## Signals at a fixed escalation rate: the share of the oracle's gain" in md
+    assert "| verifier_logprob | 1.00 (1.00 to 1.00) | 1.00 (1.00 to 1.00) | 2.50 |" in md
 
 
 def test_paper_format_replay_gives_the_same_numbers(fixed_run: Path, tmp_path: Path):
