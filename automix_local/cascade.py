@@ -18,6 +18,7 @@ from . import prompts
 from .audit import AuditError, EgressLog, Receipt
 from .backends.base import Backend, BackendError, Generation
 from .config import Config, PolicyConfig, TierConfig
+from .grounding import grounding_features
 from .policy import EgressRequest, PolicyResult
 from .policy import decide as policy_decide
 from .prompts import Turn
@@ -462,7 +463,9 @@ class Cascade:
             watch_first=(prompts.ABSTAIN, prompts.ABSTAIN.capitalize()),
         )
         answer = prompts.clean_answer(generation.text)
-        feats = answer_features(generation.token_logprobs, generation.first_logprobs, prompts.is_abstention(answer))
+        abstained = prompts.is_abstention(answer)
+        feats = answer_features(generation.token_logprobs, generation.first_logprobs, abstained)
+        feats |= grounding_features(context, question, answer, abstained)
         return answer, generation, feats
 
     def run(

@@ -21,6 +21,7 @@ import numpy as np
 
 from .evaluation import ITEMS_FILE, RUN_FILE
 from .gain import RATES, heldout_shares, oracle_quality, random_quality
+from .grounding import GROUNDING_FEATURES
 from .jsonl import read_jsonl
 from .metrics import delta_ibc
 from .routers import (
@@ -35,7 +36,7 @@ from .routers import (
     ThresholdRouter,
     simulate,
 )
-from .signals import FREE_FEATURES, VERIFIER_FEATURES, Signal, fit_logistic
+from .signals import FEATURES, FREE_FEATURES, TOKEN_FEATURES, VERIFIER_FEATURES, Signal, fit_logistic
 
 CORRECT_F1 = 0.5  # an answer "is correct" (for AUROC and calibration) when its F1 reaches this
 BOOTSTRAP = 1000  # item resamples behind each ΔIBC interval
@@ -80,7 +81,7 @@ class Run:
         common = set(self.items[0].features[0])
         for it in self.items:
             common &= set(it.features[0])
-        return [f for f in (*VERIFIER_FEATURES, *FREE_FEATURES) if f in common]
+        return [f for f in FEATURES if f in common]
 
     @property
     def has_seconds(self) -> bool:
@@ -254,6 +255,9 @@ class SignalSpec:
     name: str
     features: tuple[str, ...]
     raw: bool  # a verifier's confidence used as is (the paper's signal)
+    # what the logistic model learns: "correct" (the small answer is right) or "gain" (the large tier does not
+    # beat the small one: escalating buys nothing); either way a higher confidence means "keep"
+    target: str = "correct"
 
     @property
     def needs_verifier(self) -> str | None:
@@ -266,20 +270,46 @@ class SignalSpec:
         if self.raw:
             return Signal.verifier(VERIFIER_FEATURES[self.features[0]])
         X = np.array([[it.features[0][f] for f in self.features] for it in items])
-        y = np.array([it.scores[0] >= CORRECT_F1 for it in items])
+        if self.target == "gain":
+            y = np.array([it.scores[-1] <= it.scores[0] + 1e-9 for it in items])
+        else:
+            y = np.array([it.scores[0] >= CORRECT_F1 for it in items])
         return fit_logistic(self.features, X, y)
 
 
 def signal_specs(available: Sequence[str]) -> list[SignalSpec]:
+    """The signals a run can be scored with: each feature alone, and their combinations (a logistic model
+    of the small answer being right; "→ gain": of the large tier not beating it)."""
     specs = [SignalSpec(f, (f,), True) for f in available if f in VERIFIER_FEATURES]
     free = [f for f in FREE_FEATURES if f in available]
-    specs += [SignalSpec(f, (f,), False) for f in free]
+    token = [f for f in TOKEN_FEATURES if f in available]
+    grounding = [f for f in GROUNDING_FEATURES if f in available]
+    specs += [SignalSpec(f, (f,), False) for f in (*free, *token, *grounding)]
     if len(free) > 1:
         specs.append(SignalSpec("free combined", tuple(free), False))
+    if free and token:
+        specs.append(SignalSpec("free + token", (*free, *token), False))
+    if grounding:
+        specs.append(SignalSpec("grounding combined", tuple(grounding), False))
+        if free:
+            specs.append(SignalSpec("free + grounding", (*free, *grounding), False))
+            every, name = (*free, *grounding), "free + grounding"
+            if token:
+                every, name = (*free, *token, *grounding), "free + token + grounding"
+                specs.append(SignalSpec(name, every, False))
+            specs.append(SignalSpec(f"{name} → gain", every, False, "gain"))
     for v in (f for f in available if f in VERIFIER_FEATURES):
         if free:
             specs.append(SignalSpec(f"free + {v}", (*free, v), False))
+            if grounding:
+                specs.append(SignalSpec(f"free + grounding + {v}", (*free, *grounding, v), False))
     return specs
+
+
+def router_specs(specs: Sequence[SignalSpec]) -> list[SignalSpec]:
+    """The signals the router tables are built for: the paper's and the shipped free features alone, and the
+    combinations (every single feature is still scored in the signal tables)."""
+    return [s for s in specs if s.raw or len(s.features) > 1 or s.features[0] in FREE_FEATURES]
 
 
 @dataclass(frozen=True)
@@ -534,36 +564,13 @@ def build_results(
     res["small_correct_rate"] = float(np.mean(labels))
 
     specs = signal_specs(run.signals)
-    sig: dict[str, Any] = {}
-    for spec in specs:
-        entry: dict[str, Any] = {"features": list(spec.features), "needs_verifier": spec.needs_verifier}
-        if spec.raw or len(spec.features) == 1:
-            vals = [it.features[0][spec.features[0]] for it in run.items]
-            entry["auroc_raw"] = auroc(vals, labels)
-        if spec.raw:
-            entry["reliability"] = reliability(vals, labels)
-        else:  # held-out AUROC and calibration of the fitted logistic model
-            aucs, confs, labs = [], [], []
-            for seed in range(seeds):
-                tr, te = _split(n, primary, seed)
-                s = spec.fit([run.items[i] for i in tr])
-                c = [s.confidence(run.items[i].features[0]) for i in te]
-                lab = [labels[i] for i in te]
-                aucs.append(auroc(c, lab))
-                confs += c
-                labs += lab
-            entry["auroc_heldout"] = _ms(aucs)
-            entry["reliability"] = reliability(confs, labs)
-        if spec.needs_verifier and run.has_seconds:
-            entry["verify_seconds"] = float(np.mean([it.verify_seconds[spec.needs_verifier][0] for it in run.items]))
-        sig[spec.name] = entry
-    res["signals"] = sig
-    res["oracle_share"] = _oracle_shares(run, specs, primary, seeds)
+    res["signals"] = signal_table(run, specs, primary, seeds)
+    res["oracle_share"] = oracle_shares(run, specs, primary, seeds)
 
     settings = []
     for cs in cost_settings(run, fixed_costs, verify_cost):
-        routers = evaluate_routers(run, cs, primary, seeds, specs, bootstrap=BOOTSTRAP)
-        curve_specs = specs
+        curve_specs = router_specs(specs)
+        routers = evaluate_routers(run, cs, primary, seeds, curve_specs, bootstrap=BOOTSTRAP)
         curves = {s.name: threshold_curve(run, cs, primary, seeds, s) for s in curve_specs}
         c_large, c_small = cs.tier_costs[-1], cs.tier_costs[0]
         p_large = tiers[run.tiers[-1]]["f1"]
@@ -600,7 +607,39 @@ def build_results(
     return res
 
 
-def _oracle_shares(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: int) -> dict[str, Any]:
+def signal_table(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: int) -> dict[str, Any]:
+    """Per signal: AUROC of its raw value against "the small answer is right", held-out AUROC and
+    calibration of the fitted model, and the verification's seconds when it needs one."""
+    n = len(run.items)
+    labels = [it.scores[0] >= CORRECT_F1 for it in run.items]
+    primary = train_size
+    sig: dict[str, Any] = {}
+    for spec in specs:
+        entry: dict[str, Any] = {"features": list(spec.features), "needs_verifier": spec.needs_verifier}
+        if spec.raw or len(spec.features) == 1:
+            vals = [it.features[0][spec.features[0]] for it in run.items]
+            entry["auroc_raw"] = auroc(vals, labels)
+        if spec.raw:
+            entry["reliability"] = reliability(vals, labels)
+        else:  # held-out AUROC and calibration of the fitted logistic model
+            aucs, confs, labs = [], [], []
+            for seed in range(seeds):
+                tr, te = _split(n, primary, seed)
+                s = spec.fit([run.items[i] for i in tr])
+                c = [s.confidence(run.items[i].features[0]) for i in te]
+                lab = [labels[i] for i in te]
+                aucs.append(auroc(c, lab))
+                confs += c
+                labs += lab
+            entry["auroc_heldout"] = _ms(aucs)
+            entry["reliability"] = reliability(confs, labs)
+        if spec.needs_verifier and run.has_seconds:
+            entry["verify_seconds"] = float(np.mean([it.verify_seconds[spec.needs_verifier][0] for it in run.items]))
+        sig[spec.name] = entry
+    return sig
+
+
+def oracle_shares(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: int) -> dict[str, Any]:
     """Per signal, held out: the share of the oracle's gain over random mixing when it escalates 25 % and
     50 % of the items (see gain.py); beside it, on all items, what random mixing and the oracle keep of
     the large tier's F1 at those rates, and each signal's cost as a share of the small tier's answer."""

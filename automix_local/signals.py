@@ -18,9 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from .grounding import GROUNDING_FEATURES
+
 VERIFIER_FEATURES = {"verifier_logprob": "logprob", "verifier_sampled": "sampled"}
 FREE_FEATURES = ("mean_logprob", "min_logprob", "p_abstain", "abstained", "length")
-FEATURES = (*VERIFIER_FEATURES, *FREE_FEATURES)
+# the answer's token log-probabilities beyond their mean (Gupta et al. 2024: quantiles beat the mean,
+# which length biases) and where the least likely token sits (0: first, 1: last)
+TOKEN_FEATURES = ("q10_logprob", "q25_logprob", "median_logprob", "last_logprob", "min_position")
+FEATURES = (*VERIFIER_FEATURES, *FREE_FEATURES, *TOKEN_FEATURES, *GROUNDING_FEATURES)
 MISSING_LOGPROB = -10.0  # an empty answer has no token log-probabilities: treat it as very unsure
 
 
@@ -35,12 +40,19 @@ def answer_features(
     lps = list(token_logprobs)
     firsts = [v for v in first_logprobs.values() if v > -math.inf]
     p_abstain = float(sum(math.exp(v) for v in firsts)) if firsts else 0.0
+    arr = np.asarray(lps, dtype=float)
+    quantile = (lambda q: float(np.quantile(arr, q))) if lps else (lambda q: MISSING_LOGPROB)
     return {
         "mean_logprob": float(np.mean(lps)) if lps else MISSING_LOGPROB,
         "min_logprob": float(min(lps)) if lps else MISSING_LOGPROB,
         "p_abstain": min(1.0, p_abstain),
         "abstained": 1.0 if abstained else 0.0,
         "length": float(len(lps)),
+        "q10_logprob": quantile(0.1),
+        "q25_logprob": quantile(0.25),
+        "median_logprob": quantile(0.5),
+        "last_logprob": float(lps[-1]) if lps else MISSING_LOGPROB,
+        "min_position": float(np.argmin(arr)) / max(1, len(lps) - 1) if lps else 0.0,
     }
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from automix_local.config import load_config
 from automix_local.evaluation import EvalError, load_items, run_eval, select_items
+from automix_local.grounding import GROUNDING_FEATURES
+from automix_local.signals import FREE_FEATURES, TOKEN_FEATURES
 
 from .conftest import ROOT, cli_path, tier_toml
 
@@ -69,7 +71,8 @@ def test_eval_run_records_every_tier_and_signal_and_resumes(eval_config, tmp_pat
         for t in (small, large):
             assert {"answer", "f1", "em", "tokens_in", "tokens_out", "seconds", "features"} <= t.keys()
             assert 0.0 <= t["f1"] <= 1.0 and t["seconds"] > 0
-            assert set(t["features"]) == {"mean_logprob", "min_logprob", "p_abstain", "abstained", "length"}
+            assert set(t["features"]) == set(FREE_FEATURES + TOKEN_FEATURES + GROUNDING_FEATURES)
+            assert all(0.0 <= t["features"][f] <= 1.0 for f in GROUNDING_FEATURES)
         assert set(small["verification"]) == {"logprob", "sampled"}
         assert large["verification"] == {}  # the last tier is not verified
         assert 0 <= small["verification"]["logprob"]["confidence"] <= 1

@@ -13,23 +13,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..text import WORD, content_words
 from .library import Document, Library, StoredPassage
 
 RRF_K = 60
-_WORD = re.compile(r"\w+", re.UNICODE)
-_STOP = frozenset(
-    "a an the of in on at to for from by with and or is are was were be been being what which who whom whose "
-    "when where why how did do does done this that these those it its as into than then there their they he "
-    "she his her him not no yes i you we me my your our can could would should will shall may might must "
-    "about after before during over under between also just only any some all each many much more most".split()
-)
 
 
 @dataclass(frozen=True)
@@ -65,7 +58,7 @@ class Packed:
 
 def fts_query(question: str) -> str:
     """An FTS5 MATCH expression for a question: its content words OR-ed, each quoted (no FTS syntax leaks)."""
-    words = [w for w in (m.group(0).lower() for m in _WORD.finditer(question)) if w not in _STOP and len(w) > 1]
+    words = [w for w in content_words(question) if len(w) > 1]
     seen: list[str] = []
     for w in words:
         if w not in seen:
@@ -187,7 +180,7 @@ def pack(
 
 
 def _norm(s: str) -> str:
-    return " ".join(_WORD.findall(s.lower()))
+    return " ".join(WORD.findall(s.lower()))
 
 
 @dataclass(frozen=True)
