@@ -449,6 +449,14 @@ class Cascade:
             self.prefix_sources[tier.name] = warm(prefix, self.config.paths.cache_dir / "kv")
         self._warm.add(tier.name)
 
+    def abstain_threshold(self, index: int) -> float | None:
+        """P(abstain) at the first token from which tier ``index`` abstains at once: models.toml's
+        ``abstain_threshold``, else the calibration file's, else None (only when abstaining is its top choice)."""
+        tier = self.tiers[index]
+        if tier.abstain_threshold is not None:
+            return tier.abstain_threshold
+        return self.router.abstain.get(tier.name)
+
     def answer_stream(
         self, index: int, context: str, question: str, history: tuple[Turn, ...] = ()
     ) -> Generator[str, None, tuple[str, Generation, dict[str, float]]]:
@@ -461,6 +469,7 @@ class Cascade:
             max_tokens=self.tiers[index].max_tokens,
             stop=["\n"],
             watch_first=(prompts.ABSTAIN, prompts.ABSTAIN.capitalize()),
+            abstain_at=self.abstain_threshold(index),
         )
         answer = prompts.clean_answer(generation.text)
         abstained = prompts.is_abstention(answer)

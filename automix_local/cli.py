@@ -16,6 +16,7 @@ from .backends.base import BackendError
 from .cascade import Cascade, CascadeError, Decided
 from .config import Config, ConfigError, find_config, load_config
 from .evaluation import EvalError
+from .explain import shown_answer
 from .paths import default_paths
 from .report import ReportError
 from .routers import RouterError
@@ -207,7 +208,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         if not live:
-            print(trace.answer)
+            print(shown_answer(trace.answer))
         if retrieved is not None:
             _print_sources(data, cited or [], retrieved, sys.stderr if live else sys.stdout)
         print(trace.summary(), file=sys.stderr if live else sys.stdout)

@@ -133,6 +133,10 @@ class TierConfig:
     retries: int = 2
     cost_input_per_1m: float = 0.0
     cost_output_per_1m: float = 0.0
+    # abstain at the first token when P(the answer starts "unanswerable") reaches this (llama tiers; None:
+    # only when the model's own top choice is to abstain). `calibrate` fits one per tier into the router
+    # file; a value here overrides it.
+    abstain_threshold: float | None = None
 
     def call_cost(self, tokens_in: int, tokens_out: int) -> float:
         """Cost of one call in the config's relative units."""
@@ -436,7 +440,10 @@ def _parse_tier(file: Path, index: int, data: Any, base: Path) -> TierConfig:
     kw["retries"] = t.positive_int("retries", 2, minimum=0)
     kw["cost_input_per_1m"] = t.number("cost_input_per_1m", 0.0)
     kw["cost_output_per_1m"] = t.number("cost_output_per_1m", 0.0)
+    kw["abstain_threshold"] = t.number("abstain_threshold", None, 0.0, 1.0)
     t.finish()
+    if backend == "openai" and kw["abstain_threshold"] is not None:
+        raise t.error("abstain_threshold", "needs the model's token probabilities: only for llama tiers")
     if backend == "llama":
         if source is None:
             raise t.error(

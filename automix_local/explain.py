@@ -102,3 +102,10 @@ def plain_reason(
     if low:  # "unsure", or no/unknown code with a low confidence
         return f"{head}: the {tier} answer looked unreliable{shown}"
     return f"{head}: confidence {pct(conf)}" if conf is not None else head
+
+
+def shown_answer(answer: str) -> str:
+    """An answer as the user reads it: an abstention says that the document does not say."""
+    from .prompts import is_abstention
+
+    return "The document does not say." if is_abstention(answer) else answer

@@ -62,6 +62,7 @@ class EvalItem:
     answer_seconds: tuple[float | None, ...]
     verify_seconds: dict[str, tuple[float | None, ...]]  # strategy → per non-last tier
     features: list[dict[str, float]]  # per non-last tier: free features and verifier_<strategy>
+    p_abstain: tuple[float | None, ...] = ()  # per tier: P(the answer starts "unanswerable") at the first token
 
 
 @dataclass
@@ -139,6 +140,7 @@ def _load_ours(d: Path) -> Run:
                 answer_seconds=tuple(t["seconds"] for t in ts),
                 verify_seconds={s: tuple(t["verification"][s]["seconds"] for t in ts[:-1]) for s in strategies},
                 features=feats,
+                p_abstain=tuple(t.get("features", {}).get("p_abstain") for t in ts),
             )
         )
     if not items:
@@ -565,6 +567,7 @@ def build_results(
 
     specs = signal_specs(run.signals)
     res["signals"] = signal_table(run, specs, primary, seeds)
+    res["abstain"] = abstain_table(run, primary, seeds)
     res["oracle_share"] = oracle_shares(run, specs, primary, seeds)
 
     settings = []
@@ -637,6 +640,61 @@ def signal_table(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: 
             entry["verify_seconds"] = float(np.mean([it.verify_seconds[spec.needs_verifier][0] for it in run.items]))
         sig[spec.name] = entry
     return sig
+
+
+def fit_abstain(p: Sequence[float], scores: Sequence[float], unanswerable: Sequence[bool]) -> float | None:
+    """The threshold τ on P(abstain) at the first token that maximises mean F1 when every item with
+    p ≥ τ abstains (an abstention scores 1 on an unanswerable item, 0 otherwise); None when no τ beats
+    abstaining only where the model chose to. τ sits halfway between the last item abstaining and the
+    next (a margin for items not seen)."""
+    pv = np.asarray(p, dtype=float)
+    gain = np.asarray(unanswerable, dtype=float) - np.asarray(scores, dtype=float)
+    order = np.argsort(-pv, kind="stable")
+    best, tau, cum = 0.0, None, 0.0
+    for rank, i in enumerate(order):
+        cum += gain[i]
+        nxt = pv[order[rank + 1]] if rank + 1 < len(order) else None
+        if nxt is not None and nxt == pv[i]:
+            continue  # the whole tied group abstains or none of it
+        if cum > best + 1e-9:
+            best, tau = cum, float(pv[i] if nxt is None else (pv[i] + nxt) / 2)
+    return tau
+
+
+def _with_abstain(p: np.ndarray, scores: np.ndarray, unanswerable: np.ndarray, tau: float | None) -> np.ndarray:
+    if tau is None:
+        return scores
+    return np.where(p >= tau, unanswerable.astype(float), scores)
+
+
+def abstain_table(run: Run, train_size: int, seeds: int) -> dict[str, Any] | None:
+    """Per local tier: F1 as recorded, and with an abstention threshold fitted on the train part and applied
+    to the held-out part (mean over the splits); the threshold fitted on every item (what `calibrate` writes)
+    and how many items it turns into abstentions. None when the run has no P(abstain) or no unanswerable item."""
+    items = run.items
+    if not any(it.unanswerable for it in items) or not items[0].p_abstain:
+        return None
+    una = np.array([it.unanswerable for it in items])
+    out: dict[str, Any] = {}
+    for i, name in enumerate(run.tiers):
+        if any(it.p_abstain[i] is None for it in items):
+            continue
+        p = np.array([it.p_abstain[i] for it in items], dtype=float)
+        f1 = np.array([it.scores[i] for it in items])
+        before, after = [], []
+        for seed in range(seeds):
+            tr, te = _split(len(items), train_size, seed)
+            tau = fit_abstain(p[tr], f1[tr], una[tr])
+            before.append(float(f1[te].mean()))
+            after.append(float(_with_abstain(p[te], f1[te], una[te], tau).mean()))
+        tau_all = fit_abstain(p, f1, una)
+        out[name] = {
+            "f1": _ms(before),
+            "f1_heldout_with_threshold": _ms(after),
+            "threshold": tau_all,
+            "abstains": float(np.mean(p >= tau_all)) if tau_all is not None else 0.0,
+        }
+    return out or None
 
 
 def oracle_shares(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: int) -> dict[str, Any]:
@@ -832,6 +890,23 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
     ]
     if "oracle_share" in res:
         lines += _render_oracle_share(res["oracle_share"])
+    if res.get("abstain"):
+        lines += [
+            "## Abstaining at the first token",
+            "",
+            'A tier abstains at once when P(its answer starts "unanswerable") reaches a threshold τ '
+            "(`abstain_threshold`; `calibrate` writes the one fitted on all items into the router file). "
+            "Held out: τ fitted on the train part, F1 on the rest (mean ± std over the splits).",
+            "",
+            "| tier | F1 (recorded) | F1 held out, with τ | τ (all items) | items abstaining at τ |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for name, a in res["abstain"].items():
+            tau = "none (never better)" if a["threshold"] is None else f"{a['threshold']:.3f}"
+            lines.append(
+                f"| {name} | {_pm(a['f1'])} | {_pm(a['f1_heldout_with_threshold'])} | {tau} | {a['abstains']:.0%} |"
+            )
+        lines.append("")
     for cs in res["cost_settings"]:
         lines += [
             f"## Routers — {cs['name']} costs",
@@ -1074,6 +1149,8 @@ def calibrate(
         router.lambda_, router.target_escalation = lambda_, target_escalation
     router.fit(_records(run.items, signal), cs.router_costs(spec))
     router.signal = signal
+    table = abstain_table(run, max(2, len(run.items) // 2), seeds) or {}
+    router.abstain = {name: t["threshold"] for name, t in table.items() if t["threshold"] is not None}
     if run.source == "automix-local":  # the prompt its signals belong to (runs before these keys: the paper layout)
         router.prompt = {
             "layout": run.meta.get("layout", "paper"),

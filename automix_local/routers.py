@@ -78,6 +78,8 @@ class Router(ABC):
         # The answer prompt of the run it was fitted on ({"layout": ..., "answer_examples": ...}):
         # its signals' distributions belong to that prompt. None when unknown.
         self.prompt: dict[str, Any] | None = None
+        # Per tier name: abstain at the first token when P(abstain) reaches this (fitted by `calibrate`).
+        self.abstain: dict[str, float] = {}
 
     # -- the interface ------------------------------------------------------------------
     def start(self, n_tiers: int) -> int:
@@ -101,6 +103,7 @@ class Router(ABC):
             "costs": list(self.costs) if self.costs else None,
             "signal": self.signal.to_json() if self.signal else None,
             "prompt": self.prompt,
+            "abstain": self.abstain,
             "params": self.params(),
         }
 
@@ -493,6 +496,12 @@ def from_json(data: dict[str, Any]) -> Router:
         router.costs = tuple(float(c) for c in data["costs"])
     if isinstance(data.get("prompt"), dict):
         router.prompt = dict(data["prompt"])
+    abstain = data.get("abstain") or {}
+    if not isinstance(abstain, dict) or not all(
+        isinstance(v, int | float) and 0.0 <= v <= 1.0 for v in abstain.values()
+    ):
+        raise RouterError('"abstain" must map tier names to probabilities between 0 and 1')
+    router.abstain = {str(k): float(v) for k, v in abstain.items()}
     if data.get("signal"):
         try:
             router.signal = Signal.from_json(data["signal"])

@@ -55,6 +55,25 @@ def test_prefix_reuse_evaluates_only_new_tokens(shared_backend):
     assert second.text == first.text
 
 
+def test_abstain_at_the_first_token(shared_backend):
+    """With ``abstain_at``, a first position at least that likely to start "unanswerable" ends the answer
+    there: nothing else is decoded; the threshold is compared with the watched tokens' probability."""
+    p = qa_prompt(shared_backend, "What is the boiling point of mercury?")
+    watch = ("unanswerable", "Unanswerable")
+    free = run_to_end(shared_backend.stream(p, max_tokens=12, stop=["\n"], watch_first=watch))
+    p_abstain = sum(math.exp(v) for v in {v for v in free.first_logprobs.values()})
+    deltas, forced = collect(shared_backend.stream(p, max_tokens=12, stop=["\n"], watch_first=watch, abstain_at=0.0))
+    assert forced.text == "unanswerable" == "".join(deltas) and forced.finish_reason == "abstain"
+    assert forced.tokens_out == 0 and len(forced.token_logprobs) == 1
+    assert forced.first_logprobs == pytest.approx(free.first_logprobs)
+    never = run_to_end(shared_backend.stream(p, max_tokens=12, stop=["\n"], watch_first=watch, abstain_at=1.0))
+    assert never.finish_reason != "abstain" and never.text == free.text  # p < 1: it answers as before
+    above = run_to_end(
+        shared_backend.stream(p, max_tokens=12, stop=["\n"], watch_first=watch, abstain_at=p_abstain * 1.01)
+    )
+    assert above.text == free.text
+
+
 def test_max_tokens_and_stop(shared_backend):
     p = shared_backend.render([{"role": "user", "content": "Count from 1 to 50, separated by spaces."}])
     gen = run_to_end(shared_backend.stream(p, max_tokens=5))

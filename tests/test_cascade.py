@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from automix_local import routers as R
@@ -112,6 +114,32 @@ def test_pomdp_router_from_calibration_file(two_tier_config, tmp_path):
     assert trace.steps[0].decision in ("keep", "route") and "belief" in trace.steps[0].reason
     assert trace.turns_note is None  # a single question: what the router was fitted on
     assert follow.turns == 1 and "calibrated on single questions" in (follow.turns_note or "")
+
+
+def test_abstention_threshold_from_the_calibration_file_or_models_toml(two_tier_config, tmp_path, model_path):
+    """The router file's per-tier threshold makes that tier abstain at the first token; models.toml's
+    abstain_threshold overrides it."""
+    router = R.ThresholdRouter(0.0)  # keeps the small answer
+    router.costs = (1.0, 10.0)
+    router.prompt = {"layout": "paper", "answer_examples": False, "turns": False}
+    router.abstain = {"small": 0.0}  # P(abstain) >= 0: always
+    path = tmp_path / "router.json"
+    router.save(path)
+    cascade = Cascade(two_tier_config("threshold", calibration=str(path)))
+    try:
+        assert cascade.abstain_threshold(0) == 0.0 and cascade.abstain_threshold(1) is None
+        trace = cascade.ask(SQUAD_CONTEXT, Q)
+    finally:
+        cascade.close()
+    assert trace.answer == "unanswerable" and trace.steps[0].tier == "small"
+    cfg = two_tier_config("threshold", calibration=str(path))
+    tiers = (replace(cfg.tiers[0], abstain_threshold=1.0), *cfg.tiers[1:])
+    cascade = Cascade(replace(cfg, tiers=tiers))
+    try:
+        assert cascade.abstain_threshold(0) == 1.0
+        assert cascade.ask(SQUAD_CONTEXT, Q).answer != "unanswerable"
+    finally:
+        cascade.close()
 
 
 def test_calibration_for_another_answer_prompt_is_refused_at_start(model_path, write_config, tmp_path):

@@ -246,3 +246,13 @@ def test_documents_context_tokens():
         parse(GOOD_TIER + "[documents]\ncontext_tokens = -1\n")
     with pytest.raises(ConfigError, match=r"documents\.top_k"):
         parse(GOOD_TIER + "[documents]\ntop_k = 5\n")
+
+
+def test_abstain_threshold():
+    assert parse(GOOD_TIER).tiers[0].abstain_threshold is None
+    assert parse(GOOD_TIER + "abstain_threshold = 0.3\n").tiers[0].abstain_threshold == 0.3
+    with pytest.raises(ConfigError, match=r"abstain_threshold.*between 0 and 1"):
+        parse(GOOD_TIER + "abstain_threshold = 1.5\n")
+    remote = '[[tiers]]\nname = "r"\nbackend = "openai"\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "m"\n'
+    with pytest.raises(ConfigError, match="only for llama tiers"):
+        parse(GOOD_TIER + remote + "abstain_threshold = 0.3\n")

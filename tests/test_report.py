@@ -17,6 +17,7 @@ from automix_local.report import (
     calibrate,
     load_run,
     reliability,
+    render_markdown,
     value_at_cost,
     write_paper_format,
     write_report,
@@ -264,3 +265,41 @@ def test_calibrate_fits_for_a_target_escalation(fixed_run: Path):
         router, _, _ = calibrate(fixed_run, "threshold", "verifier_logprob", [1.0, 50.0], target_escalation=target)
         out = simulate(router, _records(run.items, router.signal), [2.0, 50.0])
         assert out.escalation == target
+
+
+def test_fit_abstain_by_hand():
+    from automix_local.report import fit_abstain
+
+    # p:      0.9   0.8   0.5   0.2   0.1
+    # unans:  yes   yes   no    yes   no    (abstaining scores 1 on an unanswerable item, 0 otherwise)
+    # scores: 0     0     1     0     1
+    p, scores, una = [0.9, 0.8, 0.5, 0.2, 0.1], [0, 0, 1, 0, 1], [True, True, False, True, False]
+    assert fit_abstain(p, scores, una) == pytest.approx((0.8 + 0.5) / 2)  # the two top items, halfway to the next
+    assert fit_abstain(p, [1, 1, 1, 1, 1], [False] * 5) is None  # never better: no threshold
+
+
+def test_calibrate_writes_abstention_thresholds(tmp_path: Path):
+    """On a run with unanswerable items whose P(abstain) is high, calibrate fits a threshold per tier."""
+    d = tmp_path / "run"
+    d.mkdir()
+    meta = {
+        "data": "x.jsonl",
+        "tiers": [{"name": "small", "source": "a", "cost": 1.0}, {"name": "large", "source": "b", "cost": 50.0}],
+        "verifiers": ["logprob"],
+    }
+    (d / "run.json").write_text(json.dumps(meta))
+    lines = []
+    for i in range(60):
+        una = i % 3 == 0
+        feats = {"mean_logprob": -0.1 - (i % 7) / 10, "p_abstain": 0.6 if una else 0.01}
+        ver = {"logprob": {"confidence": 0.5, "seconds": 1.0, "tokens_in": 1, "tokens_out": 0, "verdicts": []}}
+        small = tier(0.0 if una else float(i % 2), 1.0, ver, feats) | {"tokens_evaluated": 1}
+        large = tier(0.0 if una else 1.0, 2.0, None, feats)
+        lines.append({"id": f"q{i}", "unanswerable": una, "tiers": {"small": small, "large": large}})
+    (d / "items.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    router, _, _ = calibrate(d, "threshold", "mean_logprob", [1.0, 50.0], seeds=2)
+    assert set(router.abstain) == {"small", "large"}
+    assert all(0.01 < t <= 0.6 for t in router.abstain.values())
+    res = build_results(load_run(d), [1.0, 50.0], seeds=2, train_sizes=[30])
+    assert res["abstain"]["large"]["f1_heldout_with_threshold"]["mean"] > res["abstain"]["large"]["f1"]["mean"]
+    assert "## Abstaining at the first token" in render_markdown(res)

@@ -192,6 +192,10 @@ def test_save_load_roundtrip_gives_same_decisions(router: R.Router, tmp_path: Pa
     router.save(path)
     loaded = R.load(path)
     assert loaded.kind == router.kind and loaded.costs == (1.0, 10.0)
+    assert loaded.abstain == {}
+    router.abstain = {"small": 0.35}
+    router.save(path)
+    assert R.load(path).abstain == {"small": 0.35}
     for c in range(9):
         a, b = router.decide(obs(c / 8)), loaded.decide(obs(c / 8))
         if router.kind != "random":
@@ -208,6 +212,10 @@ def test_load_rejects_bad_files(tmp_path: Path):
         R.load(bad)
     with pytest.raises(R.RouterError, match="not found"):
         R.load(tmp_path / "missing.json")
+    data = R.ThresholdRouter(0.5).to_json() | {"abstain": {"small": 2}}
+    bad.write_text(json.dumps(data))
+    with pytest.raises(R.RouterError, match='"abstain" must map tier names to probabilities'):
+        R.load(bad)
 
 
 def test_unfitted_pomdp_says_so():

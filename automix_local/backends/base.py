@@ -17,7 +17,7 @@ class Generation:
     tokens_evaluated: int  # prompt tokens actually evaluated (the rest came from the KV cache)
     prompt_seconds: float
     gen_seconds: float
-    finish_reason: str  # "stop" | "eos" | "length"
+    finish_reason: str  # "stop" | "eos" | "length" | "abstain" (decided at the first token: see abstain_at)
     token_logprobs: list[float] = field(default_factory=list)
     stopped_by: str | None = None  # the stop string that ended the text, if one did
     first_logprobs: dict[str, float] = field(default_factory=dict)  # watched strings at the first position
@@ -61,6 +61,7 @@ class Backend(Protocol):
         temperature: float = 0.0,
         seed: int | None = None,
         watch_first: Sequence[str] = (),
+        abstain_at: float | None = None,
     ) -> Generator[str, None, Generation]: ...
 
     def score(self, prompt: str, continuations: Sequence[str]) -> Scored: ...

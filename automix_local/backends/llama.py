@@ -16,6 +16,7 @@ import collections
 import contextlib
 import io
 import logging
+import math
 import os
 import threading
 import time
@@ -332,11 +333,15 @@ class LlamaBackend:
         temperature: float = 0.0,
         seed: int | None = None,
         watch_first: Sequence[str] = (),
+        abstain_at: float | None = None,
     ) -> Generator[str, None, Generation]:
         """Yield text deltas; return the Generation. Greedy at temperature 0, else seeded sampling.
 
         ``watch_first``: strings whose first token's log-probability at the first generated position
         is returned in ``Generation.first_logprobs`` (e.g. the chance the model starts to abstain).
+        ``abstain_at``: when the watched strings' first tokens together are at least this likely at the
+        first position, the answer is ``watch_first[0]`` at once (finish reason "abstain"): nothing else
+        is decoded, and no other text is shown first.
         """
         import llama_cpp
 
@@ -363,9 +368,17 @@ class LlamaBackend:
                 logits = self._last_logits(llm)
                 lse = _logsumexp(logits)
                 if not out and watch_first:
+                    heads: set[int] = set()
                     for w in watch_first:
                         wt = llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)
                         first[w] = float(logits[wt[0]]) - lse if wt else float("-inf")
+                        heads.update(wt[:1])
+                    p_abstain = sum(math.exp(float(logits[t]) - lse) for t in heads)
+                    if abstain_at is not None and p_abstain >= abstain_at:
+                        text = watch_first[0]
+                        logprobs.append(math.log(p_abstain))
+                        finish = "abstain"
+                        break
                 if rng is None:
                     tok = int(np.argmax(logits))
                 else:

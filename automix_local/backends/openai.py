@@ -359,8 +359,10 @@ class OpenAIBackend:
         temperature: float = 0.0,
         seed: int | None = None,
         watch_first: Sequence[str] = (),
+        abstain_at: float | None = None,
     ) -> Generator[str, None, Generation]:
-        """Backend-protocol adaptor: ``prompt`` is ``render(messages)`` output, or plain text sent as one user turn."""
+        """Backend-protocol adaptor: ``prompt`` is ``render(messages)`` output, or plain text sent as one user turn.
+        ``watch_first`` / ``abstain_at`` are ignored: a remote API gives no first-token probabilities here."""
         messages: list[dict[str, str]] | None = None
         try:
             parsed = json.loads(prompt)

@@ -45,7 +45,7 @@ from ..cascade import (
     VerifyStarted,
 )
 from ..config import Config, PolicyConfig
-from ..explain import routed_to
+from ..explain import routed_to, shown_answer
 from ..paths import display_path
 from ..policy import describe as describe_policy
 from ..policy import override as policy_override
@@ -415,7 +415,7 @@ class AutomixApp(App[None]):
         elif isinstance(event, Token):
             blocks[event.tier].append(event.text)
         elif isinstance(event, Answered):
-            blocks[event.tier].set_text(event.answer)
+            blocks[event.tier].set_text(shown_answer(event.answer))
             gen = event.generation
             if gen.gen_seconds > 0 and gen.tokens_out > 1:
                 self.last_tps = (gen.tokens_out - 1) / gen.gen_seconds
@@ -678,7 +678,7 @@ class AutomixApp(App[None]):
             if turn.trace:
                 last_trace = turn.trace
                 for step, badge in zip(turn.trace["steps"], step_badges(turn.trace), strict=True):
-                    block = AnswerBlock(step["tier"], step["answer"], badge)
+                    block = AnswerBlock(step["tier"], shown_answer(step["answer"]), badge)
                     if step.get("decision") == "route":
                         block.add_class("superseded")
                     body.append(block)
