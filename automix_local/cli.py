@@ -620,6 +620,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / f"router-{args.router}.json"
     router.save(out)
     print(f"fitted {args.router} on {spec.name} ({cs.name} costs) → {out}")
+    if router.abstain:
+        print(
+            "abstains at the first token when P(abstain) ≥ "
+            + ", ".join(f"{t:.3g} ({k})" for k, t in router.abstain.items())
+        )
+    from .report import versus_default
+
+    note = versus_default(run, spec)
+    if note:
+        print(note)
     print(f'use it in models.toml:\n  [cascade]\n  router = "{args.router}"\n  calibration = "{out.resolve()}"')
     return 0
 

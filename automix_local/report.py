@@ -1158,3 +1158,39 @@ def calibrate(
             "turns": False,  # eval runs ask single questions: no earlier turns in the prompt
         }
     return router, spec, cs
+
+
+def versus_default(run_path: Path, spec: SignalSpec, seeds: int = 10) -> str | None:
+    """Whether a signal fitted on (half of) this run beats the shipped default router's signal on the
+    other half, by the share of the oracle's gain at 25 % and 50 % escalated: one line to print when it
+    does not (the run is too small, or the default is simply better here), else None."""
+    from importlib import resources
+
+    from .routers import load
+
+    run = load_run(run_path)
+    default = load(Path(str(resources.files("automix_local") / "data" / "router-default.json"))).signal
+    if default is None or any(f not in run.items[0].features[0] for f in default.features):
+        return None
+    n = len(run.items)
+    small = np.array([it.scores[0] for it in run.items])
+    large = np.array([it.scores[-1] for it in run.items])
+    splits = [_split(n, n // 2, seed) for seed in range(seeds)]
+
+    def fitted(tr: np.ndarray, te: np.ndarray) -> np.ndarray:
+        s = spec.fit([run.items[i] for i in tr])
+        return np.array([s.confidence(run.items[i].features[0]) for i in te])
+
+    def shipped(tr: np.ndarray, te: np.ndarray) -> np.ndarray:
+        return np.array([default.confidence(run.items[i].features[0]) for i in te])  # type: ignore[union-attr]
+
+    ours = heldout_shares(small, large, fitted, splits, RATES, bootstrap=0)
+    theirs = heldout_shares(small, large, shipped, splits, RATES, bootstrap=0)
+    mean = lambda d: float(np.nanmean([d[f"{r:g}"]["share"] for r in RATES]))  # noqa: E731
+    if mean(ours) > mean(theirs):
+        return None
+    return (
+        f"note: fitted on half of these {n} items, {spec.name} captures {mean(ours):.2f} of the oracle's gain "
+        f"on the other half (mean of 25 % and 50 % escalated), the shipped default's signal ({default.name}) "
+        f"{mean(theirs):.2f}: this run does not beat the default — keep it, or record more questions like yours"
+    )

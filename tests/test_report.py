@@ -303,3 +303,31 @@ def test_calibrate_writes_abstention_thresholds(tmp_path: Path):
     res = build_results(load_run(d), [1.0, 50.0], seeds=2, train_sizes=[30])
     assert res["abstain"]["large"]["f1_heldout_with_threshold"]["mean"] > res["abstain"]["large"]["f1"]["mean"]
     assert "## Abstaining at the first token" in render_markdown(res)
+
+
+def _run_with_logprob(tmp_path: Path, reverse: bool) -> Path:
+    """80 items; the small answer is right on half; mean_logprob tells which (reversed: the other way)."""
+    d = tmp_path / ("rev" if reverse else "fwd")
+    d.mkdir()
+    meta = {"data": "x.jsonl", "tiers": [{"name": "small", "cost": 1.0}, {"name": "large", "cost": 50.0}]}
+    (d / "run.json").write_text(json.dumps(meta))
+    lines = []
+    for i in range(80):
+        right = i % 2 == 0
+        lp = (-0.1 if right else -2.0) if not reverse else (-2.0 if right else -0.1)
+        feats = {"mean_logprob": lp + (i % 5) / 100, "length": 3.0}
+        lines.append({"id": f"q{i}", "tiers": {"small": tier(float(right), 1.0, None, feats), "large": tier(1.0, 2.0)}})
+    (d / "items.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return d
+
+
+def test_calibrate_says_when_a_run_does_not_beat_the_shipped_default(tmp_path: Path):
+    from automix_local.report import SignalSpec, versus_default
+
+    fitted = SignalSpec("mean_logprob", ("mean_logprob",), False)
+    useless = SignalSpec("length", ("length",), False)
+    # the shipped default reads mean_logprob the usual way round: on a run where it runs the other way,
+    # a signal fitted here wins; a feature that says nothing does not
+    assert versus_default(_run_with_logprob(tmp_path, reverse=True), fitted) is None
+    note = versus_default(_run_with_logprob(tmp_path, reverse=False), useless)
+    assert note is not None and "does not beat the default" in note and "80 items" in note
