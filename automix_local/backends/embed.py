@@ -13,9 +13,7 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ import numpy as np
 
 from ..config import EmbeddingConfig
 from .base import BackendError
-from .llama import _construct, _errors
+from .llama import _errors, load_llama
 
 
 class LlamaEmbedder:
@@ -57,31 +55,16 @@ class LlamaEmbedder:
     def _ensure_loaded(self) -> Any:
         if self._llm is not None:
             return self._llm
-        try:
-            import llama_cpp
-        except ImportError as exc:  # pragma: no cover - a dependency
-            raise BackendError(f"llama-cpp-python is not installed ({exc}); run `make install` (see README)") from None
-        threads = self.cfg.n_threads or os.cpu_count() or 1
-        t0 = time.perf_counter()
-        _errors.clear()
-        try:
-            llm = _construct(
-                llama_cpp,
-                model_path=str(self.model_path),
-                embedding=True,
-                n_ctx=self.cfg.n_ctx,
-                n_batch=self.cfg.n_ctx,  # a whole text in one batch: the model attends both ways
-                n_ubatch=self.cfg.n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=self.cfg.n_gpu_layers,
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            why = f" ({_errors[-1]})" if _errors else ""
-            raise BackendError(
-                f"embedding model: llama.cpp could not load {self.model_path}: {exc}{why}".replace("\n", " ")
-            ) from None
-        self.load_seconds = time.perf_counter() - t0
+        llm, self.load_seconds = load_llama(
+            "embedding model",
+            self.model_path,
+            self.cfg.n_threads,
+            embedding=True,
+            n_ctx=self.cfg.n_ctx,
+            n_batch=self.cfg.n_ctx,  # a whole text in one batch: the model attends both ways
+            n_ubatch=self.cfg.n_ctx,
+            n_gpu_layers=self.cfg.n_gpu_layers,
+        )
         self._dim = int(llm.n_embd())
         self._llm = llm
         return llm

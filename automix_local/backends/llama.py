@@ -67,6 +67,25 @@ def _route_llama_logs(llama_cpp: Any) -> None:
     llama_cpp.llama_log_set(callback, None)
 
 
+def load_llama(who: str, model_path: Path, n_threads: int | None, **kwargs: Any) -> tuple[Any, float]:
+    """A ``llama_cpp.Llama`` for ``model_path`` built quietly (see ``_construct``), all cores unless
+    ``n_threads``, and the seconds it took; a load failure is a ``BackendError`` naming ``who`` and the
+    file, with llama.cpp's own last message."""
+    try:
+        import llama_cpp
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise BackendError(f"llama-cpp-python is not installed ({exc}); run `make install` (see README)") from None
+    threads = n_threads or os.cpu_count() or 1
+    t0 = time.perf_counter()
+    _errors.clear()
+    try:
+        llm = _construct(llama_cpp, model_path=str(model_path), n_threads=threads, n_threads_batch=threads, **kwargs)
+    except (ValueError, RuntimeError, OSError) as exc:
+        why = f" ({_errors[-1]})" if _errors else ""
+        raise BackendError(f"{who}: llama.cpp could not load {model_path}: {exc}{why}".replace("\n", " ")) from None
+    return llm, time.perf_counter() - t0
+
+
 def _construct(llama_cpp: Any, **kwargs: Any) -> Any:
     """``llama_cpp.Llama(**kwargs)`` without writing to, or redirecting, the terminal."""
     _route_llama_logs(llama_cpp)
@@ -109,29 +128,16 @@ class LlamaBackend:
     def _ensure_loaded(self) -> Any:
         if self._llm is not None:
             return self._llm
-        try:
-            import llama_cpp
-        except ImportError as exc:  # pragma: no cover - a dependency
-            raise BackendError(f"llama-cpp-python is not installed ({exc}); run `make install` (see README)") from None
-        threads = self.tier.n_threads or os.cpu_count() or 1
-        t0 = time.perf_counter()
-        _errors.clear()
-        try:
-            llm = _construct(
-                llama_cpp,
-                model_path=str(self.model_path),
-                n_ctx=self.tier.n_ctx,
-                n_batch=min(self.tier.n_batch, self.tier.n_ctx),
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=self.tier.n_gpu_layers,
-                seed=self.tier.seed,
-                logits_all=False,
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            why = f" ({_errors[-1]})" if _errors else ""
-            raise BackendError(f"tier '{self.name}': llama.cpp could not load {self.model_path}: {exc}{why}") from None
-        self.load_seconds = time.perf_counter() - t0
+        llm, self.load_seconds = load_llama(
+            f"tier '{self.name}'",
+            self.model_path,
+            self.tier.n_threads,
+            n_ctx=self.tier.n_ctx,
+            n_batch=min(self.tier.n_batch, self.tier.n_ctx),
+            n_gpu_layers=self.tier.n_gpu_layers,
+            seed=self.tier.seed,
+            logits_all=False,
+        )
         self._llm = llm
         self._setup_template(llm)
         return llm
