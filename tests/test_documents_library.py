@@ -257,3 +257,30 @@ def test_an_off_topic_question_is_not_in_your_documents(tmp_path: Path, embeddin
         embedder.close()
     assert off.dense and off.best_cosine is not None and off.not_found
     assert not on.not_found and on.best_cosine is not None and on.best_cosine >= NOT_FOUND_COSINE[sha]
+
+
+def test_a_file_changed_while_it_is_indexed_is_one_line_and_the_next_run_takes_it(
+    tmp_path: Path, lib: Library, monkeypatch: pytest.MonkeyPatch
+):
+    """A file written to between its hash and its parse is not indexed half-old, half-new; the next run
+    indexes what it holds then. (The write is injected into the parse: a real editor cannot be timed.)"""
+
+    import automix_local.documents.library as library_module
+
+    note = tmp_path / "note.txt"
+    note.write_text("The first draft says the meeting is on Monday.\n", encoding="utf-8")
+    real_parse = library_module.parse
+
+    def parse_while_edited(path: Path):  # type: ignore[no-untyped-def]
+        doc = real_parse(path)
+        path.write_text("The final draft says the meeting is on Friday.\n", encoding="utf-8")
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+        return doc
+
+    monkeypatch.setattr(library_module, "parse", parse_while_edited)
+    report = lib.add([note])
+    assert report.indexed == [] and "changed while it was being indexed" in report.failed[0][1]
+    monkeypatch.setattr(library_module, "parse", real_parse)
+    again = lib.add([note])
+    assert again.indexed == ["note.txt"] and "Friday" in lib.passages()[0].text

@@ -329,7 +329,9 @@ class Library:
                 return
             doc = parse(path)
             pieces = split(doc)
-            if file_sha256(path) != digest:
+            # changed since it was hashed? (a stat, not a second read of a large file)
+            now = path.stat()
+            if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
                 raise DocumentError(f"{path}: changed while it was being indexed; run the command again")
         except DocumentError as exc:
             report.failed.append((shown, str(exc)))
