@@ -21,7 +21,7 @@ import numpy as np
 
 from .evaluation import ITEMS_FILE, RUN_FILE
 from .gain import RATES, heldout_shares, oracle_quality, random_quality
-from .grounding import GROUNDING_FEATURES
+from .grounding import GROUNDING_FEATURES, grounding_features
 from .jsonl import read_jsonl
 from .metrics import delta_ibc
 from .routers import (
@@ -145,7 +145,41 @@ def _load_ours(d: Path) -> Run:
         )
     if not items:
         raise ReportError(f"{d}: no recorded items yet (run `automix-local eval run` first)")
-    return Run(tiers, items, meta, "automix-local", len(errors), errors[:5])
+    run = Run(tiers, items, meta, "automix-local", len(errors), errors[:5])
+    _backfill_grounding(run, d)
+    return run
+
+
+def _backfill_grounding(run: Run, d: Path) -> None:
+    """Runs recorded before the grounding features existed get them from the same function the cascade
+    calls, over each item's context from the run's data file — only when that file is there and its
+    sha256 is the one recorded (else the run is reported without them)."""
+    if len(run.tiers) < 2 or all(f in run.items[0].features[0] for f in GROUNDING_FEATURES):
+        return
+    data = Path(str(run.meta.get("data", "")))
+    if not data.is_file() or run.meta.get("data_sha256") is None:
+        return
+    import hashlib
+
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+    if digest != run.meta["data_sha256"]:
+        return
+    contexts = {r["id"]: r.get("context", "") for _, r in read_jsonl(data, ReportError) if isinstance(r, dict)}
+    recs = {}
+    for line in (d / ITEMS_FILE).read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        recs[rec.get("id")] = rec
+    if any(it.id not in recs or it.id not in contexts for it in run.items):
+        return  # not the data this run was recorded on: leave every item as recorded
+    for it in run.items:
+        rec = recs[it.id]
+        for i, name in enumerate(run.tiers[:-1]):
+            t = rec["tiers"][name]
+            it.features[i] |= grounding_features(contexts[it.id], rec["question"], t["answer"], bool(t["abstained"]))
+    run.meta["grounding"] = f"computed from {data.name} (this run was recorded before the grounding features)"
 
 
 def _load_paper(path: Path) -> Run:
@@ -839,6 +873,8 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
         )
     if command:
         lines.append(f"- Reproduce: `{command}`")
+    if meta.get("grounding"):
+        lines.append(f"- Grounding features: {meta['grounding']}.")
     lines.append(
         f"- Routers are fitted on {res['train_size']} random items and scored on the rest, "
         f"repeated over {res['seeds']} seeds (mean ± std). An answer counts as correct for AUROC and "

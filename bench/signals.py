@@ -3,9 +3,9 @@
     .venv/bin/python bench/signals.py docs/results/squad300-shared/run docs/results/fairytale200-shared/run \
         --seeds 20 --out docs/results/signals.md
 
-Runs recorded before the grounding features existed get them here, from the same function the cascade
-calls on every answer (`grounding.grounding_features`), over each item's context (read from the run's
-data file, or the file of that name under --data-dir) and the small tier's recorded answer. The token
+Runs recorded before the grounding features existed get them when loaded (`report.load_run`), from the
+same function the cascade calls on every answer, over each item's context read from the run's data
+file (when its sha256 matches the recorded one) and the small tier's recorded answer. The token
 quantile features need each token's log-probability, which older runs did not keep: they appear only
 for runs recorded since. Every signal is fitted on half the items and scored on the other half, over
 --seeds random splits (mean; 95 % interval over resamples of the test items), then a learning curve
@@ -22,7 +22,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from automix_local.grounding import GROUNDING_FEATURES, grounding_features  # noqa: E402
 from automix_local.report import (  # noqa: E402
     load_run,
     oracle_shares,
@@ -31,34 +30,9 @@ from automix_local.report import (  # noqa: E402
 )
 
 
-def backfill(run_dir: Path, data_dir: Path):  # type: ignore[no-untyped-def]
-    run = load_run(run_dir)
-    if all(f in run.items[0].features[0] for f in GROUNDING_FEATURES):
-        return run
-    data = Path(run.meta["data"])
-    if not data.is_file():
-        data = data_dir / data.name
-    contexts = {}
-    for line in data.open(encoding="utf-8"):
-        r = json.loads(line)
-        contexts[r["id"]] = r["context"]
-    raw = {}
-    for line in (run_dir / "items.jsonl").read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
-        if "error" not in rec:
-            raw[rec["id"]] = rec
-    first = run.tiers[0]
-    for it in run.items:
-        rec = raw[it.id]
-        t = rec["tiers"][first]
-        it.features[0] |= grounding_features(contexts[it.id], rec["question"], t["answer"], bool(t["abstained"]))
-    return run
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path)
-    ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -76,7 +50,7 @@ def main() -> int:
     ]
     out: dict = {}
     for run_dir in args.runs:
-        run = backfill(run_dir, args.data_dir)
+        run = load_run(run_dir)  # grounding computed from the data file for runs recorded before it
         n = len(run.items)
         train = n // 2
         specs = signal_specs(run.signals)

@@ -331,3 +331,38 @@ def test_calibrate_says_when_a_run_does_not_beat_the_shipped_default(tmp_path: P
     assert versus_default(_run_with_logprob(tmp_path, reverse=True), fitted) is None
     note = versus_default(_run_with_logprob(tmp_path, reverse=False), useless)
     assert note is not None and "does not beat the default" in note and "80 items" in note
+
+
+def test_grounding_is_computed_for_runs_recorded_before_it(tmp_path: Path):
+    """An older run (no grounding features) gets them from its data file when the file's sha256 is the one
+    recorded; with another file it is reported as recorded."""
+    import hashlib
+
+    from automix_local.grounding import GROUNDING_FEATURES
+
+    data = tmp_path / "data.jsonl"
+    rows = [
+        {"id": f"q{i}", "context": "Rollo led the Norse raiders. Normandy was founded in 911.", "question": "Who led?"}
+        for i in range(6)
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    d = tmp_path / "run"
+    d.mkdir()
+    meta = {
+        "data": str(data),
+        "data_sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        "tiers": [{"name": "small", "cost": 1.0}, {"name": "large", "cost": 50.0}],
+    }
+    (d / "run.json").write_text(json.dumps(meta))
+    items = []
+    for i in range(6):
+        small = tier(1.0, 1.0, None, {"mean_logprob": -0.1}) | {"answer": "Rollo" if i % 2 else "Charles"}
+        items.append(
+            {"id": f"q{i}", "question": "Who led the raiders?", "tiers": {"small": small, "large": tier(1.0, 2.0)}}
+        )
+    (d / "items.jsonl").write_text("".join(json.dumps(x) + "\n" for x in items))
+    run = load_run(d)
+    assert set(GROUNDING_FEATURES) <= set(run.signals) and "computed from data.jsonl" in run.meta["grounding"]
+    assert [it.features[0]["in_context"] for it in run.items] == [0.0, 1.0] * 3
+    data.write_text(data.read_text() + "\n")  # not the file the run was recorded on
+    assert not set(GROUNDING_FEATURES) & set(load_run(d).signals)
