@@ -308,8 +308,10 @@ class Cascade:
         policy: PolicyConfig | None = None,
         approve: Approver | None = None,
         egress_log: EgressLog | None = None,
+        capture_hidden: bool = False,
     ) -> None:
         self.config = config
+        self.capture_hidden = capture_hidden  # answers carry the model's final hidden state (eval run --hidden)
         self.policy = policy or config.policy  # the TUI swaps it per conversation
         self.approve = approve  # asked, under remote = "ask", with the exact request; None: nobody to ask
         self._egress = egress_log
@@ -470,6 +472,7 @@ class Cascade:
             stop=["\n"],
             watch_first=(prompts.ABSTAIN, prompts.ABSTAIN.capitalize()),
             abstain_at=self.abstain_threshold(index),
+            hidden=self.capture_hidden,
         )
         answer = prompts.clean_answer(generation.text)
         abstained = prompts.is_abstention(answer)

@@ -571,7 +571,9 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
         bar.update(done)
 
     out = Path(args.out)
-    items = run_eval(config, Path(args.data), out, args.limit, args.seed, verifiers, args.chunk, progress)
+    items = run_eval(
+        config, Path(args.data), out, args.limit, args.seed, verifiers, args.chunk, progress, hidden=args.hidden
+    )
     print(f"recorded {items}; next: automix-local eval report {out}")
     return 0
 
@@ -755,6 +757,11 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--limit", type=int, default=None, metavar="N", help="first N items (after --seed shuffle)")
     er.add_argument("--seed", type=int, default=None, metavar="S", help="shuffle items with this seed first")
     er.add_argument("--verifiers", default="logprob,sampled", help="strategies to record (default: both)")
+    er.add_argument(
+        "--hidden",
+        action="store_true",
+        help="also record each answer's final hidden state (float16, base64) for a probe (issue 13)",
+    )
     er.add_argument("--chunk", type=int, default=8, help=argparse.SUPPRESS)
     er.set_defaults(func=cmd_eval_run)
     rp = esub.add_parser("report", parents=[common], help="quality per cost from a recorded run (no model needed)")

@@ -11,6 +11,7 @@ few-shot examples) across consecutive calls.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -22,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .backends.base import BackendError, run_to_end
 from .cascade import Cascade, CascadeError
@@ -77,8 +80,11 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def run_spec(config: Config, data: Path, limit: int | None, seed: int | None, verifiers: Sequence[str]) -> dict:
+def run_spec(
+    config: Config, data: Path, limit: int | None, seed: int | None, verifiers: Sequence[str], hidden: bool = False
+) -> dict:
     return {
+        "hidden": hidden,
         "data": str(data.resolve()),
         "data_sha256": _sha256(data),
         "limit": limit,
@@ -103,8 +109,19 @@ def run_spec(config: Config, data: Path, limit: int | None, seed: int | None, ve
     }
 
 
-_KEYS = ("data_sha256", "limit", "seed", "tiers", "verifiers", "layout", "answer_examples", "samples", "temperature")
-_BEFORE_KEYS = {"layout": "paper", "answer_examples": False}  # runs recorded before these keys existed
+_KEYS = (
+    "data_sha256",
+    "limit",
+    "seed",
+    "tiers",
+    "verifiers",
+    "layout",
+    "answer_examples",
+    "samples",
+    "temperature",
+    "hidden",
+)
+_BEFORE_KEYS = {"layout": "paper", "answer_examples": False, "hidden": False}  # runs recorded before these keys
 
 
 def _read_done(items_path: Path) -> dict[str, dict]:
@@ -158,6 +175,7 @@ def run_eval(
     verifiers: Sequence[str] = ("logprob", "sampled"),
     chunk: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    hidden: bool = False,
 ) -> Path:
     """Run (or resume) an evaluation. Returns the items file."""
     remote = [t.name for t in config.tiers if t.backend == "openai"]
@@ -167,7 +185,7 @@ def run_eval(
             "leaves this machine by accident. Evaluate with a models.toml without the remote tier"
         )
     items = select_items(load_items(data), limit, seed)
-    spec = run_spec(config, data, limit, seed, verifiers)
+    spec = run_spec(config, data, limit, seed, verifiers, hidden)
     out.mkdir(parents=True, exist_ok=True)
     run_path, items_path = out / RUN_FILE, out / ITEMS_FILE
     if run_path.exists():
@@ -184,7 +202,7 @@ def run_eval(
         run_path.write_text(json.dumps(spec, indent=2) + "\n")
     done = _read_done(items_path)
     todo = [it for it in items if it["id"] not in done]
-    runner = _Runner(config, verifiers)
+    runner = _Runner(config, verifiers, hidden)
     if progress:
         progress(len(done), len(items))
     try:
@@ -202,9 +220,9 @@ def run_eval(
 
 
 class _Runner:
-    def __init__(self, config: Config, verifiers: Sequence[str]) -> None:
+    def __init__(self, config: Config, verifiers: Sequence[str], hidden: bool = False) -> None:
         self.config = config
-        self.cascade = Cascade(config, router=AlwaysSmall())
+        self.cascade = Cascade(config, router=AlwaysSmall(), capture_hidden=hidden)
         self.verifiers = {s: make_verifier(replace(config.cascade, verifier=s)) for s in verifiers}
 
     def close(self) -> None:
@@ -254,6 +272,9 @@ class _Runner:
                     "features": feats,
                     "verification": {},
                 }
+                if gen.hidden is not None:  # float16, base64: ~1.8 KB for a 896-wide state
+                    vec = np.asarray(gen.hidden, dtype=np.float16)
+                    rec["tiers"][tier.name]["hidden"] = base64.b64encode(vec.tobytes()).decode("ascii")
                 if index == last:
                     continue
                 t = rec["tiers"][tier.name]

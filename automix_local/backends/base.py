@@ -21,6 +21,9 @@ class Generation:
     token_logprobs: list[float] = field(default_factory=list)
     stopped_by: str | None = None  # the stop string that ended the text, if one did
     first_logprobs: dict[str, float] = field(default_factory=dict)  # watched strings at the first position
+    # the model's final hidden state at the last decoded position (the one that chose the answer's end), when
+    # asked for (``hidden=True``): what a linear probe reads, with no second pass
+    hidden: list[float] | None = None
 
     @property
     def seconds(self) -> float:
@@ -62,6 +65,7 @@ class Backend(Protocol):
         seed: int | None = None,
         watch_first: Sequence[str] = (),
         abstain_at: float | None = None,
+        hidden: bool = False,
     ) -> Generator[str, None, Generation]: ...
 
     def score(self, prompt: str, continuations: Sequence[str]) -> Scored: ...

@@ -340,6 +340,7 @@ class LlamaBackend:
         seed: int | None = None,
         watch_first: Sequence[str] = (),
         abstain_at: float | None = None,
+        hidden: bool = False,
     ) -> Generator[str, None, Generation]:
         """Yield text deltas; return the Generation. Greedy at temperature 0, else seeded sampling.
 
@@ -348,6 +349,8 @@ class LlamaBackend:
         ``abstain_at``: when the watched strings' first tokens together are at least this likely at the
         first position, the answer is ``watch_first[0]`` at once (finish reason "abstain"): nothing else
         is decoded, and no other text is shown first.
+        ``hidden``: also return the final hidden state at the last decoded position (``Generation.hidden``):
+        llama.cpp outputs it beside the logits of the same decode, so it costs no extra pass.
         """
         import llama_cpp
 
@@ -356,76 +359,105 @@ class LlamaBackend:
             tokens = self._tokenize(llm, prompt)
             self._check_fits(len(tokens), max_tokens)
             stops = [s for s in (*stop, *self.tier.stop) if s]
-            holdback = max((len(s) for s in stops), default=1) - 1
             rng = np.random.default_rng(self.tier.seed if seed is None else seed) if temperature > 0 else None
-            vocab = llm._model.vocab
-            t0 = time.perf_counter()
-            evaluated = self._prefill(llm, tokens)
-            t_first = time.perf_counter()
-            out: list[int] = []
-            logprobs: list[float] = []
-            raw = b""
-            text = ""
-            emitted = 0
-            finish = "length"
-            stopped_by = None
-            first: dict[str, float] = {}
-            while True:
-                logits = self._last_logits(llm)
-                lse = _logsumexp(logits)
-                if not out and watch_first:
-                    heads: set[int] = set()
-                    for w in watch_first:
-                        wt = llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)
-                        first[w] = float(logits[wt[0]]) - lse if wt else float("-inf")
-                        heads.update(wt[:1])
-                    p_abstain = sum(math.exp(float(logits[t]) - lse) for t in heads)
-                    if abstain_at is not None and p_abstain >= abstain_at:
-                        text = watch_first[0]
-                        logprobs.append(math.log(p_abstain))
-                        finish = "abstain"
-                        break
-                if rng is None:
-                    tok = int(np.argmax(logits))
-                else:
-                    z = logits.astype(np.float64) / temperature
-                    gumbel = -np.log(-np.log(rng.random(z.shape[0])))
-                    tok = int(np.argmax(z + gumbel))  # a draw from softmax(logits / T)
-                if llama_cpp.llama_vocab_is_eog(vocab, tok):
-                    finish = "eos"
+            if hidden:
+                llama_cpp.llama_set_embeddings(llm._ctx.ctx, True)
+            try:
+                loop = self._generate(llm, tokens, max_tokens, stops, rng, temperature, watch_first, abstain_at)
+                generation = yield from loop
+                if hidden and generation.finish_reason != "abstain":
+                    ptr = llama_cpp.llama_get_embeddings_ith(llm._ctx.ctx, -1)
+                    if ptr:
+                        n = int(llama_cpp.llama_model_n_embd(llm._model.model))
+                        generation.hidden = np.ctypeslib.as_array(ptr, shape=(n,)).astype(float).tolist()
+                return generation
+            finally:
+                if hidden:
+                    llama_cpp.llama_set_embeddings(llm._ctx.ctx, False)
+
+    def _generate(
+        self,
+        llm: Any,
+        tokens: list[int],
+        max_tokens: int,
+        stops: list[str],
+        rng: np.random.Generator | None,
+        temperature: float,
+        watch_first: Sequence[str],
+        abstain_at: float | None,
+    ) -> Generator[str, None, Generation]:
+        """The decode loop of ``stream`` (the caller holds the lock)."""
+        import llama_cpp
+
+        holdback = max((len(s) for s in stops), default=1) - 1
+        vocab = llm._model.vocab
+        t0 = time.perf_counter()
+        evaluated = self._prefill(llm, tokens)
+        t_first = time.perf_counter()
+        out: list[int] = []
+        logprobs: list[float] = []
+        raw = b""
+        text = ""
+        emitted = 0
+        finish = "length"
+        stopped_by = None
+        first: dict[str, float] = {}
+        while True:
+            logits = self._last_logits(llm)
+            lse = _logsumexp(logits)
+            if not out and watch_first:
+                heads: set[int] = set()
+                for w in watch_first:
+                    wt = llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)
+                    first[w] = float(logits[wt[0]]) - lse if wt else float("-inf")
+                    heads.update(wt[:1])
+                p_abstain = sum(math.exp(float(logits[t]) - lse) for t in heads)
+                if abstain_at is not None and p_abstain >= abstain_at:
+                    text = watch_first[0]
+                    logprobs.append(math.log(p_abstain))
+                    finish = "abstain"
                     break
-                logprobs.append(float(logits[tok]) - lse)
-                out.append(tok)
-                raw += llm.detokenize([tok], prev_tokens=tokens + out[:-1])
-                text = raw.decode("utf-8", errors="ignore")
-                hits = [(text.find(s), s) for s in stops if s in text]
-                if hits:
-                    cut, stopped_by = min(hits)
-                    text = text[:cut]
-                    finish = "stop"
-                    break
-                safe = len(text) - holdback if stops else len(text)
-                if safe > emitted:
-                    yield text[emitted:safe]
-                    emitted = safe
-                if len(out) >= max_tokens or llm.n_tokens >= self.n_ctx:
-                    break
-                llm.eval([tok])
-            if len(text) > emitted:
-                yield text[emitted:]
-            t_end = time.perf_counter()
-            return Generation(
-                text=text,
-                tokens_in=len(tokens),
-                tokens_out=len(out),
-                tokens_evaluated=evaluated,
-                prompt_seconds=t_first - t0,
-                gen_seconds=t_end - t_first,
-                finish_reason=finish,
-                token_logprobs=logprobs,
-                stopped_by=stopped_by,
-                first_logprobs=first,
-            )
+            if rng is None:
+                tok = int(np.argmax(logits))
+            else:
+                z = logits.astype(np.float64) / temperature
+                gumbel = -np.log(-np.log(rng.random(z.shape[0])))
+                tok = int(np.argmax(z + gumbel))  # a draw from softmax(logits / T)
+            if llama_cpp.llama_vocab_is_eog(vocab, tok):
+                finish = "eos"
+                break
+            logprobs.append(float(logits[tok]) - lse)
+            out.append(tok)
+            raw += llm.detokenize([tok], prev_tokens=tokens + out[:-1])
+            text = raw.decode("utf-8", errors="ignore")
+            hits = [(text.find(s), s) for s in stops if s in text]
+            if hits:
+                cut, stopped_by = min(hits)
+                text = text[:cut]
+                finish = "stop"
+                break
+            safe = len(text) - holdback if stops else len(text)
+            if safe > emitted:
+                yield text[emitted:safe]
+                emitted = safe
+            if len(out) >= max_tokens or llm.n_tokens >= self.n_ctx:
+                break
+            llm.eval([tok])
+        if len(text) > emitted:
+            yield text[emitted:]
+        t_end = time.perf_counter()
+        return Generation(
+            text=text,
+            tokens_in=len(tokens),
+            tokens_out=len(out),
+            tokens_evaluated=evaluated,
+            prompt_seconds=t_first - t0,
+            gen_seconds=t_end - t_first,
+            finish_reason=finish,
+            token_logprobs=logprobs,
+            stopped_by=stopped_by,
+            first_logprobs=first,
+        )
 
     def score(self, prompt: str, continuations: Sequence[str]) -> Scored:
         """log P(continuation | prompt) for each continuation, from last-position logits only."""

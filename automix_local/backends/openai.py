@@ -360,9 +360,11 @@ class OpenAIBackend:
         seed: int | None = None,
         watch_first: Sequence[str] = (),
         abstain_at: float | None = None,
+        hidden: bool = False,
     ) -> Generator[str, None, Generation]:
         """Backend-protocol adaptor: ``prompt`` is ``render(messages)`` output, or plain text sent as one user turn.
-        ``watch_first`` / ``abstain_at`` are ignored: a remote API gives no first-token probabilities here."""
+        ``watch_first`` / ``abstain_at`` / ``hidden`` are ignored: a remote API gives no first-token
+        probabilities or hidden states."""
         messages: list[dict[str, str]] | None = None
         try:
             parsed = json.loads(prompt)
