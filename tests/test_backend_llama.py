@@ -74,6 +74,19 @@ def test_abstain_at_the_first_token(shared_backend):
     assert above.text == free.text
 
 
+def test_the_hidden_state_comes_with_the_answer_unchanged(shared_backend):
+    """``hidden=True``: the final hidden state of the decode that chose the answer's end, and the same
+    answer, token for token, as without it."""
+    p = qa_prompt(shared_backend)
+    plain = run_to_end(shared_backend.stream(p, max_tokens=12, stop=["\n"]))
+    probed = run_to_end(shared_backend.stream(p, max_tokens=12, stop=["\n"], hidden=True))
+    assert plain.hidden is None and probed.text == plain.text
+    assert probed.token_logprobs == pytest.approx(plain.token_logprobs, abs=1e-4)
+    assert probed.hidden is not None and len(probed.hidden) == 576 and any(probed.hidden)
+    again = run_to_end(shared_backend.stream(p, max_tokens=12, stop=["\n"]))
+    assert again.hidden is None and again.text == plain.text  # embeddings are switched off again
+
+
 def test_max_tokens_and_stop(shared_backend):
     p = shared_backend.render([{"role": "user", "content": "Count from 1 to 50, separated by spaces."}])
     gen = run_to_end(shared_backend.stream(p, max_tokens=5))

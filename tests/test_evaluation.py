@@ -163,22 +163,18 @@ def test_eval_run_report_and_calibrate_through_the_cli(model_path: Path, write_c
 
 
 def test_eval_run_records_the_hidden_state_when_asked(eval_config, tmp_path: Path):
-    """--hidden: every answer carries the model's final hidden state (float16, base64), for a probe; the
-    answers are the same as without it."""
+    """--hidden: every answer carries the model's final hidden state (float16, base64), for a probe; a run
+    recorded without it is another run. (That the answers do not change is tested on the backend.)"""
     import base64
 
     import numpy as np
 
-    plain, probed = tmp_path / "plain", tmp_path / "probed"
-    run_eval(eval_config, SQUAD20, plain, limit=3, verifiers=("logprob",))
-    run_eval(eval_config, SQUAD20, probed, limit=3, verifiers=("logprob",), hidden=True)
-    a = [json.loads(line) for line in (plain / "items.jsonl").read_text().splitlines()]
-    b = [json.loads(line) for line in (probed / "items.jsonl").read_text().splitlines()]
-    for x, y in zip(a, b, strict=True):
-        for name, t in y["tiers"].items():
-            assert t["answer"] == x["tiers"][name]["answer"] and "hidden" not in x["tiers"][name]
+    probed = tmp_path / "probed"
+    run_eval(eval_config, SQUAD20, probed, limit=2, verifiers=("logprob",), hidden=True)
+    for line in (probed / "items.jsonl").read_text().splitlines():
+        for t in json.loads(line)["tiers"].values():
             vec = np.frombuffer(base64.b64decode(t["hidden"]), dtype=np.float16)
             assert vec.shape == (576,) and np.isfinite(vec).all() and np.abs(vec).sum() > 0  # SmolLM2's width
     assert json.loads((probed / "run.json").read_text())["hidden"] is True
     with pytest.raises(EvalError, match="hidden"):
-        run_eval(eval_config, SQUAD20, probed, limit=3, verifiers=("logprob",))  # another run: refused
+        run_eval(eval_config, SQUAD20, probed, limit=2, verifiers=("logprob",))  # another run: refused
