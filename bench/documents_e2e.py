@@ -67,8 +67,20 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--context-tokens", default="0", help="comma-separated caps on the passages' tokens (0: none)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument(
+        "--records", type=Path, help="render the report from these recorded questions (the .json it wrote) only"
+    )
     args = ap.parse_args()
     caps = [int(c) for c in args.context_tokens.split(",")]
+    if args.records:
+        config = load_config(find_config(), default_paths())
+        out = json.loads(args.records.read_text(encoding="utf-8"))
+        argv = [a for a in sys.argv[1:] if a != "--records" and Path(a) != args.records]
+        text = render(out, argv, args, caps, config.tiers[-1].name)
+        print(text)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
+        return 0
     config = load_config(find_config(), default_paths())
     rows = [json.loads(line) for line in args.data.open(encoding="utf-8")]
     rows = [r for r in rows if r["context_id"].partition("#")[2].isdigit()]
@@ -185,14 +197,15 @@ def render(out: list[dict], argv: list[str], args: argparse.Namespace, caps: lis
             f"| {name} | {statistics.fmean(f1):.3f} ({lo:.3f}–{hi:.3f}) | {statistics.fmean(ans):.3f} | "
             f"{nf} | {esc:.0%} | {med} | {secs:.1f} |"
         )
-    if len(caps) > 1:
-        a, b = f"library@{caps[0]}", f"library@{caps[1]}"
+    base = caps[-1] if 0 not in caps else 0  # each cap against the whole window (or the last cap given)
+    for cap in (c for c in caps if c != base):
+        a, b = f"library@{cap}", f"library@{base}"
         lo, hi = paired_bootstrap([r[a]["f1"] for r in out], [r[b]["f1"] for r in out])
         speed = statistics.fmean(r[b]["seconds"] for r in out) / statistics.fmean(r[a]["seconds"] for r in out)
         lines += [
             "",
             f"`{a}` against `{b}` on the same questions: F1 difference {lo:+.3f} to {hi:+.3f} (95 %), "
-            f"{speed:.1f}× faster.",
+            f"{speed:.1f}× {'faster' if speed >= 1 else 'as fast'}.",
         ]
     lines += ["", *router_feature(out, caps)]
     return "\n".join(lines) + "\n"
