@@ -413,8 +413,7 @@ class Cascade:
     def document_budget(self, question: str) -> tuple[int, Callable[[str], int]]:
         """Tokens a document may take in the prompt of every local tier from the router's start (the answer
         prompt and, in the paper layout, the separate check, with each tier's answer room), and the start
-        tier's token counter. Counted with the start tier's tokenizer, less 5 % for other tokenizers; at most
-        ``[documents] context_tokens`` when that is set."""
+        tier's token counter. Counted with the start tier's tokenizer, less 5 % for other tokenizers."""
         start = self.router.start(len(self.tiers))
         backend = self.backend(start)
         paper_check = self.config.cascade.layout != "shared" and self.verifier is not None
@@ -428,9 +427,7 @@ class Cascade:
                 check = backend.count_tokens(prompts.verification_prompt("", question, "")) + tier.max_tokens
                 over = max(over, check)
             room.append(tier.n_ctx - over - HISTORY_MARGIN)
-        budget = max(0, int(min(room) * 0.95))
-        cap = self.config.documents.context_tokens
-        return (min(budget, cap) if cap else budget), backend.count_tokens
+        return max(0, int(min(room) * 0.95)), backend.count_tokens
 
     def ready(self, index: int) -> bool:
         """Whether tier ``index`` answers without loading its model first."""

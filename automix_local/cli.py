@@ -229,6 +229,7 @@ def _retrieve(config: Config, names: list[str], question: str, cascade: Cascade)
             cascade.document_budget,
             embed_query=embedder.embed_query if embedder is not None else None,
             model=model_key(config.embedding) if config.embedding is not None else None,
+            cap=config.documents.context_tokens,
         )
     except LibraryError as exc:
         raise UserError(str(exc)) from None

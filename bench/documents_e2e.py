@@ -8,7 +8,9 @@ filled with vectors. For each sampled question (half answerable, half unanswerab
 unanswerable questions; seed given) the default cascade (the packaged models.toml) answers over the
 question's own paragraph (what `ask --context` does), and over the whole library through `ask --all`'s
 own retrieval, packing and not-found rule, once per `--context-tokens` cap (`[documents]
-context_tokens`; 0: as many passages as the window holds), side by side on the same questions.
+context_tokens`; 0: as many passages as the window holds), side by side on the same questions. (The
+runs of 2026-12-02 capped the window budget itself; over libraries of 20+ articles that never fit
+whole, that is the same packing.)
 Reported: SQuAD F1 (an unanswerable question scores 1 only for an abstention or "not in your
 documents"), the share of unanswerable questions answered "not in your documents" or abstained, the
 escalation rate, seconds per question; and whether the retrieval's best cosine similarity tells a right
@@ -40,24 +42,13 @@ from automix_local.documents.library import Library  # noqa: E402
 from automix_local.documents.vectors import fill, model_key, open_embedder  # noqa: E402
 from automix_local.paths import default_paths  # noqa: E402
 from automix_local.prompts import is_abstention  # noqa: E402
-from automix_local.scoring import score_free_form  # noqa: E402
+from automix_local.scoring import score_item  # noqa: E402
 
 
 def bootstrap(values: list[float], seed: int = 0, reps: int = 1000) -> tuple[float, float]:
     rng = random.Random(seed)
     means = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(reps))
     return means[int(0.025 * reps)], means[int(0.975 * reps)]
-
-
-def capped(budget, cap: int):  # type: ignore[no-untyped-def]
-    """``Cascade.document_budget`` as ``[documents] context_tokens = cap`` makes it (one cascade, models
-    loaded once, for every cap)."""
-
-    def inner(question: str):  # type: ignore[no-untyped-def]
-        tokens, count = budget(question)
-        return (min(tokens, cap) if cap else tokens), count
-
-    return inner
 
 
 def main() -> int:
@@ -75,6 +66,14 @@ def main() -> int:
     if args.records:
         config = load_config(find_config(), default_paths())
         out = json.loads(args.records.read_text(encoding="utf-8"))
+        rows = {r["id"]: r for r in map(json.loads, args.data.open(encoding="utf-8"))}
+        for rec in out:  # scored again from the recorded answers (the scoring is deterministic)
+            for res in rec.values():
+                if isinstance(res, dict) and "answer" in res:
+                    res["f1"] = score_item(res["answer"], rows[rec["id"]])[0]
+                    if "small_answer" in res:
+                        res["small_f1"] = score_item(res["small_answer"], rows[rec["id"]])[0]
+        args.records.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
         argv = [a for a in sys.argv[1:] if a != "--records" and Path(a) != args.records]
         text = render(out, argv, args, caps, config.tiers[-1].name)
         print(text)
@@ -106,7 +105,7 @@ def main() -> int:
             given = cascade.ask(r["context"], r["question"])
             rec["given"] = {
                 "answer": given.answer,
-                "f1": score_free_form(given.answer, r["answers"], bool(r.get("unanswerable")))[1],
+                "f1": score_item(given.answer, r)[0],
                 "tier": given.tier,
                 "seconds": time.perf_counter() - t0,
             }
@@ -116,9 +115,10 @@ def main() -> int:
                     db,
                     None,
                     r["question"],
-                    capped(cascade.document_budget, cap),
+                    cascade.document_budget,
                     embed_query=embedder.embed_query if embedder is not None else None,
                     model=key,
+                    cap=cap,
                 )
                 small: dict = {}
                 if got.not_found:
@@ -129,13 +129,13 @@ def main() -> int:
                     first = trace.steps[0]
                     small = {
                         "small_answer": first.answer,
-                        "small_f1": score_free_form(first.answer, r["answers"], bool(r.get("unanswerable")))[1],
+                        "small_f1": score_item(first.answer, r)[0],
                         "small_confidence": first.confidence,
                     }
                 rec[f"library@{cap}"] = {
                     "answer": answer,
                     "not_found": got.not_found or is_abstention(answer),
-                    "f1": score_free_form(answer, r["answers"], bool(r.get("unanswerable")))[1],
+                    "f1": score_item(answer, r)[0],
                     "tier": tier,
                     "mode": got.packed.mode,
                     "passages": len(got.packed.passages),

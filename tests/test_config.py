@@ -240,7 +240,8 @@ def test_state_dirs_follow_automix_local_home(hermetic_home: Path):
 
 
 def test_documents_context_tokens():
-    assert parse(GOOD_TIER).documents.context_tokens == 0  # as many as the window holds
+    assert parse(GOOD_TIER).documents.context_tokens == 512
+    assert parse(GOOD_TIER + "[documents]\ncontext_tokens = 0\n").documents.context_tokens == 0  # the window
     assert parse(GOOD_TIER + "[documents]\ncontext_tokens = 1024\n").documents.context_tokens == 1024
     with pytest.raises(ConfigError, match=r"documents\.context_tokens.*>= 0"):
         parse(GOOD_TIER + "[documents]\ncontext_tokens = -1\n")

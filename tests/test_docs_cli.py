@@ -91,6 +91,10 @@ def test_ask_across_the_library_cites_the_passage(config: str, folder: Path):
     assert obj["retrieval"]["mode"] == "whole" and obj["retrieval"]["tokens"] <= obj["retrieval"]["budget"]
     for c in obj["citations"]:
         assert {"n", "document", "page", "heading", "start", "end", "text"} <= c.keys()
+    tiny = str(Path(config).with_name("tiny-cap.toml"))
+    Path(tiny).write_text(Path(config).read_text() + "[documents]\ncontext_tokens = 10\n")
+    pinned = json.loads(run("ask", "--all", "--json", "--config", tiny, "How often is it descaled?").stdout)
+    assert pinned["retrieval"]["mode"] == "whole"  # the cap is for retrieved passages: these fit whole
     one = run("ask", "--doc", "festival.txt", "--json", "--config", config, "When is the harbour festival?")
     obj = json.loads(one.stdout)
     assert obj["retrieval"]["documents"] == ["festival.txt"]

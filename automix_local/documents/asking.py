@@ -61,10 +61,12 @@ def retrieve(
     k: int = 30,
     embed_query: Callable[[str], np.ndarray] | None = None,
     model: str | None = None,
+    cap: int = 0,
 ) -> Retrieved:
     """``names`` None or empty: the whole library. ``budget(question)`` → (tokens for the document, counter)
     (``Cascade.document_budget``). With ``embed_query`` and ``model`` (the vectors' key), passages that have
-    vectors also rank by cosine similarity, fused with BM25. Raises ``LibraryError`` with one line."""
+    vectors also rank by cosine similarity, fused with BM25. Documents that fit ``budget`` whole go in whole;
+    retrieved passages take at most ``cap`` tokens when it is set. Raises ``LibraryError`` with one line."""
     with Library(library) as lib:
         docs = [lib.find(n) for n in names] if names else lib.documents()
         if not docs:
@@ -74,7 +76,7 @@ def retrieve(
         if embed_query is not None and model and any(d.embedded for d in docs):
             vector = embed_query(question)
         hits = search(lib, question, docs, k=k, query_vector=vector, model=model)
-        packed = pack(lib, docs, hits, tokens, count)
+        packed = pack(lib, docs, hits, tokens, count, cap)
     cosines = [h.cosine for h in hits if h.cosine is not None]
     best = max(cosines) if cosines else None
     return Retrieved(

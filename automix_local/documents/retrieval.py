@@ -154,17 +154,20 @@ def pack(
     hits: Sequence[Hit],
     budget: int,
     count: Callable[[str], int],
+    cap: int = 0,
 ) -> Packed:
     """The passages that go into the prompt under ``budget`` tokens (as ``count`` measures the numbered text).
 
-    Whole documents when all of them fit (every passage, in order); else retrieved passages in rank order,
-    skipping any that would overflow, shown in document order.
+    Whole documents when all of them fit the budget (every passage, in order); else retrieved passages in
+    rank order, skipping any that would overflow, shown in document order — under ``cap`` tokens when it
+    is set (``[documents] context_tokens``: fewer passages, a faster answer).
     """
     everything = lib.passages([d.id for d in documents])
     if everything:
         n = count(context_text(everything))
         if n <= budget:
             return Packed(everything, "whole", n, budget, len(everything), 0)
+    budget = min(budget, cap) if cap else budget
     chosen: list[StoredPassage] = []
     used = 0
     left_out = 0

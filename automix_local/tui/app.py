@@ -360,6 +360,7 @@ class AutomixApp(App[None]):
                     self.cascade.document_budget,
                     embed_query=embedder.embed_query if embedder is not None else None,
                     model=self._vector_key(),
+                    cap=self.config.documents.context_tokens,
                 )
             except (LibraryError, *ANSWER_ERRORS) as exc:
                 self.call_from_thread(self._on_error, str(exc), token)
