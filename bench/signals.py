@@ -19,15 +19,54 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from automix_local.gain import RATES, oracle_share  # noqa: E402
 from automix_local.report import (  # noqa: E402
+    CORRECT_F1,
+    auroc,
     load_run,
     oracle_shares,
     signal_specs,
     signal_table,
 )
+
+
+def cross(run_dirs: list[Path], bootstrap: int = 500) -> list[str]:
+    """Each combination fitted on all of one run and scored on all of another (another dataset, the same
+    tiers and answer prompt): what a calibration carried to other kinds of questions keeps."""
+    runs = {(d.parent.name if d.name == "run" else d.name): load_run(d) for d in run_dirs}
+    lines = [
+        "## Across datasets: fitted on one run, scored on another",
+        "",
+        "| fitted on → scored on | signal | AUROC | share at 25 % (95 % CI) | share at 50 % (95 % CI) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    rng = np.random.default_rng(0)
+    for a, ra in runs.items():
+        for b, rb in runs.items():
+            if a == b or ra.tiers != rb.tiers or ra.meta.get("layout", "paper") != rb.meta.get("layout", "paper"):
+                continue  # the same tiers and answer prompt: only the questions differ
+            common = [f for f in ra.signals if f in rb.signals]
+            small = np.array([it.scores[0] for it in rb.items])
+            large = np.array([it.scores[-1] for it in rb.items])
+            labels = small >= CORRECT_F1
+            draws = rng.integers(0, len(small), size=(bootstrap, len(small)))
+            for spec in signal_specs(common):
+                if spec.raw or (len(spec.features) == 1 and spec.features[0] != "mean_logprob"):
+                    continue
+                fitted = spec.fit(ra.items)
+                conf = np.array([fitted.confidence(it.features[0]) for it in rb.items])
+                cells = []
+                for rate in RATES:
+                    reps = [oracle_share(small[d], large[d], conf[d], rate) for d in draws]
+                    lo, hi = np.nanpercentile(reps, [2.5, 97.5])
+                    cells.append(f"{oracle_share(small, large, conf, rate):.2f} ({lo:.2f} to {hi:.2f})")
+                lines.append(f"| {a} → {b} | {spec.name} | {auroc(conf, labels):.3f} | {cells[0]} | {cells[1]} |")
+    return [*lines, ""]
 
 
 def main() -> int:
@@ -89,6 +128,8 @@ def main() -> int:
             curve.append(f"{m}: {o['0.25']['share']:.2f} / {o['0.5']['share']:.2f}")
         lines += ["", f"Learning curve of **{best}** (train items: share at 25 % / 50 %): " + ", ".join(curve), ""]
         print("\n".join(lines[-12:]), flush=True)
+    if len(args.runs) > 1:
+        lines += cross(args.runs)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
