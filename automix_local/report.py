@@ -156,15 +156,17 @@ def _backfill_grounding(run: Run, d: Path) -> None:
     sha256 is the one recorded (else the run is reported without them)."""
     if len(run.tiers) < 2 or all(f in run.items[0].features[0] for f in GROUNDING_FEATURES):
         return
-    data = Path(str(run.meta.get("data", "")))
-    if not data.is_file() or run.meta.get("data_sha256") is None:
-        return
     import hashlib
 
-    digest = hashlib.sha256(data.read_bytes()).hexdigest()
-    if digest != run.meta["data_sha256"]:
-        return
-    contexts = {r["id"]: r.get("context", "") for _, r in read_jsonl(data, ReportError) if isinstance(r, dict)}
+    # a run concatenated from runs on several files lists them all in "data_files"
+    sources = run.meta.get("data_files") or [{"path": run.meta.get("data", ""), "sha256": run.meta.get("data_sha256")}]
+    contexts: dict[str, str] = {}
+    for src in sources:
+        data = Path(str(src.get("path", "")))
+        if not data.is_file() or hashlib.sha256(data.read_bytes()).hexdigest() != src.get("sha256"):
+            return
+        contexts |= {r["id"]: r.get("context", "") for _, r in read_jsonl(data, ReportError) if isinstance(r, dict)}
+    names = ", ".join(Path(str(src.get("path", ""))).name for src in sources)
     recs = {}
     for line in (d / ITEMS_FILE).read_text(encoding="utf-8").splitlines():
         try:
@@ -179,7 +181,7 @@ def _backfill_grounding(run: Run, d: Path) -> None:
         for i, name in enumerate(run.tiers[:-1]):
             t = rec["tiers"][name]
             it.features[i] |= grounding_features(contexts[it.id], rec["question"], t["answer"], bool(t["abstained"]))
-    run.meta["grounding"] = f"computed from {data.name} (this run was recorded before the grounding features)"
+    run.meta["grounding"] = f"computed from {names} (this run was recorded before the grounding features)"
 
 
 def _load_paper(path: Path) -> Run:

@@ -364,5 +364,19 @@ def test_grounding_is_computed_for_runs_recorded_before_it(tmp_path: Path):
     run = load_run(d)
     assert set(GROUNDING_FEATURES) <= set(run.signals) and "computed from data.jsonl" in run.meta["grounding"]
     assert [it.features[0]["in_context"] for it in run.items] == [0.0, 1.0] * 3
+    # a run concatenated from two runs lists both files
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"id": "z0", "context": "Kell holds a fair in August.", "question": "When?"}) + "\n")
+    extra = tier(1.0, 1.0, None, {"mean_logprob": -0.1}) | {"answer": "in August"}
+    with (d / "items.jsonl").open("a") as f:
+        f.write(
+            json.dumps({"id": "z0", "question": "When?", "tiers": {"small": extra, "large": tier(1.0, 2.0)}}) + "\n"
+        )
+    assert not set(GROUNDING_FEATURES) & set(load_run(d).signals)  # z0 is in neither recorded file
+    files = [{"path": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in (data, other)]
+    (d / "run.json").write_text(json.dumps(meta | {"data_files": files}))
+    both = load_run(d)
+    assert set(GROUNDING_FEATURES) <= set(both.signals) and both.items[-1].features[0]["in_context"] == 1.0
+    assert "data.jsonl, other.jsonl" in both.meta["grounding"]
     data.write_text(data.read_text() + "\n")  # not the file the run was recorded on
     assert not set(GROUNDING_FEATURES) & set(load_run(d).signals)
