@@ -138,15 +138,15 @@ def test_the_document_library_from_the_documents_pane(app_files, hermetic_home, 
     with start(config, None, hermetic_home) as term:
         term.wait_for("all models ready", timeout=240)
         term.press("ctrl+f")
-        pane = term.wait_for("Document library", timeout=10)
-        assert "2 documents, 3 passages · BM25 ready" in pane and "ferry.pdf  (pdf, 2 p.)" in pane
+        term.wait_for("Document library", timeout=10)  # the screen may be drawn over several frames:
+        term.wait_for("2 documents, 3 passages · BM25 ready", timeout=10)  # wait for each part
+        term.wait_for("ferry.pdf  (pdf, 2 p.)", timeout=10)
         term.type("w")
         term.wait_for("asking: the whole document library", timeout=10)
         term.type("When does the first ferry to Skara leave?")
         term.press("enter")
-        screen = term.wait_for(lambda s: "ferry.pdf, p. 2" in s, timeout=240, what="the cited passage")
-        assert re.search(r"\[\d\] ferry\.pdf, p\. 2", screen)
+        term.wait_for(lambda s: re.search(r"\[\d\] ferry\.pdf, p\. 2", s) is not None, timeout=240, what="the citation")
         term.press("ctrl+r")
         term.wait_for("Sources of the answer", timeout=10)
-        shown = term.wait_for("The first ferry to Skara leaves at 06:40 from pier 3.", timeout=10)
-        assert "ferry.pdf · p. 2 · characters" in shown
+        term.wait_for("The first ferry to Skara leaves at 06:40 from pier 3.", timeout=10)
+        term.wait_for("ferry.pdf · p. 2 · characters", timeout=10)
