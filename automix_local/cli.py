@@ -606,13 +606,14 @@ def cmd_eval_report(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .report import calibrate
+    from .report import calibrate, load_run, versus_default
 
     run = Path(args.run)
+    loaded = load_run(run)  # once: calibrating and the comparison with the default read the same items
     # the trade-off to fit for: [cascade] lambda or target_escalation of the config in use, if set
     cascade = load_config(args.config).cascade if getattr(args, "config", None) else None
     router, spec, cs = calibrate(
-        run,
+        loaded,
         args.router,
         args.signal,
         _costs(args.costs),
@@ -628,9 +629,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             "abstains at the first token when P(abstain) ≥ "
             + ", ".join(f"{t:.3g} ({k})" for k, t in router.abstain.items())
         )
-    from .report import versus_default
-
-    note = versus_default(run, spec)
+    note = versus_default(loaded, spec)
     if note:
         print(note)
     print(f'use it in models.toml:\n  [cascade]\n  router = "{args.router}"\n  calibration = "{out.resolve()}"')

@@ -651,7 +651,6 @@ def signal_table(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: 
     calibration of the fitted model, and the verification's seconds when it needs one."""
     n = len(run.items)
     labels = [it.scores[0] >= CORRECT_F1 for it in run.items]
-    primary = train_size
     sig: dict[str, Any] = {}
     for spec in specs:
         entry: dict[str, Any] = {"features": list(spec.features), "needs_verifier": spec.needs_verifier}
@@ -663,7 +662,7 @@ def signal_table(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: 
         else:  # held-out AUROC and calibration of the fitted logistic model
             aucs, confs, labs = [], [], []
             for seed in range(seeds):
-                tr, te = _split(n, primary, seed)
+                tr, te = _split(n, train_size, seed)
                 s = spec.fit([run.items[i] for i in tr])
                 c = [s.confidence(run.items[i].features[0]) for i in te]
                 lab = [labels[i] for i in te]
@@ -703,20 +702,34 @@ def _with_abstain(p: np.ndarray, scores: np.ndarray, unanswerable: np.ndarray, t
     return np.where(p >= tau, unanswerable.astype(float), scores)
 
 
+def _abstain_data(run: Run) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per tier with a recorded P(abstain): (P(abstain), F1) per item; empty without unanswerable items."""
+    items = run.items
+    if not any(it.unanswerable for it in items) or not items[0].p_abstain:
+        return {}
+    out = {}
+    for i, name in enumerate(run.tiers):
+        if all(it.p_abstain[i] is not None for it in items):
+            p = np.array([it.p_abstain[i] for it in items], dtype=float)
+            out[name] = (p, np.array([it.scores[i] for it in items]))
+    return out
+
+
+def abstain_thresholds(run: Run) -> dict[str, float]:
+    """Per tier, the abstention threshold fitted on every item (what `calibrate` writes), where one helps."""
+    una = np.array([it.unanswerable for it in run.items])
+    fitted = {name: fit_abstain(p, f1, una) for name, (p, f1) in _abstain_data(run).items()}
+    return {name: tau for name, tau in fitted.items() if tau is not None}
+
+
 def abstain_table(run: Run, train_size: int, seeds: int) -> dict[str, Any] | None:
     """Per local tier: F1 as recorded, and with an abstention threshold fitted on the train part and applied
     to the held-out part (mean over the splits); the threshold fitted on every item (what `calibrate` writes)
     and how many items it turns into abstentions. None when the run has no P(abstain) or no unanswerable item."""
     items = run.items
-    if not any(it.unanswerable for it in items) or not items[0].p_abstain:
-        return None
     una = np.array([it.unanswerable for it in items])
     out: dict[str, Any] = {}
-    for i, name in enumerate(run.tiers):
-        if any(it.p_abstain[i] is None for it in items):
-            continue
-        p = np.array([it.p_abstain[i] for it in items], dtype=float)
-        f1 = np.array([it.scores[i] for it in items])
+    for name, (p, f1) in _abstain_data(run).items():
         before, after = [], []
         for seed in range(seeds):
             tr, te = _split(len(items), train_size, seed)
@@ -1149,7 +1162,7 @@ def write_report(
 
 
 def calibrate(
-    run_path: Path,
+    run_path: Path | Run,
     router_kind: str,
     signal_name: str | None,
     fixed_costs: Sequence[float] | None,
@@ -1158,8 +1171,9 @@ def calibrate(
     target_escalation: float | None = None,
     verify_cost: float = 1.0,
 ) -> tuple[Router, SignalSpec, CostSetting]:
-    """Fit one router (and its signal) on the whole run, for models.toml's ``[cascade] calibration``."""
-    run = load_run(run_path)
+    """Fit one router (and its signal) on the whole run (a path, or a run already loaded), for models.toml's
+    ``[cascade] calibration``."""
+    run = run_path if isinstance(run_path, Run) else load_run(run_path)
     if fixed_costs is None:
         fixed_costs = [float(t.get("cost", 1.0)) for t in run.meta.get("tiers", [])] or [1.0, 50.0]
     cs = cost_settings(run, fixed_costs, verify_cost)[0]
@@ -1187,8 +1201,7 @@ def calibrate(
         router.lambda_, router.target_escalation = lambda_, target_escalation
     router.fit(_records(run.items, signal), cs.router_costs(spec))
     router.signal = signal
-    table = abstain_table(run, max(2, len(run.items) // 2), seeds) or {}
-    router.abstain = {name: t["threshold"] for name, t in table.items() if t["threshold"] is not None}
+    router.abstain = abstain_thresholds(run)
     if run.source == "automix-local":  # the prompt its signals belong to (runs before these keys: the paper layout)
         router.prompt = {
             "layout": run.meta.get("layout", "paper"),
@@ -1198,7 +1211,7 @@ def calibrate(
     return router, spec, cs
 
 
-def versus_default(run_path: Path, spec: SignalSpec, seeds: int = 10) -> str | None:
+def versus_default(run: Run, spec: SignalSpec, seeds: int = 10) -> str | None:
     """Whether a signal fitted on (half of) this run beats the shipped default router's signal on the
     other half, by the share of the oracle's gain at 25 % and 50 % escalated: one line to print when it
     does not (the run is too small, or the default is simply better here), else None."""
@@ -1206,7 +1219,6 @@ def versus_default(run_path: Path, spec: SignalSpec, seeds: int = 10) -> str | N
 
     from .routers import load
 
-    run = load_run(run_path)
     default = load(Path(str(resources.files("automix_local") / "data" / "router-default.json"))).signal
     if default is None or any(f not in run.items[0].features[0] for f in default.features):
         return None

@@ -26,7 +26,6 @@ import json
 import platform
 import random
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -76,7 +75,6 @@ def build(files: list[Path], size: int, work: Path, dim: int, key: str, seed: in
             target = f if copy == 0 else work / f"copy{copy}" / f.name
             if copy:
                 target.parent.mkdir(exist_ok=True)
-                shutil.copyfile(f, target)
                 target.write_text(f.read_text(encoding="utf-8") + f"\n(copy {copy})\n", encoding="utf-8")
             lib.add([target])
         else:

@@ -30,6 +30,14 @@ TOWNS = [
 ]
 
 
+def remote_tier(server: RecordingServer) -> str:
+    """A remote tier on the recording server, last in the cascade."""
+    return (
+        f'[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "{server.base_url}"\nmodel = "m"\n'
+        "timeout = 5\nretries = 1\ncost = 50.0\n"
+    )
+
+
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([cli_path(), *args], capture_output=True, text=True, timeout=300)
 
@@ -131,10 +139,7 @@ def test_private_documents_never_leave_even_beside_others(model_path: Path, writ
     with RecordingServer() as server:
         server.answer = "four weeks"
         text = tier_toml("small", model_path, max_tokens=16)
-        text += (
-            f'[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "{server.base_url}"\nmodel = "m"\n'
-            "timeout = 5\nretries = 1\ncost = 50.0\n"
-        )
+        text += remote_tier(server)
         text += '[cascade]\nrouter = "random"\nrandom_p = 1.0\n'
         text += f'[policy]\nremote = "allow"\nsend = "full"\nprivate = ["{folder / "festival.txt"}"]\n'
         cfg = str(write_config(text))
@@ -185,10 +190,7 @@ def test_send_relevant_over_the_library_sends_only_the_cited_passages(default_sm
     with RecordingServer() as server:
         server.answer = "every four weeks"
         text = tier_toml("small", default_small_path, max_tokens=16)
-        text += (
-            f'[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "{server.base_url}"\nmodel = "m"\n'
-            "timeout = 5\nretries = 1\ncost = 50.0\n"
-        )
+        text += remote_tier(server)
         text += '[cascade]\nrouter = "random"\nrandom_p = 1.0\nlayout = "shared"\n'
         text += '[policy]\nremote = "allow"\nsend = "relevant"\n'
         cfg = str(write_config(text))

@@ -328,8 +328,8 @@ def test_calibrate_says_when_a_run_does_not_beat_the_shipped_default(tmp_path: P
     useless = SignalSpec("length", ("length",), False)
     # the shipped default reads mean_logprob the usual way round: on a run where it runs the other way,
     # a signal fitted here wins; a feature that says nothing does not
-    assert versus_default(_run_with_logprob(tmp_path, reverse=True), fitted) is None
-    note = versus_default(_run_with_logprob(tmp_path, reverse=False), useless)
+    assert versus_default(load_run(_run_with_logprob(tmp_path, reverse=True)), fitted) is None
+    note = versus_default(load_run(_run_with_logprob(tmp_path, reverse=False)), useless)
     assert note is not None and "does not beat the default" in note and "80 items" in note
 
 

@@ -102,6 +102,7 @@ class AutomixApp(App[None]):
         # what questions are asked over: None = the context pane; [] = the whole document library; else names
         self.doc_scope: list[str] | None = None
         self.indexing: str | None = None  # what the background indexing is doing, for the documents pane
+        self._pane_read = 0.0  # when the documents pane last re-read the library (monotonic seconds)
         self.last_citations: list[dict[str, Any]] = []  # the last answer's cited passages (ctrl+r)
         self._embedding_lock = threading.Lock()  # the index and answer workers both may load it first
         self.policy_override: dict[str, str] = {}  # this conversation's [policy] remote/send override
@@ -802,8 +803,12 @@ class AutomixApp(App[None]):
             self._set_scope(scope)
 
     def _indexing_changed(self, text: str | None) -> None:
+        """Progress of the background indexing; an open documents pane re-reads the library at most twice a
+        second (a folder of small files reports progress far more often than that)."""
         self.indexing = text
-        if isinstance(self.screen, DocumentsScreen):
+        now = time.monotonic()
+        if isinstance(self.screen, DocumentsScreen) and (text is None or now - self._pane_read >= 0.5):
+            self._pane_read = now
             docs, state = self._library_state()
             self.screen.update_library(docs, state, text)
 
