@@ -473,7 +473,13 @@ class Cascade:
         )
         answer = prompts.clean_answer(generation.text)
         abstained = prompts.is_abstention(answer)
-        feats = answer_features(generation.token_logprobs, generation.first_logprobs, abstained)
+        feats = answer_features(
+            generation.token_logprobs,
+            generation.first_logprobs,
+            abstained,
+            generation.token_entropies,
+            generation.token_margins,
+        )
         feats |= grounding_features(context, question, answer, abstained)
         return answer, generation, feats
 

@@ -24,7 +24,18 @@ VERIFIER_FEATURES = {"verifier_logprob": "logprob", "verifier_sampled": "sampled
 FREE_FEATURES = ("mean_logprob", "min_logprob", "p_abstain", "abstained", "length")
 # the answer's token log-probabilities beyond their mean (Gupta et al. 2024: quantiles beat the mean,
 # which length biases) and where the least likely token sits (0: first, 1: last)
-TOKEN_FEATURES = ("q10_logprob", "q25_logprob", "median_logprob", "last_logprob", "min_position")
+# and how spread each step's whole distribution was: its entropy and the margin of its top two tokens
+# (local models only: a remote API returns a few top log-probabilities, not the distribution)
+TOKEN_FEATURES = (
+    "q10_logprob",
+    "q25_logprob",
+    "median_logprob",
+    "last_logprob",
+    "min_position",
+    "mean_entropy",
+    "max_entropy",
+    "min_margin",
+)
 FEATURES = (*VERIFIER_FEATURES, *FREE_FEATURES, *TOKEN_FEATURES, *GROUNDING_FEATURES)
 MISSING_LOGPROB = -10.0  # an empty answer has no token log-probabilities: treat it as very unsure
 
@@ -34,9 +45,13 @@ class SignalError(Exception):
 
 
 def answer_features(
-    token_logprobs: Sequence[float], first_logprobs: Mapping[str, float], abstained: bool
+    token_logprobs: Sequence[float],
+    first_logprobs: Mapping[str, float],
+    abstained: bool,
+    entropies: Sequence[float] | None = None,
+    margins: Sequence[float] | None = None,
 ) -> dict[str, float]:
-    """The free features of one answer."""
+    """The free features of one answer (the spread features only where the backend gave them)."""
     lps = list(token_logprobs)
     firsts = [v for v in first_logprobs.values() if v > -math.inf]
     p_abstain = float(sum(math.exp(v) for v in firsts)) if firsts else 0.0
@@ -53,6 +68,18 @@ def answer_features(
         "median_logprob": quantile(0.5),
         "last_logprob": float(lps[-1]) if lps else MISSING_LOGPROB,
         "min_position": float(np.argmin(arr)) / max(1, len(lps) - 1) if lps else 0.0,
+    } | _spread_features(entropies, margins)
+
+
+def _spread_features(entropies: Sequence[float] | None, margins: Sequence[float] | None) -> dict[str, float]:
+    if entropies is None or margins is None:
+        return {}
+    if not entropies:  # an empty answer: as unsure as the missing log-probabilities say
+        return {"mean_entropy": -MISSING_LOGPROB, "max_entropy": -MISSING_LOGPROB, "min_margin": 0.0}
+    return {
+        "mean_entropy": float(np.mean(entropies)),
+        "max_entropy": float(max(entropies)),
+        "min_margin": float(min(margins)),
     }
 
 

@@ -47,6 +47,18 @@ def test_greedy_stream_is_deterministic_and_deltas_join_to_text(shared_backend):
     assert again.text == gen.text
 
 
+def test_each_token_comes_with_its_distributions_entropy_and_top_two_margin(shared_backend):
+    """Greedy picks the most likely token, so its probability bounds the entropy from below (min-entropy <=
+    Shannon entropy) and, with the runner-up's (its log-probability less the margin), sums to at most 1."""
+    gen = run_to_end(shared_backend.stream(qa_prompt(shared_backend), max_tokens=12, stop=["\n"]))
+    assert gen.token_entropies is not None and gen.token_margins is not None
+    assert len(gen.token_entropies) == len(gen.token_margins) == gen.tokens_out > 0
+    vocab = shared_backend._llm.n_vocab()
+    for lp, h, m in zip(gen.token_logprobs, gen.token_entropies, gen.token_margins, strict=True):
+        assert -lp <= h + 1e-3 and h <= math.log(vocab)
+        assert m >= 0 and math.exp(lp) + math.exp(lp - m) <= 1 + 1e-5
+
+
 def test_prefix_reuse_evaluates_only_new_tokens(shared_backend):
     p = qa_prompt(shared_backend, "In what country is Normandy located?")
     first = run_to_end(shared_backend.stream(p, max_tokens=4))

@@ -24,6 +24,10 @@ class Generation:
     # the model's final hidden state at the last decoded position (the one that chose the answer's end), when
     # asked for (``hidden=True``): what a linear probe reads, with no second pass
     hidden: list[float] | None = None
+    # per generated token: the entropy of the model's next-token distribution (nats) and the margin between
+    # its two most likely tokens (log-probability); None when the backend cannot see the whole distribution
+    token_entropies: list[float] | None = None
+    token_margins: list[float] | None = None
 
     @property
     def seconds(self) -> float:

@@ -103,6 +103,15 @@ def _logsumexp(x: np.ndarray) -> float:
     return m + float(np.log(np.exp(x - m).sum()))
 
 
+def _spread(logits: np.ndarray, lse: float) -> tuple[float, float]:
+    """The entropy (nats) of softmax(logits) and the log-probability margin of its top two tokens (~1 ms for a
+    150k vocabulary, against ~50 ms for the decode step that made the logits)."""
+    z = logits.astype(np.float64) - lse
+    entropy = float(-(np.exp(z) * z).sum())
+    top2 = np.partition(logits, -2)[-2:]
+    return max(0.0, entropy), float(abs(top2[1] - top2[0]))
+
+
 class LlamaBackend:
     def __init__(self, tier: TierConfig, model_path: Path) -> None:
         self.tier = tier
@@ -396,6 +405,8 @@ class LlamaBackend:
         t_first = time.perf_counter()
         out: list[int] = []
         logprobs: list[float] = []
+        entropies: list[float] = []
+        margins: list[float] = []
         raw = b""
         text = ""
         emitted = 0
@@ -427,6 +438,9 @@ class LlamaBackend:
                 finish = "eos"
                 break
             logprobs.append(float(logits[tok]) - lse)
+            entropy, margin = _spread(logits, lse)
+            entropies.append(entropy)
+            margins.append(margin)
             out.append(tok)
             raw += llm.detokenize([tok], prev_tokens=tokens + out[:-1])
             text = raw.decode("utf-8", errors="ignore")
@@ -457,6 +471,8 @@ class LlamaBackend:
             token_logprobs=logprobs,
             stopped_by=stopped_by,
             first_logprobs=first,
+            token_entropies=entropies,
+            token_margins=margins,
         )
 
     def score(self, prompt: str, continuations: Sequence[str]) -> Scored:
