@@ -24,7 +24,7 @@ from .policy import decide as policy_decide
 from .prompts import Turn
 from .routers import ROUTER_CLASSES as _ROUTERS
 from .routers import Decision, Observation, POMDPRouter, Router, RouterError, load
-from .signals import Signal, answer_features
+from .signals import Signal, agreement_features, answer_features
 from .sources import ensure_verified
 from .verification import Verification, Verifier, make_verifier
 
@@ -288,7 +288,7 @@ def default_backend_factory(config: Config) -> BackendFactory:
         from .backends.llama import LlamaBackend
 
         path = ensure_verified(tier, config.paths, config.source_file)
-        return LlamaBackend(tier, path)
+        return LlamaBackend(tier, path, parallel=max(1, config.cascade.agreement_samples))
 
     return factory
 
@@ -481,7 +481,39 @@ class Cascade:
             generation.token_margins,
         )
         feats |= grounding_features(context, question, answer, abstained)
+        if index < len(self.tiers) - 1:
+            feats |= self.agreement(index, context, question, answer, generation, history)
         return answer, generation, feats
+
+    def agreement(
+        self,
+        index: int,
+        context: str,
+        question: str,
+        answer: str,
+        generation: Generation,
+        history: tuple[Turn, ...] = (),
+    ) -> dict[str, float]:
+        """With ``[cascade] agreement_samples`` = k > 0 and a local tier: k answers to the same prompt drawn at
+        ``[cascade] temperature`` in one batched decode, and how far they agree with ``answer`` (see
+        ``signals.agreement_features``), plus the seconds it took (``agreement_seconds``, not a feature).
+        The samples may run to twice the answer's length and four tokens more: a longer one disagrees
+        anyway, and the longest sample sets the batch's time."""
+        k = self.config.cascade.agreement_samples
+        backend = self.backend(index)
+        sample = getattr(backend, "sample_batch", None)
+        if k <= 0 or sample is None or generation.finish_reason == "abstain":
+            return {}
+        drawn = sample(
+            self._answer_prompt(backend, context, question, history),
+            k,
+            max_tokens=min(self.tiers[index].max_tokens, 2 * generation.tokens_out + 4),
+            stop=["\n"],
+            temperature=self.config.cascade.temperature,
+            seed=self.config.cascade.seed,
+        )
+        feats = agreement_features(answer, [prompts.clean_answer(t) for t in drawn.texts])
+        return feats | {"agreement_seconds": drawn.seconds}
 
     def run(
         self,
@@ -559,10 +591,10 @@ class Cascade:
                 confidence=None,
                 tokens_in=generation.tokens_in,
                 tokens_out=generation.tokens_out,
-                seconds=generation.seconds,
+                seconds=generation.seconds + free.get("agreement_seconds", 0.0),
                 cost=cost,
                 answer_seconds=generation.seconds,
-                verify_seconds=0.0,
+                verify_seconds=free.get("agreement_seconds", 0.0),  # sampled answers judge it too
                 abstained=abstained,
                 tokens_evaluated=generation.tokens_evaluated,
                 mean_logprob=feats["mean_logprob"] if generation.token_logprobs else None,
@@ -747,7 +779,7 @@ class Cascade:
         )
 
     def _add_verification(self, step: Step, tier: TierConfig, ver: Verification) -> None:
-        step.verify_seconds = ver.seconds
+        step.verify_seconds += ver.seconds  # beside any sampled answers (agreement)
         step.seconds += ver.seconds
         step.tokens_in += ver.tokens_in
         step.tokens_out += ver.tokens_out

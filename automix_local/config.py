@@ -179,6 +179,9 @@ class EmbeddingConfig:
         return source_filename(self.source)
 
 
+MAX_AGREEMENT_SAMPLES = 16
+
+
 @dataclass(frozen=True)
 class CascadeConfig:
     verifier: str = "logprob"
@@ -198,6 +201,9 @@ class CascadeConfig:
     seed: int = 0
     verify_cost: float = 1.0
     history_tokens: int = 512  # follow-up questions: tokens of earlier turns in the prompt (0: none)
+    # issue 13, candidate 6: beside each local answer a router judges, draw this many answers at
+    # ``temperature`` in one batched decode and record how far they agree with it (0: off)
+    agreement_samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -521,8 +527,11 @@ def _parse_cascade(file: Path, data: Any, base: Path, n_tiers: int) -> CascadeCo
         seed=t.get("seed", int, 0),
         verify_cost=t.number("verify_cost", 1.0),
         history_tokens=t.get("history_tokens", int, 512),
+        agreement_samples=t.get("agreement_samples", int, 0),
     )
     t.finish()
+    if not 0 <= cfg.agreement_samples <= MAX_AGREEMENT_SAMPLES:
+        raise t.error("agreement_samples", f"expected 0 (off) to {MAX_AGREEMENT_SAMPLES} answers sampled in one batch")
     if cfg.history_tokens < 0:
         raise t.error("history_tokens", "expected 0 (no earlier turns in the prompt) or a positive number of tokens")
     if cfg.answer_examples and layout == "shared":

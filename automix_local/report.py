@@ -36,7 +36,15 @@ from .routers import (
     ThresholdRouter,
     simulate,
 )
-from .signals import FEATURES, FREE_FEATURES, TOKEN_FEATURES, VERIFIER_FEATURES, Signal, fit_logistic
+from .signals import (
+    AGREEMENT_FEATURES,
+    FEATURES,
+    FREE_FEATURES,
+    TOKEN_FEATURES,
+    VERIFIER_FEATURES,
+    Signal,
+    fit_logistic,
+)
 
 CORRECT_F1 = 0.5  # an answer "is correct" (for AUROC and calibration) when its F1 reaches this
 BOOTSTRAP = 1000  # item resamples behind each ΔIBC interval
@@ -304,6 +312,19 @@ class SignalSpec:
                 return VERIFIER_FEATURES[f]
         return None
 
+    @property
+    def needs_samples(self) -> bool:
+        """Whether it reads answers sampled beside the greedy one ([cascade] agreement_samples)."""
+        return any(f in AGREEMENT_FEATURES for f in self.features)
+
+    def seconds(self, item: EvalItem) -> float:
+        """What computing it took beyond the answer, on one recorded item."""
+        strategy = self.needs_verifier
+        extra = item.verify_seconds[strategy][0] if strategy else 0.0
+        if self.needs_samples:
+            extra = (extra or 0.0) + item.features[0].get("agreement_seconds", math.nan)
+        return math.nan if extra is None else float(extra)
+
     def fit(self, items: Sequence[EvalItem]) -> Signal:
         if self.raw:
             return Signal.verifier(VERIFIER_FEATURES[self.features[0]])
@@ -322,7 +343,8 @@ def signal_specs(available: Sequence[str]) -> list[SignalSpec]:
     free = [f for f in FREE_FEATURES if f in available]
     token = [f for f in TOKEN_FEATURES if f in available]
     grounding = [f for f in GROUNDING_FEATURES if f in available]
-    specs += [SignalSpec(f, (f,), False) for f in (*free, *token, *grounding)]
+    agreement = [f for f in AGREEMENT_FEATURES if f in available]
+    specs += [SignalSpec(f, (f,), False) for f in (*free, *token, *grounding, *agreement)]
     if len(free) > 1:
         specs.append(SignalSpec("free combined", tuple(free), False))
     if free and token:
@@ -336,6 +358,8 @@ def signal_specs(available: Sequence[str]) -> list[SignalSpec]:
                 every, name = (*free, *token, *grounding), "free + token + grounding"
                 specs.append(SignalSpec(name, every, False))
             specs.append(SignalSpec(f"{name} → gain", every, False, "gain"))
+            if agreement:
+                specs.append(SignalSpec(f"{name} + agreement", (*every, *agreement), False))
     for v in (f for f in available if f in VERIFIER_FEATURES):
         if free:
             specs.append(SignalSpec(f"free + {v}", (*free, v), False))
@@ -346,8 +370,12 @@ def signal_specs(available: Sequence[str]) -> list[SignalSpec]:
 
 def router_specs(specs: Sequence[SignalSpec]) -> list[SignalSpec]:
     """The signals the router tables are built for: the paper's and the shipped free features alone, and the
-    combinations (every single feature is still scored in the signal tables)."""
-    return [s for s in specs if s.raw or len(s.features) > 1 or s.features[0] in FREE_FEATURES]
+    combinations (every single feature is still scored in the signal tables). Not those reading sampled
+    answers: the router tables' costs do not charge for the samples (their seconds are in the signal
+    tables' cost column)."""
+    return [
+        s for s in specs if not s.needs_samples and (s.raw or len(s.features) > 1 or s.features[0] in FREE_FEATURES)
+    ]
 
 
 @dataclass(frozen=True)
@@ -671,8 +699,8 @@ def signal_table(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: 
                 labs += lab
             entry["auroc_heldout"] = _ms(aucs)
             entry["reliability"] = reliability(confs, labs)
-        if spec.needs_verifier and run.has_seconds:
-            entry["verify_seconds"] = float(np.mean([it.verify_seconds[spec.needs_verifier][0] for it in run.items]))
+        if (spec.needs_verifier or spec.needs_samples) and run.has_seconds:
+            entry["verify_seconds"] = float(np.mean([spec.seconds(it) for it in run.items]))
         sig[spec.name] = entry
     return sig
 
@@ -763,11 +791,10 @@ def oracle_shares(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds:
             return np.array([fitted.confidence(items[i].features[0]) for i in te])
 
         entry: dict[str, Any] = {"rates": heldout_shares(small, large, confidences, splits, RATES)}
-        strategy = spec.needs_verifier
-        if not strategy:
+        if not (spec.needs_verifier or spec.needs_samples):
             entry["cost_ratio"] = 0.0
         elif run.has_seconds and answer_s > 0:
-            entry["cost_ratio"] = float(np.mean([it.verify_seconds[strategy][0] for it in items])) / answer_s
+            entry["cost_ratio"] = float(np.mean([spec.seconds(it) for it in items])) / answer_s
         signals[spec.name] = entry
     p_large = float(large.mean()) or math.nan
     return {

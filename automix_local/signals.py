@@ -36,7 +36,10 @@ TOKEN_FEATURES = (
     "max_entropy",
     "min_margin",
 )
-FEATURES = (*VERIFIER_FEATURES, *FREE_FEATURES, *TOKEN_FEATURES, *GROUNDING_FEATURES)
+# k answers sampled in one batch beside the greedy one ([cascade] agreement_samples): the mean token F1 of
+# each against it, and the share that match it exactly (normalised); not free: recorded with its seconds
+AGREEMENT_FEATURES = ("agreement", "agreement_exact")
+FEATURES = (*VERIFIER_FEATURES, *FREE_FEATURES, *TOKEN_FEATURES, *GROUNDING_FEATURES, *AGREEMENT_FEATURES)
 MISSING_LOGPROB = -10.0  # an empty answer has no token log-probabilities: treat it as very unsure
 
 
@@ -69,6 +72,19 @@ def answer_features(
         "last_logprob": float(lps[-1]) if lps else MISSING_LOGPROB,
         "min_position": float(np.argmin(arr)) / max(1, len(lps) - 1) if lps else 0.0,
     } | _spread_features(entropies, margins)
+
+
+def agreement_features(answer: str, samples: Sequence[str]) -> dict[str, float]:
+    """How far sampled answers agree with ``answer``: mean SQuAD token F1 and share of exact matches, both
+    after SQuAD normalisation (two abstentions agree; an abstention and an answer do not)."""
+    from .scoring import exact_match, token_f1
+
+    if not samples:
+        return {}
+    return {
+        "agreement": float(np.mean([token_f1(s, answer) for s in samples])),
+        "agreement_exact": float(np.mean([exact_match(s, answer) for s in samples])),
+    }
 
 
 def _spread_features(entropies: Sequence[float] | None, margins: Sequence[float] | None) -> dict[str, float]:

@@ -240,3 +240,32 @@ def test_loading_a_model_leaves_the_terminal_alone(model_path: Path, tmp_path: P
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["load printed nothing", "UNTOUCHED []"]
     assert out.stderr == ""  # llama.cpp's log lines went to Python logging, not to the terminal
+
+
+@pytest.fixture(scope="module")
+def parallel_backend(model_path: Path):
+    backend = LlamaBackend(TierConfig(name="parallel", n_ctx=2048, sha256=TEST_SHA), model_path, parallel=4)
+    yield backend
+    backend.close()
+
+
+def test_k_samples_decode_in_one_batch_and_leave_the_prompt_cached(parallel_backend, shared_backend):
+    """Near T = 0 every sample follows the greedy answer (the first token comes from the same logits; later
+    steps decode in a batch, where each sequence's attention runs over its own cells in a different order,
+    so a near tie may break the other way: here, five words in, "was Rollo" or "is not mentioned").
+    Seeded samples at T = 1 repeat and differ from each other. Afterwards the cache holds the prompt
+    alone: the next answer reuses it and is exactly the answer of a backend that never sampled."""
+    p = qa_prompt(parallel_backend)
+    greedy = run_to_end(parallel_backend.stream(p, max_tokens=12, stop=["\n"]))
+    cold = parallel_backend.sample_batch(p, 4, max_tokens=12, stop=["\n"], temperature=1e-4)
+    assert all(t.split()[:5] == greedy.text.split()[:5] for t in cold.texts)
+    assert cold.tokens_evaluated <= 1 + 4 * 12  # the prompt came from the cache
+    hot = parallel_backend.sample_batch(p, 4, max_tokens=12, stop=["\n"], temperature=1.0, seed=3)
+    assert hot.texts == parallel_backend.sample_batch(p, 4, max_tokens=12, stop=["\n"], temperature=1.0, seed=3).texts
+    assert len(set(hot.texts)) > 1 and all("\n" not in t for t in hot.texts)
+    after = run_to_end(parallel_backend.stream(p, max_tokens=12, stop=["\n"]))
+    alone = run_to_end(shared_backend.stream(p, max_tokens=12, stop=["\n"]))
+    assert after.tokens_evaluated <= 1 and after.text == alone.text == greedy.text
+    assert after.token_logprobs == alone.token_logprobs
+    with pytest.raises(ValueError):
+        parallel_backend.sample_batch(p, 5, max_tokens=4)

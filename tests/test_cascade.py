@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from automix_local import routers as R
+from automix_local.backends.base import run_to_end
 from automix_local.cascade import (
     Answered,
     Cascade,
@@ -316,3 +317,27 @@ def test_two_threads_asking_for_a_tier_get_one_backend(two_tier_config):
         assert len(got) == 4 and all(b is got[0] for b in got)
     finally:
         cascade.close()
+
+
+def test_agreement_of_answers_sampled_in_one_batch(two_tier_config):
+    """[cascade] agreement_samples = k: beside the small answer, k answers drawn in one batch and their
+    agreement with it, timed into the step; the last tier, which no router judges, samples nothing."""
+    cascade = Cascade(two_tier_config("threshold", threshold=0.0, agreement_samples=4, temperature=1.0))
+    try:
+        _, _, small = run_to_end(cascade.answer_stream(0, SQUAD_CONTEXT, Q))
+        _, _, large = run_to_end(cascade.answer_stream(1, SQUAD_CONTEXT, Q))
+        _, trace = run_events(cascade)
+    finally:
+        cascade.close()
+    assert 0 <= small["agreement_exact"] <= small["agreement"] <= 1 and small["agreement_seconds"] > 0
+    assert "agreement" not in large
+    step = trace.steps[0]
+    assert step.tier == "small" and step.seconds == pytest.approx(step.answer_seconds + step.verify_seconds)
+
+
+def test_agreement_samples_are_bounded(write_config, model_path):
+    from automix_local.config import ConfigError, default_paths, load_config
+
+    text = tier_toml("small", model_path) + "\n[cascade]\nagreement_samples = 40\n"
+    with pytest.raises(ConfigError, match="agreement_samples"):
+        load_config(write_config(text), default_paths())

@@ -44,6 +44,16 @@ class Scored:
     seconds: float
 
 
+@dataclass
+class Sampled:
+    """Answers drawn at a temperature from one prompt (``LlamaBackend.sample_batch``)."""
+
+    texts: list[str]
+    tokens_in: int
+    tokens_evaluated: int  # prompt tokens evaluated plus one per sampled token decoded
+    seconds: float
+
+
 class BackendError(Exception):
     """A backend failure the user can act on. str() is the one line shown to the user."""
 

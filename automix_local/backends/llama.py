@@ -20,14 +20,14 @@ import math
 import os
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..config import TierConfig
-from .base import BackendError, Generation, Scored
+from .base import BackendError, Generation, Sampled, Scored
 
 # llama.cpp's OpenMP threads busy-wait between calls and starve a second model in the same process;
 # the variable must be set before the OpenMP runtime starts (see automix_local/__init__.py too).
@@ -67,7 +67,9 @@ def _route_llama_logs(llama_cpp: Any) -> None:
     llama_cpp.llama_log_set(callback, None)
 
 
-def load_llama(who: str, model_path: Path, n_threads: int | None, **kwargs: Any) -> tuple[Any, float]:
+def load_llama(
+    who: str, model_path: Path, n_threads: int | None, parallel: int = 1, **kwargs: Any
+) -> tuple[Any, float]:
     """A ``llama_cpp.Llama`` for ``model_path`` built quietly (see ``_construct``), all cores unless
     ``n_threads``, and the seconds it took; a load failure is a ``BackendError`` naming ``who`` and the
     file, with llama.cpp's own last message."""
@@ -79,7 +81,10 @@ def load_llama(who: str, model_path: Path, n_threads: int | None, **kwargs: Any)
     t0 = time.perf_counter()
     _errors.clear()
     try:
-        llm = _construct(llama_cpp, model_path=str(model_path), n_threads=threads, n_threads_batch=threads, **kwargs)
+        with _CONSTRUCT_LOCK, _parallel_sequences(parallel):
+            llm = _construct(
+                llama_cpp, model_path=str(model_path), n_threads=threads, n_threads_batch=threads, **kwargs
+            )
     except (ValueError, RuntimeError, OSError) as exc:
         why = f" ({_errors[-1]})" if _errors else ""
         raise BackendError(f"{who}: llama.cpp could not load {model_path}: {exc}{why}".replace("\n", " ")) from None
@@ -90,7 +95,7 @@ def _construct(llama_cpp: Any, **kwargs: Any) -> Any:
     """``llama_cpp.Llama(**kwargs)`` without writing to, or redirecting, the terminal."""
     _route_llama_logs(llama_cpp)
     printed = io.StringIO()
-    with _CONSTRUCT_LOCK, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
         llm = llama_cpp.Llama(**kwargs, verbose=True)
     llm.verbose = False  # later calls (generate, embed) print nothing either
     if printed.getvalue().strip():
@@ -112,9 +117,39 @@ def _spread(logits: np.ndarray, lse: float) -> tuple[float, float]:
     return max(0.0, entropy), float(abs(top2[1] - top2[0]))
 
 
+@contextlib.contextmanager
+def _parallel_sequences(n: int) -> Iterator[None]:
+    """While a ``Llama`` is built inside: its context holds up to ``n`` sequences in one unified KV cache.
+
+    llama-cpp-python's ``Llama`` takes no ``n_seq_max`` (it raises it only for embedding models), so the
+    defaults it starts from are raised for the construction, under ``_CONSTRUCT_LOCK``. A unified cache
+    lets the k samples share the prompt's cells (``llama_memory_seq_cp`` copies no tensor data) and keeps
+    the whole window for sequence 0: one sequence decodes exactly as in a context built for one.
+    """
+    if n <= 1:
+        yield
+        return
+    import llama_cpp.llama_cpp as low
+
+    original = low.llama_context_default_params
+
+    def raised() -> Any:
+        params = original()
+        params.n_seq_max = n
+        params.kv_unified = True
+        return params
+
+    low.llama_context_default_params = raised
+    try:
+        yield
+    finally:
+        low.llama_context_default_params = original
+
+
 class LlamaBackend:
-    def __init__(self, tier: TierConfig, model_path: Path) -> None:
+    def __init__(self, tier: TierConfig, model_path: Path, parallel: int = 1) -> None:
         self.tier = tier
+        self.parallel = parallel  # sequences one decode may carry (sample_batch's k); 1: answers only
         self.name = tier.name
         self.model_path = model_path
         self.n_ctx = tier.n_ctx
@@ -141,6 +176,7 @@ class LlamaBackend:
             f"tier '{self.name}'",
             self.model_path,
             self.tier.n_threads,
+            self.parallel,
             n_ctx=self.tier.n_ctx,
             n_batch=min(self.tier.n_batch, self.tier.n_ctx),
             n_gpu_layers=self.tier.n_gpu_layers,
@@ -499,3 +535,82 @@ class LlamaBackend:
                 result[cont] = total
             llm.n_tokens = base_n  # later calls reuse the prompt; the extra tokens are dropped
             return Scored(result, len(tokens), evaluated, time.perf_counter() - t0)
+
+    def sample_batch(
+        self,
+        prompt: str,
+        k: int,
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+        temperature: float = 1.0,
+        seed: int | None = None,
+    ) -> Sampled:
+        """``k`` answers drawn at ``temperature`` in one batch: the prompt is evaluated once (or reused from
+        the cache), its KV cells are shared by ``k`` sequences, and every step decodes one token of each
+        live sequence in a single ``llama_decode``. The cache is left holding the prompt alone, as after
+        ``stream``. Needs a backend built with ``parallel >= k``."""
+        import llama_cpp
+
+        if not 1 <= k <= self.parallel:
+            raise ValueError(f"sample_batch: k={k}, but the context holds {self.parallel} sequences")
+        with self.lock:
+            llm = self._ensure_loaded()
+            t0 = time.perf_counter()
+            tokens = self._tokenize(llm, prompt)
+            self._check_fits(len(tokens), max_tokens)
+            stops = [s for s in (*stop, *self.tier.stop) if s]
+            evaluated = self._prefill(llm, tokens)
+            n0 = llm.n_tokens
+            vocab = llm._model.vocab
+            rng = np.random.default_rng(self.tier.seed if seed is None else seed)
+
+            def draw(logits: np.ndarray) -> int:
+                z = logits.astype(np.float64) / max(temperature, 1e-6)
+                return int(np.argmax(z - np.log(-np.log(rng.random(z.shape[0])))))
+
+            first = self._last_logits(llm).copy()
+            out: list[list[int]] = [[] for _ in range(k)]
+            texts = [""] * k
+            live = list(range(k))
+            nxt = {j: draw(first) for j in live}
+            mem = llama_cpp.llama_get_memory(llm.ctx)
+            for j in range(1, k):
+                llama_cpp.llama_memory_seq_cp(mem, 0, j, -1, -1)
+            batch = llama_cpp.llama_batch_init(k, 0, 1)
+            try:
+                step = 0
+                while True:
+                    for j in list(live):
+                        tok = nxt[j]
+                        done = bool(llama_cpp.llama_vocab_is_eog(vocab, tok))
+                        if not done:
+                            out[j].append(tok)
+                            texts[j] = llm.detokenize(out[j], prev_tokens=tokens).decode("utf-8", errors="ignore")
+                            hits = [texts[j].find(s) for s in stops if s in texts[j]]
+                            if hits:
+                                texts[j], done = texts[j][: min(hits)], True
+                        if done or len(out[j]) >= max_tokens or n0 + step + 1 >= self.n_ctx:
+                            live.remove(j)
+                    if not live:
+                        break
+                    batch.n_tokens = len(live)
+                    for i, j in enumerate(live):
+                        batch.token[i] = out[j][-1]
+                        batch.pos[i] = n0 + step
+                        batch.n_seq_id[i] = 1
+                        batch.seq_id[i][0] = j
+                        batch.logits[i] = True
+                    if llama_cpp.llama_decode(llm.ctx, batch) != 0:
+                        raise BackendError(f"tier '{self.name}': llama.cpp could not decode {len(live)} samples")
+                    evaluated += len(live)
+                    for i, j in enumerate(live):
+                        ptr = llama_cpp.llama_get_logits_ith(llm.ctx, i)
+                        nxt[j] = draw(np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)))
+                    step += 1
+            finally:
+                llama_cpp.llama_batch_free(batch)
+                for j in range(1, k):
+                    llama_cpp.llama_memory_seq_rm(mem, j, -1, -1)
+                llama_cpp.llama_memory_seq_rm(mem, 0, n0, -1)
+            return Sampled(texts, len(tokens), evaluated, time.perf_counter() - t0)
