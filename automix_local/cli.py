@@ -685,6 +685,24 @@ def _add_verify_cost(parser: argparse.ArgumentParser) -> None:
     )
 
 
+DEFAULT_KEY_ENV = "AUTOMIX_API_KEY"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import ServeError, serve
+
+    name = args.api_key_env or DEFAULT_KEY_ENV
+    key = os.environ.get(name, "").strip() or None
+    if args.api_key_env and key is None:
+        raise UserError(f"--api-key-env {name}: the environment variable {name} is not set or empty", EXIT_USAGE)
+    config = _config(args)
+    try:
+        serve(config, args.host, args.port, key, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except ServeError as exc:
+        raise UserError(str(exc), EXIT_USAGE) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="models.toml to use")
@@ -782,6 +800,18 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--out", default=None, metavar="FILE", help="router JSON (default: DIR/router-ROUTER.json)")
     _add_verify_cost(cal)
     cal.set_defaults(func=cmd_calibrate)
+
+    sv = sub.add_parser("serve", parents=[common], help="the cascade as an OpenAI-compatible server (/v1)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    sv.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    sv.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        default=None,
+        help=f"environment variable holding the API key clients must send as a bearer token (default: "
+        f"{DEFAULT_KEY_ENV} when set); required for a --host other than loopback",
+    )
+    sv.set_defaults(func=cmd_serve)
 
     cfg = sub.add_parser("config", parents=[common], help="where the config and state live; check a config")
     csub = cfg.add_subparsers(dest="config_command", metavar="ACTION")

@@ -218,6 +218,18 @@ class DocumentsConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """[server]: `automix-local serve`, the cascade as an OpenAI-compatible endpoint."""
+
+    # requests wait in one FIFO queue for the models (one question at a time); beyond this many waiting,
+    # or after waiting queue_timeout seconds, a request gets 503 with Retry-After
+    queue_size: int = 8
+    queue_timeout: float = 120.0
+    max_request_bytes: int = 4 * 1024 * 1024  # a larger body gets 413
+    read_timeout: float = 30.0  # seconds a client may take to send its body (slow clients get 408)
+
+
+@dataclass(frozen=True)
 class PolicyConfig:
     remote: str = "never"
     send: str = "question"
@@ -245,6 +257,7 @@ class Config:
     tui: TuiConfig = field(default_factory=TuiConfig)
     embedding: EmbeddingConfig | None = None  # None: no [embedding] table, retrieval is BM25 alone
     documents: DocumentsConfig = field(default_factory=DocumentsConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
     def tier(self, name: str) -> TierConfig:
         for t in self.tiers:
@@ -606,6 +619,7 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
     tui_raw = top.get("tui", dict, {})
     embedding_raw = top.get("embedding", dict)
     documents_raw = top.get("documents", dict, {})
+    server_raw = top.get("server", dict, {})
     top.finish()
     if not tiers_raw:
         raise ConfigError(file, "tiers", "no tiers: add at least one [[tiers]] table with name and a model source")
@@ -634,8 +648,29 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
     documents = DocumentsConfig(context_tokens=t.positive_int("context_tokens", 512, minimum=0) or 0)
     t.finish()
     return Config(
-        tiers, cascade, policy, file, paths or default_paths(), _parse_tui(file, tui_raw), embedding, documents
+        tiers,
+        cascade,
+        policy,
+        file,
+        paths or default_paths(),
+        _parse_tui(file, tui_raw),
+        embedding,
+        documents,
+        _parse_server(file, server_raw),
     )
+
+
+def _parse_server(file: Path, data: dict[str, Any]) -> ServerConfig:
+    t = _Table(file, "server", data)
+    d = ServerConfig()
+    cfg = ServerConfig(
+        queue_size=t.positive_int("queue_size", d.queue_size, minimum=0) or 0,
+        queue_timeout=t.number("queue_timeout", d.queue_timeout, 0.0) or 0.0,
+        max_request_bytes=t.positive_int("max_request_bytes", d.max_request_bytes, minimum=1024) or d.max_request_bytes,
+        read_timeout=t.number("read_timeout", d.read_timeout, 0.1) or d.read_timeout,
+    )
+    t.finish()
+    return cfg
 
 
 def packaged_default() -> Path:

@@ -27,12 +27,76 @@ sys.path.insert(0, str(ROOT))
 from automix_local.gain import RATES, oracle_share  # noqa: E402
 from automix_local.report import (  # noqa: E402
     CORRECT_F1,
+    Run,
+    _split,
     auroc,
     load_run,
     oracle_shares,
     signal_specs,
     signal_table,
 )
+from automix_local.routers import load as load_router  # noqa: E402
+
+NEAR_FREE = 0.15  # a signal may be the default when it costs at most this share of the answer (issue 13)
+MARGIN = 0.05  # and replaces the shipped signal only when ahead by more than this worst-dataset share
+
+
+def default_rule(runs: dict[str, Run], costs: dict[str, float], seeds: int) -> list[str]:
+    """The rule that chooses the shipped signal: fitted on half of all the runs' items together (as the
+    shipped router is fitted on a mix of datasets), scored on each dataset's held-out items separately;
+    a signal's score is its worst dataset's mean share at 25 % and 50 %. Among near-free signals the
+    highest score wins; it replaces the shipped signal only when ahead of it by more than MARGIN."""
+    names = list(runs)
+    items = [it for r in runs.values() for it in r.items]
+    origin = np.array([k for k, r in runs.items() for _ in r.items])
+    small = np.array([it.scores[0] for it in items])
+    large = np.array([it.scores[-1] for it in items])
+    labels = small >= CORRECT_F1
+    common = [f for f in next(iter(runs.values())).signals if all(f in r.signals for r in runs.values())]
+    shipped = load_router(ROOT / "automix_local" / "data" / "router-default.json").signal
+    shipped_name = shipped.features[0] if shipped and len(shipped.features) == 1 else None
+    rows = []
+    for spec in signal_specs(common):
+        shares = {d: {r: [] for r in RATES} for d in names}
+        aucs = {d: [] for d in names}
+        for seed in range(seeds):
+            tr, te = _split(len(items), len(items) // 2, seed)
+            fitted = spec.fit([items[i] for i in tr])
+            conf = np.array([fitted.confidence(items[i].features[0]) for i in te])
+            for d in names:
+                m = origin[te] == d
+                idx = te[m]
+                aucs[d].append(auroc(conf[m], labels[idx]))
+                for r in RATES:
+                    shares[d][r].append(oracle_share(small[idx], large[idx], conf[m], r))
+        per = {d: float(np.mean([np.nanmean(shares[d][r]) for r in RATES])) for d in names}
+        rows.append((spec.name, per, {d: float(np.mean(aucs[d])) for d in names}, costs.get(spec.name, np.nan)))
+    eligible = [r for r in rows if r[3] <= NEAR_FREE]
+    best = max(eligible, key=lambda r: min(r[1].values()))
+    current = next((r for r in rows if r[0] == shipped_name), None)
+    lines = [
+        "## The default, re-chosen by rule",
+        "",
+        f"Fitted on half of all {len(items)} items together (the shipped router is fitted on a mix of datasets), "
+        f"scored on each dataset's held-out items, {seeds} splits. Score: the worst dataset's mean share of the "
+        f"oracle's gain at 25 % and 50 %. **Rule**: among signals costing at most {NEAR_FREE:.2f}× the answer, "
+        f"the highest score wins, and replaces the shipped signal (`{shipped_name}`) only when ahead of it by "
+        f"more than {MARGIN:.2f}.",
+        "",
+        "| signal | " + " | ".join(f"{d}: share (AUROC)" for d in names) + " | score (worst) | cost × answer |",
+        "| --- | " + " | ".join("---" for _ in names) + " | --- | --- |",
+    ]
+    for name, per, auc, cost in sorted(rows, key=lambda r: -min(r[1].values())):
+        cells = " | ".join(f"{per[d]:.2f} ({auc[d]:.3f})" for d in names)
+        mark = " ← shipped" if name == shipped_name else ""
+        lines.append(f"| {name}{mark} | {cells} | {min(per.values()):.2f} | {cost:.2f} |")
+    lead = min(best[1].values()) - (min(current[1].values()) if current else -np.inf)
+    verdict = f"**{best[0]}** wins (score {min(best[1].values()):.2f}); " + (
+        f"ahead of the shipped `{shipped_name}` by {lead:.2f} > {MARGIN:.2f}: it becomes the default."
+        if lead > MARGIN
+        else f"ahead of the shipped `{shipped_name}` by only {lead:.2f} ≤ {MARGIN:.2f}: the default stays."
+    )
+    return [*lines, "", verdict, ""]
 
 
 def cross(run_dirs: list[Path], bootstrap: int = 500) -> list[str]:
@@ -88,6 +152,8 @@ def main() -> int:
         "",
     ]
     out: dict = {}
+    loaded: dict[str, Run] = {}
+    costs: dict[str, float] = {}
     for run_dir in args.runs:
         run = load_run(run_dir)  # grounding computed from the data file for runs recorded before it
         n = len(run.items)
@@ -97,6 +163,9 @@ def main() -> int:
         osh = oracle_shares(run, specs, train, args.seeds)
         name = run_dir.parent.name if run_dir.name == "run" else run_dir.name
         out[name] = {"signals": table, "oracle_share": osh}
+        loaded[name] = run
+        for k, e in osh["signals"].items():
+            costs[k] = max(costs.get(k, 0.0), e.get("cost_ratio", np.nan))
         lines += [
             f"## {name} ({n} items, {Path(run.meta['data']).name})",
             "",
@@ -130,6 +199,9 @@ def main() -> int:
         print("\n".join(lines[-12:]), flush=True)
     if len(args.runs) > 1:
         lines += cross(args.runs)
+        same = [r for r in loaded.values() if r.tiers == run.tiers and r.meta.get("layout") == run.meta.get("layout")]
+        if len(same) == len(loaded):
+            lines += default_rule(loaded, costs, args.seeds)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

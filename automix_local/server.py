@@ -1,0 +1,770 @@
+"""`automix-local serve`: the cascade as an OpenAI-compatible HTTP endpoint (FastAPI + uvicorn + SSE).
+
+The server only consumes the cascade's event stream, as the app and the CLI do. Requests map onto it so:
+
+* ``model``: ``automix`` is the cascade; a local tier's name asks that tier alone (its model is the one the
+  cascade holds: nothing loads twice). A remote tier cannot be asked by name: whether a question may leave
+  is the cascade's decision under the privacy policy.
+* ``messages``: system (and developer) messages are the context; earlier user/assistant pairs are the
+  conversation's turns; the last user message is the question. With ``documents`` (a list of document
+  names from the library, ``[]`` for all of it) or ``doc`` (one name) in the body, the context is
+  retrieved from the document library instead.
+* The response is a chat completion whose ``model`` names the tier that answered; ``usage`` sums the
+  tiers; the whole trace goes in an ``automix`` field and in ``x-automix-*`` headers.
+
+Streaming (``"stream": true``), defined for a cascade: a tier's answer is streamed once it is *kept* — a
+kept small answer at once, as one chunk; the last tier, which nothing checks, token by token as it comes.
+With ``"stream_provisional": true`` every tier streams at once; on escalation a separator chunk follows
+(``automix.event = "escalated"``, and a visible line in the content), then the escalated answer. The
+stream ends with a chunk carrying ``finish_reason`` and the trace, then ``data: [DONE]``. Never a 200 with
+an empty answer: an answer that is empty says so.
+
+Concurrency: the models answer one question at a time. Requests wait in one FIFO queue ([server]
+queue_size); beyond it, or after queue_timeout seconds, ``503`` with ``Retry-After``. A client that
+disconnects cancels its own question (the model is freed at the next token); no request can cancel
+another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import math
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Generator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sse_starlette.sse import EventSourceResponse
+
+from . import prompts
+from .backends.base import BackendError
+from .cascade import (
+    Answered,
+    Cascade,
+    CascadeError,
+    Decided,
+    Escalated,
+    Event,
+    Finished,
+    RemoteFailed,
+    TierStarted,
+    Token,
+    Trace,
+)
+from .config import Config
+from .explain import shown_answer
+from .policy import override
+from .routers import RouterError
+from .sources import ModelError
+
+CASCADE_MODEL = "automix"
+ASK_OVER_HTTP = (
+    'remote = "ask" in models.toml: nobody can be asked over HTTP, so it is treated as "never" '
+    '(nothing was sent); set remote = "allow" to let the server\'s questions leave'
+)
+
+
+class ServeError(Exception):
+    """The server cannot start as asked. str() is the one line shown to the user."""
+
+
+class ApiError(Exception):
+    """A request refused with an OpenAI-style error body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.param = status, message, code, param
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        kind = "invalid_request_error" if self.status < 500 else "server_error"
+        if self.status == 401:
+            kind = "authentication_error"
+        return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------- the request
+
+
+@dataclass
+class ChatRequest:
+    model: str
+    question: str
+    context: str
+    history: list[tuple[str, str]]
+    stream: bool = False
+    provisional: bool = False
+    include_usage: bool = False
+    scope: list[str] | None = None  # document names ([] for the whole library); None: the messages' context
+
+
+def _text(content: Any, where: str) -> str:
+    """A message's content: a string, or OpenAI's list of parts (text parts only)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            else:
+                raise ApiError(400, f"{where}: only text content is supported", param=where)
+        return "\n".join(texts)
+    raise ApiError(400, f"{where}: content must be a string or a list of text parts", param=where)
+
+
+def parse_request(body: bytes, models: list[str]) -> ChatRequest:
+    """The request body as a ``ChatRequest``; an ``ApiError`` (400/404) names what is wrong, in one line."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    model = data.get("model", CASCADE_MODEL)
+    if not isinstance(model, str) or model not in models:
+        raise ApiError(
+            404,
+            f"model {model!r} does not exist here: ask {', '.join(repr(m) for m in models)}",
+            code="model_not_found",
+            param="model",
+        )
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "messages is missing or empty: send at least one user message", param="messages")
+    system: list[str] = []
+    turns: list[tuple[str, str]] = []
+    asked: str | None = None
+    for i, m in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(m, dict) or m.get("role") not in ("system", "developer", "user", "assistant", "tool"):
+            raise ApiError(400, f"{where}: expected an object with role system, user or assistant", param=where)
+        text = _text(m.get("content"), where)
+        role = m["role"]
+        if role in ("system", "developer"):
+            system.append(text)
+        elif role == "user":
+            if asked is not None:  # two user messages in a row: the earlier one had no answer
+                turns.append((asked, ""))
+            asked = text
+        elif role == "assistant" and asked is not None:
+            turns.append((asked, text))
+            asked = None
+    if asked is None or not asked.strip():
+        raise ApiError(400, "the last message must be the user's question, and not empty", param="messages")
+    scope = None
+    if "documents" in data or "doc" in data:
+        docs = data.get("documents", [data["doc"]] if "doc" in data else [])
+        if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
+            raise ApiError(400, "documents must be a list of document names ([] for the whole library)")
+        scope = list(docs)
+    stream_options = data.get("stream_options") or {}
+    return ChatRequest(
+        model=model,
+        question=asked.strip(),
+        context="\n\n".join(t for t in system if t.strip()),
+        history=[(q, a) for q, a in turns if q.strip() and a.strip()],
+        stream=bool(data.get("stream", False)),
+        provisional=bool(data.get("stream_provisional", False)),
+        include_usage=bool(isinstance(stream_options, dict) and stream_options.get("include_usage")),
+        scope=scope,
+    )
+
+
+# --------------------------------------------------------------------------- the queue
+
+
+class Busy(Exception):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Gate:
+    """One question at a time, the rest waiting in FIFO order (asyncio.Lock wakes its waiters in order);
+    at most ``size`` waiting, each at most ``timeout`` seconds. ``release`` is called by the worker thread
+    when its question has really stopped (after a cancel, too)."""
+
+    def __init__(self, size: int, timeout: float) -> None:
+        self.size, self.timeout = size, timeout
+        self._lock = asyncio.Lock()
+        self.waiting = 0
+        self.service = 5.0  # seconds one question takes, a running mean (for Retry-After)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.service * (self.waiting + 1)))
+
+    async def acquire(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self._lock.locked() and self.waiting >= self.size:
+            raise Busy(f"the server is busy: {self.waiting} questions are waiting (queue_size)", self.retry_after())
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self._lock.acquire(), self.timeout)
+        except TimeoutError:
+            raise Busy(
+                f"the server is busy: no model was free within {self.timeout:g} s (queue_timeout)", self.retry_after()
+            ) from None
+        finally:
+            self.waiting -= 1
+
+    def release(self, seconds: float | None = None) -> None:
+        """Thread-safe: the worker calls it from its own thread."""
+        if seconds is not None:
+            self.service = 0.7 * self.service + 0.3 * seconds
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._lock.release)
+
+
+# --------------------------------------------------------------------------- running a question
+
+
+_DONE = object()
+
+
+class Job:
+    """One question run by the cascade in a worker thread; its events arrive on an asyncio queue. ``cancel``
+    stops it at the next event (the generator is closed, which ends the model's decode and frees it)."""
+
+    def __init__(self, run: Callable[[], Generator[Event, None, Trace]], gate: Gate) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self._cancel = threading.Event()
+        self._run, self._gate = run, gate
+        self.trace: Trace | None = None
+        self.error: BaseException | None = None
+        self.finished = threading.Event()
+        threading.Thread(target=self._work, name="automix-serve-question", daemon=True).start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _put(self, item: Any) -> None:
+        self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    def _work(self) -> None:
+        t0 = time.perf_counter()
+        gen: Generator[Event, None, Trace] | None = None
+        try:
+            gen = self._run()
+            while not self._cancel.is_set():
+                try:
+                    event = next(gen)
+                except StopIteration as done:
+                    self.trace = done.value
+                    break
+                self._put(event)
+        except BaseException as exc:  # handed to the request; the server goes on
+            self.error = exc
+        finally:
+            if gen is not None:
+                gen.close()  # a cancelled question: GeneratorExit ends the decode loop, the model is free
+            self.finished.set()
+            self._gate.release(time.perf_counter() - t0 if self.trace is not None else None)
+            self._put(_DONE)
+
+    async def events(self) -> AsyncIterator[Event]:
+        while True:
+            item = await self.queue.get()
+            if item is _DONE:
+                return
+            yield item
+
+
+class LiveText:
+    """What a streamed answer may show while it is being written: its clean form (prompts.clean_answer) so
+    far, holding back what cleaning could still change — the last characters (a closing period or quote)
+    and the whole text while it could become an abstention, which is shown as the document not saying."""
+
+    HOLD = 2
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self.sent = ""
+
+    def feed(self, delta: str) -> str:
+        self.raw += delta
+        clean = prompts.clean_answer(self.raw)
+        low = clean.lower().lstrip("\"' ")
+        if prompts.ABSTAIN.startswith(low) or not clean or clean[0] in "\"'":
+            return ""
+        ready = clean[: max(0, len(clean) - self.HOLD)]
+        if not ready.startswith(self.sent) or len(ready) <= len(self.sent):
+            return ""
+        out, self.sent = ready[len(self.sent) :], ready
+        return out
+
+    def finish(self, answer: str) -> str:
+        """The rest of ``answer`` (as shown) after what was sent; nothing if what was sent is not its start."""
+        rest = answer[len(self.sent) :] if answer.startswith(self.sent) else ""
+        self.sent += rest
+        return rest
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def usage(trace: Trace) -> dict[str, int]:
+    p = sum(s.tokens_in for s in trace.steps)
+    c = sum(s.tokens_out for s in trace.steps)
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def trace_headers(trace: Trace | None, tier: str, decision: str) -> dict[str, str]:
+    h = {"x-automix-tier": tier, "x-automix-decision": decision}
+    if trace is not None:
+        if trace.confidence is not None:
+            h["x-automix-confidence"] = f"{trace.confidence:.4f}"
+        egress = [str(s.egress_id) for s in trace.steps if s.egress_id is not None]
+        h["x-automix-egress"] = ",".join(egress) or "none"
+    return h
+
+
+def automix_field(trace: Trace, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = trace.to_json()
+    data["answer_shown"] = shown_answer(trace.answer)
+    return data | (extra or {})
+
+
+@dataclass
+class Server:
+    """The state behind the HTTP routes: one cascade (the models), the queue, the key."""
+
+    config: Config
+    api_key: str | None = None
+    cascade: Cascade | None = None
+    notices: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        policy = self.config.policy
+        has_remote = any(t.backend == "openai" for t in self.config.tiers)
+        if policy.remote == "ask":
+            policy = override(policy, {"remote": "never"})
+            if has_remote:
+                self.notices.append(ASK_OVER_HTTP)
+        self.policy = policy
+        if self.cascade is None:
+            self.cascade = Cascade(self.config, policy=policy, approve=None)
+        self.gate: Gate | None = None
+        self._singles: dict[str, Cascade] = {}
+        self._embedder: Any = None
+        self._embedder_lock = threading.Lock()
+
+    @property
+    def models(self) -> list[str]:
+        return [CASCADE_MODEL, *(t.name for t in self.config.tiers if t.backend != "openai")]
+
+    def cascade_for(self, model: str) -> Cascade:
+        """The cascade, or one tier alone answering with the cascade's own model (no second copy loaded)."""
+        main = self.cascade
+        assert main is not None
+        if model == CASCADE_MODEL:
+            return main
+        if model not in self._singles:
+            index = [t.name for t in self.config.tiers].index(model)
+            tier = self.config.tiers[index]
+            alone = replace(
+                self.config,
+                tiers=(tier,),
+                cascade=replace(self.config.cascade, calibration=None, router="threshold", agreement_samples=0),
+            )
+            self._singles[model] = Cascade(
+                alone, policy=self.policy, backend_factory=lambda _t, i=index: main.backend(i)
+            )
+        return self._singles[model]
+
+    def embedder(self) -> Any:
+        with self._embedder_lock:
+            if self._embedder is None and self.config.embedding is not None:
+                from .documents.vectors import open_embedder
+
+                self._embedder = open_embedder(self.config)
+            return self._embedder
+
+    def close(self) -> None:
+        if self._embedder is not None:
+            self._embedder.close()
+        for c in self._singles.values():
+            c._backends.clear()  # the cascade's own backends: closed once, below
+            c.close()
+        if self.cascade is not None:
+            self.cascade.close()
+
+    def question(self, req: ChatRequest) -> Callable[[], Generator[Event, None, Trace]]:
+        """What the worker thread runs: retrieval (for a document scope) and the cascade."""
+        cascade = self.cascade_for(req.model)
+
+        def run() -> Generator[Event, None, Trace]:
+            context, sources = req.context, None
+            if req.scope is not None:
+                from .documents.asking import retrieve
+                from .documents.library import default_path
+                from .documents.vectors import model_key
+
+                embedder = self.embedder()
+                retrieved = retrieve(
+                    default_path(self.config.paths.data_dir),
+                    req.scope,
+                    req.question,
+                    cascade.document_budget,
+                    embed_query=embedder.embed_query if embedder is not None else None,
+                    model=model_key(self.config.embedding) if self.config.embedding is not None else None,
+                    cap=self.config.documents.context_tokens,
+                )
+                if retrieved.not_found:
+                    raise NotInDocuments(retrieved.names())
+                context, sources = retrieved.context, retrieved.sources
+            elif not context.strip():
+                raise ApiError(
+                    400,
+                    "no context: put the text to answer from in a system message, or name documents from the "
+                    'library ("documents": [...], [] for all of it)',
+                    param="messages",
+                )
+            trace = yield from cascade.run(context, req.question, history=req.history, sources=sources)
+            if self.notices:
+                trace.notice = "; ".join([*([trace.notice] if trace.notice else []), *self.notices])
+            return trace
+
+        return run
+
+
+class NotInDocuments(Exception):
+    pass
+
+
+def _error_for(exc: BaseException) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, CascadeError | RouterError):
+        return ApiError(400, str(exc))
+    from .documents.library import LibraryError
+
+    if isinstance(exc, LibraryError):
+        return ApiError(400, str(exc), param="documents")
+    if isinstance(exc, ModelError | BackendError):
+        return ApiError(500, str(exc), code="model_error")
+    return ApiError(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def create_app(server: Server) -> Any:
+    """The ASGI app over ``server``."""
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        server.gate = Gate(server.config.server.queue_size, server.config.server.queue_timeout)
+        yield
+        server.close()
+
+    app = FastAPI(title="automix-local", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    def refuse(err: ApiError) -> JSONResponse:
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Callable[[Request], Any]) -> Any:
+        if server.api_key and request.url.path.startswith("/v1"):
+            given = request.headers.get("authorization", "")
+            scheme, _, token = given.partition(" ")
+            if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), server.api_key):
+                return refuse(
+                    ApiError(
+                        401,
+                        "missing or wrong API key: send Authorization: Bearer <key>",
+                        code="invalid_api_key",
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
+                )
+        return await call_next(request)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        cascade = server.cascade
+        assert cascade is not None and server.gate is not None
+        return {
+            "status": "ok",
+            "tiers": [
+                {"name": t.name, "remote": t.backend == "openai", "loaded": cascade.ready(i)}
+                for i, t in enumerate(server.config.tiers)
+            ],
+            "queue": {"waiting": server.gate.waiting, "size": server.gate.size},
+        }
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        now = int(time.time())
+        return {
+            "object": "list",
+            "data": [{"id": m, "object": "model", "created": now, "owned_by": "automix-local"} for m in server.models],
+        }
+
+    async def read_body(request: Request) -> bytes:
+        limit = server.config.server.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, f"the request body is {declared} bytes, over the limit of {limit} (max_request_bytes)")
+        chunks, size = [], 0
+
+        async def collect() -> None:
+            nonlocal size
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, f"the request body is over the limit of {limit} bytes (max_request_bytes)")
+                chunks.append(chunk)
+
+        try:
+            await asyncio.wait_for(collect(), server.config.server.read_timeout)
+        except TimeoutError:
+            took = server.config.server.read_timeout
+            raise ApiError(408, f"the request body took over {took:g} s to arrive (read_timeout)") from None
+        return b"".join(chunks)
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        try:
+            req = parse_request(await read_body(request), server.models)
+        except ApiError as err:
+            return refuse(err)
+        gate = server.gate
+        assert gate is not None
+        try:
+            await gate.acquire()
+        except Busy as busy:
+            return refuse(ApiError(503, str(busy), code="server_busy", headers={"Retry-After": str(busy.retry_after)}))
+        try:
+            job = Job(server.question(req), gate)
+        except BaseException:
+            gate.release()
+            raise
+        cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        if req.stream:
+            return await _stream(request, server, req, job, cid, created, refuse, EventSourceResponse)
+        return await _complete(request, job, req, cid, created, refuse)
+
+    return app
+
+
+async def _watch(request: Any, job: Job) -> None:
+    """Cancel the job when the client goes away."""
+    while not job.finished.is_set():
+        if await request.is_disconnected():
+            job.cancel()
+            return
+        await asyncio.sleep(0.25)
+
+
+def _not_found_trace(question: str, names: str) -> Trace:
+    return Trace(
+        question=question,
+        answer="",
+        tier="",
+        model="",
+        decision="not_found",
+        confidence=None,
+        seconds=0.0,
+        cost=0.0,
+        notice=f"Not in your documents: no passage of {names} matches the question (no model was asked).",
+    )
+
+
+async def _complete(request: Any, job: Job, req: ChatRequest, cid: str, created: int, refuse: Any) -> Any:
+    watcher = asyncio.create_task(_watch(request, job))
+    try:
+        async for _ in job.events():
+            pass
+    finally:
+        watcher.cancel()
+    if isinstance(job.error, NotInDocuments):
+        trace = _not_found_trace(req.question, str(job.error))
+        content, model = trace.notice or "", CASCADE_MODEL
+    elif job.error is not None:
+        return refuse(_error_for(job.error))
+    elif job.trace is None:  # cancelled: the client is gone
+        return JSONResponse({}, status_code=499)
+    else:
+        trace = job.trace
+        content, model = shown_answer(trace.answer) or "(the model gave an empty answer)", trace.tier
+    body = {
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": usage(trace),
+        "automix": automix_field(trace),
+    }
+    return JSONResponse(body, headers=trace_headers(trace, model, trace.decision))
+
+
+async def _stream(
+    request: Any, server: Server, req: ChatRequest, job: Job, cid: str, created: int, refuse: Any, sse: Any
+) -> Any:
+    """Wait until what is streamed first is known (a kept answer, the last tier starting, or — provisional —
+    the first tier starting), then answer with an SSE stream carrying the rest."""
+    n = len(server.cascade_for(req.model).tiers)
+    events = job.events()
+    watcher = asyncio.create_task(_watch(request, job))
+    first: list[Event] = []
+    tier, decision = "", "provisional"
+    async for event in events:
+        first.append(event)
+        if isinstance(event, TierStarted) and (req.provisional or event.index == n - 1):
+            tier, decision = event.tier, ("provisional" if req.provisional else "escalate" if event.index else "direct")
+            break
+        if isinstance(event, Decided) and event.decision.action == "keep":
+            tier, decision = event.tier, "keep"
+            break
+    else:
+        watcher.cancel()
+        if isinstance(job.error, NotInDocuments):
+            pass  # streamed below as one chunk
+        elif job.error is not None:
+            return refuse(_error_for(job.error))
+    watcher.cancel()
+
+    def chunk(delta: dict[str, Any], model: str, finish: str | None = None, **extra: Any) -> dict[str, str]:
+        body = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        } | extra
+        return {"data": json.dumps(body, ensure_ascii=False)}
+
+    async def body() -> AsyncIterator[dict[str, str]]:
+        try:
+            model = tier or CASCADE_MODEL
+            yield chunk({"role": "assistant", "content": ""}, model)
+            if isinstance(job.error, NotInDocuments):
+                trace = _not_found_trace(req.question, str(job.error))
+                yield chunk({"content": trace.notice}, model)
+                yield chunk({}, model, "stop", automix=automix_field(trace))
+                yield {"data": "[DONE]"}
+                return
+            live: LiveText | None = None
+            live_tier = ""
+            answers: dict[str, str] = {}
+            shown_any = False
+
+            async def replay() -> AsyncIterator[Event]:
+                for e in first:
+                    yield e
+                async for e in events:
+                    yield e
+
+            async for event in replay():
+                if isinstance(event, TierStarted):
+                    streaming = req.provisional or event.index == n - 1
+                    live, live_tier = (LiveText(), event.tier) if streaming else (None, "")
+                    if streaming and shown_any:
+                        sep = f"\n\n— escalated to {event.tier} —\n\n"
+                        yield chunk({"content": sep}, event.tier, automix={"event": "escalated", "to_tier": event.tier})
+                elif isinstance(event, Token) and live is not None and event.tier == live_tier:
+                    out = live.feed(event.text)
+                    if out:
+                        shown_any = True
+                        yield chunk({"content": out}, event.tier)
+                elif isinstance(event, Answered):
+                    answers[event.tier] = event.answer
+                    if live is not None and event.tier == live_tier:
+                        rest = live.finish(shown_answer(event.answer))
+                        if rest:
+                            shown_any = True
+                            yield chunk({"content": rest}, event.tier)
+                elif isinstance(event, Decided) and event.decision.action == "keep" and live is None:
+                    text = shown_answer(answers.get(event.tier, ""))
+                    if text:
+                        shown_any = True
+                        yield chunk({"content": text}, event.tier)
+                elif isinstance(event, RemoteFailed | Escalated):
+                    pass  # in the trace; a fallback answer is sent below if it was not streamed
+                elif isinstance(event, Finished):
+                    break
+            if job.error is not None:
+                err = _error_for(job.error)
+                yield {"data": json.dumps(err.body())}
+                yield {"data": "[DONE]"}
+                return
+            trace = job.trace
+            if trace is None:
+                return  # cancelled: the client is gone
+            final = shown_answer(trace.answer)
+            if not shown_any or (live is not None and live.sent != final and trace.tier != live_tier):
+                # nothing shown yet, or a fallback to an earlier local answer after a remote failure
+                if shown_any:
+                    yield chunk({"content": "\n\n— answered locally —\n\n"}, trace.tier)
+                yield chunk({"content": final or "(the model gave an empty answer)"}, trace.tier)
+            extra: dict[str, Any] = {"automix": automix_field(trace)}
+            yield chunk({}, trace.tier, "stop", **extra)
+            if req.include_usage:
+                yield {
+                    "data": json.dumps(
+                        {
+                            "id": cid,
+                            "object": "chat.completion.chunk",
+                            "created": created,
+                            "model": trace.tier,
+                            "choices": [],
+                            "usage": usage(trace),
+                        }
+                    )
+                }
+            yield {"data": "[DONE]"}
+        finally:
+            job.cancel()  # a client gone mid-stream: its question stops at the next token
+
+    return sse(body(), headers=trace_headers(None, tier or CASCADE_MODEL, decision), ping=15)
+
+
+def serve(config: Config, host: str, port: int, api_key: str | None, log: Callable[[str], None] = print) -> None:
+    """Run the server until Ctrl+C."""
+    import uvicorn
+
+    if not is_loopback(host) and not api_key:
+        raise ServeError(
+            f"--host {host} is reachable from other machines: set an API key in an environment variable and "
+            "name it with --api-key-env NAME (the key is never read from the command line)"
+        )
+    server = Server(config, api_key=api_key)
+    app = create_app(server)
+    names = ", ".join(server.models)
+    log(f"serving at http://{host}:{port}/v1 — models: {names}; Ctrl+C stops")
+    for note in server.notices:
+        log(f"note: {note}")
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
