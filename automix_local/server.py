@@ -476,6 +476,7 @@ def _error_for(exc: BaseException) -> ApiError:
 
 def create_app(server: Server) -> Any:
     """The ASGI app over ``server``."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server.gate = Gate(server.config.server.queue_size, server.config.server.queue_timeout)
