@@ -260,6 +260,7 @@ class Job:
         self._run, self._gate = run, gate
         self.trace: Trace | None = None
         self.error: BaseException | None = None
+        self.extra: Callable[[Trace], dict[str, Any]] = lambda trace: {}  # added to the response's trace
         self.finished = threading.Event()
         threading.Thread(target=self._work, name="automix-serve-question", daemon=True).start()
 
@@ -417,9 +418,28 @@ class Server:
         if self.cascade is not None:
             self.cascade.close()
 
-    def question(self, req: ChatRequest) -> Callable[[], Generator[Event, None, Trace]]:
-        """What the worker thread runs: retrieval (for a document scope) and the cascade."""
+    def question(
+        self, req: ChatRequest
+    ) -> tuple[Callable[[], Generator[Event, None, Trace]], Callable[[Trace], dict[str, Any]]]:
+        """What the worker thread runs (retrieval for a document scope, then the cascade), and what the
+        response adds to the trace afterwards: for the library, the passages the answer cites."""
         cascade = self.cascade_for(req.model)
+        found: dict[str, Any] = {}
+
+        def library(trace: Trace) -> dict[str, Any]:
+            retrieved = found.get("retrieved")
+            if retrieved is None:
+                return {}
+            from .documents.retrieval import cite
+
+            not_found = prompts.is_abstention(trace.answer) or not trace.answer.strip()
+            cited = [] if not_found else cite(trace.answer, retrieved.packed.passages)
+            return {
+                "citations": [c.to_json() for c in cited],
+                "not_found": not_found,
+                "retrieval": retrieved.packed.to_json()
+                | {"documents": [d.name for d in retrieved.documents], "dense": retrieved.dense},
+            }
 
         def run() -> Generator[Event, None, Trace]:
             context, sources = req.context, None
@@ -441,6 +461,7 @@ class Server:
                 if retrieved.not_found:
                     raise NotInDocuments(retrieved.names())
                 context, sources = retrieved.context, retrieved.sources
+                found["retrieved"] = retrieved
             elif not context.strip():
                 raise ApiError(
                     400,
@@ -453,7 +474,7 @@ class Server:
                 trace.notice = "; ".join([*([trace.notice] if trace.notice else []), *self.notices])
             return trace
 
-        return run
+        return run, library
 
 
 class NotInDocuments(Exception):
@@ -560,10 +581,12 @@ def create_app(server: Server) -> Any:
         except Busy as busy:
             return refuse(ApiError(503, str(busy), code="server_busy", headers={"Retry-After": str(busy.retry_after)}))
         try:
-            job = Job(server.question(req), gate)
+            run, library = server.question(req)
+            job = Job(run, gate)
         except BaseException:
             gate.release()
             raise
+        job.extra = library
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if req.stream:
@@ -627,7 +650,7 @@ async def _complete(request: Any, job: Job, req: ChatRequest, cid: str, created:
             }
         ],
         "usage": usage(trace),
-        "automix": automix_field(trace),
+        "automix": automix_field(trace, job.extra(trace) if job.trace is not None else {"not_found": True}),
     }
     return JSONResponse(body, headers=trace_headers(trace, model, trace.decision))
 
@@ -675,7 +698,7 @@ async def _stream(
             if isinstance(job.error, NotInDocuments):
                 trace = _not_found_trace(req.question, str(job.error))
                 yield chunk({"content": trace.notice}, model)
-                yield chunk({}, model, "stop", automix=automix_field(trace))
+                yield chunk({}, model, "stop", automix=automix_field(trace, {"not_found": True}))
                 yield {"data": "[DONE]"}
                 return
             live: LiveText | None = None
@@ -731,7 +754,7 @@ async def _stream(
                 if shown_any:
                     yield chunk({"content": "\n\n— answered locally —\n\n"}, trace.tier)
                 yield chunk({"content": final or "(the model gave an empty answer)"}, trace.tier)
-            extra: dict[str, Any] = {"automix": automix_field(trace)}
+            extra: dict[str, Any] = {"automix": automix_field(trace, job.extra(trace))}
             yield chunk({}, trace.tier, "stop", **extra)
             if req.include_usage:
                 yield {

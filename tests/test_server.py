@@ -317,3 +317,55 @@ def test_serve_module_imports_nothing_heavy_until_asked():
         timeout=60,
     )
     assert out.stdout.strip() == "False"
+
+
+def test_questions_over_the_document_library_cite_their_passages(cascade_config, hermetic_home: Path, tmp_path: Path):
+    """ "documents": [] asks the whole library (indexed by `docs add`), "doc" one document; the trace names
+    the cited passages; a question nothing matches is "not in your documents", with no model asked."""
+    config = cascade_config()
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    (folder / "kettle.md").write_text(
+        "# Kettle manual\n\n## Descaling\nIn hard water areas, descale the kettle every four weeks with white "
+        "vinegar.\n",
+        encoding="utf-8",
+    )
+    (folder / "festival.txt").write_text("The harbour festival of Kell takes place every August.\n", encoding="utf-8")
+    for town, trade in (("Arlen", "copper mining"), ("Brisk", "salt trading"), ("Corvo", "wool weaving")):
+        # more than fits the window: passages are retrieved, and a question nothing matches is not found
+        body = " ".join(f"In {town} the people are known for {trade}, and visitors come often." for _ in range(60))
+        (folder / f"{town.lower()}.txt").write_text(body + "\n", encoding="utf-8")
+    added = subprocess.run(
+        [cli_path(), "--config", str(config.source_file), "docs", "add", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert added.returncode == 0, added.stderr
+    with running(config) as (url, _):
+        c = client(url)
+        ask = [{"role": "user", "content": "How often should the kettle be descaled?"}]
+        done = c.chat.completions.create(model="automix", messages=ask, extra_body={"documents": []})
+        trace = done.model_extra["automix"]
+        assert len(trace["retrieval"]["documents"]) == 5 and trace["retrieval"]["mode"] == "retrieved"
+        assert done.choices[0].message.content and trace["not_found"] in (True, False)
+        for cited in trace["citations"]:  # the same citations as `ask --all --json`
+            assert {"n", "document", "start", "end", "text"} <= cited.keys()
+            assert cited["document"] in trace["retrieval"]["documents"]
+        one = c.chat.completions.create(
+            model="automix",
+            messages=[{"role": "user", "content": "When is the harbour festival?"}],
+            extra_body={"doc": "festival.txt"},
+        )
+        assert one.model_extra["automix"]["retrieval"]["documents"] == ["festival.txt"]
+        nope = c.chat.completions.create(
+            model="automix",
+            messages=[{"role": "user", "content": "Which zebra plays the bassoon?"}],
+            extra_body={"documents": []},
+            stream=True,
+        )
+        chunks = list(nope)
+        text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        assert text.startswith("Not in your documents") and chunks[-1].model_extra["automix"]["not_found"] is True
+        r = httpx.post(f"{url}/v1/chat/completions", json={"messages": ask, "documents": ["nope.md"]}, timeout=60)
+        assert r.status_code == 400 and "nope.md" in r.json()["error"]["message"]
