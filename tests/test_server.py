@@ -369,3 +369,15 @@ def test_questions_over_the_document_library_cite_their_passages(cascade_config,
         assert text.startswith("Not in your documents") and chunks[-1].model_extra["automix"]["not_found"] is True
         r = httpx.post(f"{url}/v1/chat/completions", json={"messages": ask, "documents": ["nope.md"]}, timeout=60)
         assert r.status_code == 400 and "nope.md" in r.json()["error"]["message"]
+
+
+def test_a_client_too_slow_to_send_its_body_gets_408(cascade_config):
+    import socket
+
+    with running(cascade_config(server="read_timeout = 0.5\n")) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 1000\r\n\r\n{\"messages\": [")  # fmt: skip
+            reply = s.recv(4096).decode()
+        assert reply.startswith("HTTP/1.1 408") and "read_timeout" in reply
