@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,13 +91,67 @@ def default_rule(runs: dict[str, Run], costs: dict[str, float], seeds: int) -> l
         cells = " | ".join(f"{per[d]:.2f} ({auc[d]:.3f})" for d in names)
         mark = " ← shipped" if name == shipped_name else ""
         lines.append(f"| {name}{mark} | {cells} | {min(per.values()):.2f} | {cost:.2f} |")
+    lines_anatomy = anatomy(runs, next(sp for sp in signal_specs(common) if sp.name == best[0]), seeds)
     lead = min(best[1].values()) - (min(current[1].values()) if current else -np.inf)
     verdict = f"**{best[0]}** wins (score {min(best[1].values()):.2f}); " + (
         f"ahead of the shipped `{shipped_name}` by {lead:.2f} > {MARGIN:.2f}: it becomes the default."
         if lead > MARGIN
         else f"ahead of the shipped `{shipped_name}` by only {lead:.2f} ≤ {MARGIN:.2f}: the default stays."
     )
-    return [*lines, "", verdict, ""]
+    return [*lines, "", verdict, "", *lines_anatomy]
+
+
+def anatomy(runs: dict[str, Run], spec: Any, seeds: int, rate: float = 0.25) -> list[str]:
+    """What the remaining errors look like: the items a signal escalates at ``rate`` (held out, fitted on
+    half of all items), and those the oracle would have escalated instead, by what escalating them does."""
+    items = [it for r in runs.values() for it in r.items]
+    origin = np.array([k for k, r in runs.items() for _ in r.items])
+    small = np.array([it.scores[0] for it in items])
+    large = np.array([it.scores[-1] for it in items])
+    unans = np.array([it.unanswerable for it in items])
+
+    def kind(i: int) -> str:
+        if large[i] > small[i] + 1e-9:
+            return "the large tier is better"
+        if large[i] < small[i] - 1e-9:
+            return "the large tier is worse"
+        if small[i] >= CORRECT_F1:
+            return "both right (equal)"
+        return "both wrong, unanswerable" if unans[i] else "both wrong, answerable"
+
+    kinds = ["the large tier is better", "the large tier is worse", "both right (equal)",
+             "both wrong, unanswerable", "both wrong, answerable"]  # fmt: skip
+    picked = {d: {k: 0 for k in kinds} for d in runs}
+    missed = {d: {k: 0 for k in ("confident (kept)",)} for d in runs}
+    wanted = {d: 0 for d in runs}
+    for seed in range(seeds):
+        tr, te = _split(len(items), len(items) // 2, seed)
+        fitted = spec.fit([items[i] for i in tr])
+        conf = np.array([fitted.confidence(items[i].features[0]) for i in te])
+        for d in runs:
+            m = origin[te] == d
+            idx, c = te[m], conf[m]
+            k = round(rate * len(idx))
+            esc = set(idx[np.argsort(c, kind="stable")[:k]].tolist())
+            for i in esc:
+                picked[d][kind(i)] += 1
+            gain = large[idx] - small[idx]
+            oracle = [int(i) for i in idx[np.argsort(-gain, kind="stable")[:k]] if large[i] > small[i] + 1e-9]
+            wanted[d] += len(oracle)
+            missed[d]["confident (kept)"] += sum(1 for i in oracle if i not in esc)
+    lines = [
+        f"### What the remaining errors look like ({spec.name}, {rate:.0%} escalated, held out)",
+        "",
+        "Of the items it escalates, what escalating them does (share of escalations, over the splits):",
+        "",
+        "| dataset | " + " | ".join(kinds) + " | oracle's escalations it keeps small |",
+        "| --- | " + " | ".join("---" for _ in kinds) + " | --- |",
+    ]
+    for d in runs:
+        total = sum(picked[d].values()) or 1
+        cells = " | ".join(f"{picked[d][k] / total:.0%}" for k in kinds)
+        lines.append(f"| {d} | {cells} | {missed[d]['confident (kept)'] / max(1, wanted[d]):.0%} |")
+    return [*lines, ""]
 
 
 def cross(run_dirs: list[Path], bootstrap: int = 500) -> list[str]:
