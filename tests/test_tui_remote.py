@@ -156,3 +156,25 @@ async def test_cancel_during_a_remote_stream_stops_it_and_logs_it(make_app, serv
     (entry,) = log.entries()
     log.close()
     assert entry.outcome == "cancelled"
+
+
+async def test_saved_versus_always_large_counts_a_per_token_price(model_path: Path, write_config, tmp_path: Path):
+    """A remote tier priced per million tokens: the session's "always-remote" figure is what its call cost,
+    not zero (the app once counted only per-call and per-1k prices)."""
+    with RecordingServer() as server:
+        server.answer = "Rollo"
+        server.usage = (300, 2)  # the remote's own count: 300 × 1 + 2 × 2 units
+        ctx = tmp_path / "normans.txt"
+        ctx.write_text(SQUAD_CONTEXT)
+        text = tier_toml("small", model_path, max_tokens=16)
+        text += (
+            f'[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "{server.base_url}"\nmodel = "m"\n'
+            "timeout = 5\ncost = 0\ncost_input_per_1m = 1000000\ncost_output_per_1m = 2000000\n"
+        )
+        text += '[cascade]\nrouter = "random"\nrandom_p = 1.0\n[policy]\nremote = "allow"\nsend = "full"\n'
+        app = AutomixApp(load_config(write_config(text)), ctx)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ask(app, pilot)
+            await wait_until(pilot, lambda: app._pending is None, timeout=120, what="answer finished")
+            assert app.session["large_cost"] == pytest.approx(304.0)
+            assert "vs 304.00 always-remote" in str(app.query_one("#totals", Static).content)

@@ -552,7 +552,13 @@ class AutomixApp(App[None]):
         s["questions"] += 1
         s["cost"] += trace.cost
         s["seconds"] += trace.seconds
-        s["large_cost"] += large.cost + large.cost_per_1k_tokens * prompt_tokens / 1000.0
+        # what always-large would have cost: its own call when it answered, else one call over this prompt with
+        # as many answer tokens as the answer shown (TierConfig.call_cost: per call, per 1k and per 1M tokens)
+        asked = next((st for st in trace.steps if st.tier == large.name), None)
+        if asked is not None:
+            s["large_cost"] += large.call_cost(asked.tokens_in, asked.tokens_out)
+        else:
+            s["large_cost"] += large.call_cost(prompt_tokens, trace.steps[-1].tokens_out if trace.steps else 0)
         s["large_seconds"] += [st.answer_seconds for st in trace.steps if st.tier == large.name]
         saved_cost = s["large_cost"] - s["cost"]
         lines = [

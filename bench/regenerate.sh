@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Rebuild every committed report under docs/results from the committed runs, without a model:
+#   bash bench/regenerate.sh            (about 15 minutes on 2 cores)
+# Each step is the command the report or README beside it names; merged runs are rebuilt in runs/ first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A=${AUTOMIX:-.venv/bin/automix-local}
+P=${PYTHON:-.venv/bin/python}
+R=docs/results
+
+$A eval report $R/squad300-logprob/run --costs 1,50 --seeds 10 --train-size 50,100,150 --out $R/squad300-logprob
+$A eval report $R/squad60-both/run --costs 1,50 --seeds 10 --train-size 30 --out $R/squad60-both
+$A eval report $R/fairytale200-logprob/run --costs 1,50 --seeds 10 --train-size 50,100 --out $R/fairytale200-logprob
+$A eval report $R/squad300-shared/run --costs 1,50 --seeds 10 --train-size 50,100,150 --out $R/squad300-shared
+$A eval report $R/fairytale200-shared/run --costs 1,50 --seeds 10 --train-size 50,100 --out $R/fairytale200-shared
+
+# merged500-logprob (its README)
+mkdir -p runs/merged-squad300-fairytale200
+cp $R/squad300-logprob/run/run.json runs/merged-squad300-fairytale200/
+$P -c 'import json; p="runs/merged-squad300-fairytale200/run.json"; m=json.load(open(p)); f=json.load(open("docs/results/fairytale200-logprob/run/run.json")); m["data_files"]=[{"path": x["data"], "sha256": x["data_sha256"]} for x in (m, f)]; json.dump(m, open(p, "w"), indent=2)'
+cat $R/squad300-logprob/run/items.jsonl $R/fairytale200-logprob/run/items.jsonl > runs/merged-squad300-fairytale200/items.jsonl
+$A eval report runs/merged-squad300-fairytale200 --costs 1,50 --seeds 10 --train-size 50,100,200 --out $R/merged500-logprob
+
+# merged500-shared (its README), with both data files named for the grounding features
+mkdir -p runs/merged-shared500
+cp $R/squad300-shared/run/run.json runs/merged-shared500/
+$P -c 'import json; p="runs/merged-shared500/run.json"; m=json.load(open(p)); f=json.load(open("docs/results/fairytale200-shared/run/run.json")); m["data_files"]=[{"path": x["data"], "sha256": x["data_sha256"]} for x in (m, f)]; json.dump(m, open(p, "w"), indent=2)'
+cat $R/squad300-shared/run/items.jsonl $R/fairytale200-shared/run/items.jsonl > runs/merged-shared500/items.jsonl
+$A eval report runs/merged-shared500 --costs 1,50 --seeds 10 --train-size 50,100,200 --out $R/merged500-shared
+
+# variants: the same 200 questions in three layouts (docs/results/variants/README.md)
+$P bench/merge_tiers.py --out runs/squad100-examples-2tier $R/variants/squad100-examples $R/variants/squad100-examples-large
+$P bench/merge_tiers.py --out runs/fairytale100-examples-2tier $R/variants/fairytale100-examples $R/variants/fairytale100-examples-large
+mkdir -p runs/examples200 && cp runs/squad100-examples-2tier/run.json runs/examples200/
+cat runs/{squad100,fairytale100}-examples-2tier/items.jsonl > runs/examples200/items.jsonl
+for r in paper:merged-squad300-fairytale200 shared:merged-shared500; do
+  mkdir -p runs/${r%%:*}200 && cp runs/${r#*:}/run.json runs/${r%%:*}200/
+  $P -c "import json,sys; ids={json.loads(l)['id'] for l in open('runs/examples200/items.jsonl')}; sys.stdout.writelines(l for l in open('runs/${r#*:}/items.jsonl') if json.loads(l)['id'] in ids)" > runs/${r%%:*}200/items.jsonl
+done
+for r in examples200 paper200 shared200; do
+  $A eval report runs/$r --costs 1,50 --seeds 10 --train-size 100 --out $R/variants/same200-$r
+done
