@@ -26,6 +26,7 @@ from .routers import ROUTER_CLASSES as _ROUTERS
 from .routers import Decision, Observation, POMDPRouter, Router, RouterError, load
 from .signals import Signal, agreement_features, answer_features
 from .sources import ensure_verified
+from .streams import Returning
 from .verification import Verification, Verifier, make_verifier
 
 MAX_TURNS = 20  # earlier turns considered at most (the token budget usually stops sooner)
@@ -572,14 +573,10 @@ class Cascade:
                     yield RemoteFailed(tier.name, outcome, final_step.tier)
                 break
             yield TierStarted(tier.name, index, model)
-            gen_it = self.answer_stream(index, context, question, turns)
-            while True:
-                try:
-                    delta = next(gen_it)
-                except StopIteration as done:
-                    answer, generation, free = done.value
-                    break
+            answering = Returning(self.answer_stream(index, context, question, turns))
+            for delta in answering:
                 yield Token(tier.name, delta)
+            answer, generation, free = answering.value
             yield Answered(tier.name, answer, generation)
             cost = tier.call_cost(generation.tokens_in, generation.tokens_out)
             abstained = bool(free["abstained"])
@@ -734,17 +731,15 @@ class Cascade:
         log = self.egress_log
         restorer = Restorer(result.mapping)
         t0 = time.perf_counter()
-        stream = backend.stream_body(receipt.payload, on_attempt=lambda n: log.attempt(entry_id, n))  # type: ignore[attr-defined]
+        stream: Returning[str, Generation] = Returning(
+            backend.stream_body(receipt.payload, on_attempt=lambda n: log.attempt(entry_id, n))  # type: ignore[attr-defined]
+        )
         try:
-            while True:
-                try:
-                    delta = next(stream)
-                except StopIteration as done:
-                    generation: Generation = done.value
-                    break
+            for delta in stream:
                 shown = restorer.feed(delta)
                 if shown:
                     yield Token(tier.name, shown)
+            generation = stream.value
             tail = restorer.flush()
             if tail:
                 yield Token(tier.name, tail)
@@ -798,14 +793,11 @@ class Cascade:
         history: Sequence[Turn] = (),
         sources: Sequence[tuple[str | None, str]] | None = None,
     ) -> Trace:
-        it = self.run(context, question, document=document, tags=tags, history=history, sources=sources)
-        while True:
-            try:
-                event = next(it)
-            except StopIteration as done:
-                return done.value
+        events = Returning(self.run(context, question, document=document, tags=tags, history=history, sources=sources))
+        for event in events:
             if on_event:
                 on_event(event)
+        return events.value
 
 
 def _best_local(steps: list[Step]) -> Step:

@@ -64,6 +64,7 @@ from .explain import shown_answer
 from .policy import override
 from .routers import RouterError
 from .sources import ModelError
+from .streams import Returning
 
 CASCADE_MODEL = "automix"
 ASK_OVER_HTTP = (
@@ -272,21 +273,20 @@ class Job:
 
     def _work(self) -> None:
         t0 = time.perf_counter()
-        gen: Generator[Event, None, Trace] | None = None
+        events: Returning[Event, Trace] | None = None
         try:
-            gen = self._run()
-            while not self._cancel.is_set():
-                try:
-                    event = next(gen)
-                except StopIteration as done:
-                    self.trace = done.value
+            events = Returning(self._run())
+            for event in events:
+                if self._cancel.is_set():
                     break
                 self._put(event)
+            else:
+                self.trace = events.value
         except BaseException as exc:  # handed to the request; the server goes on
             self.error = exc
         finally:
-            if gen is not None:
-                gen.close()  # a cancelled question: GeneratorExit ends the decode loop, the model is free
+            if events is not None:
+                events.close()  # a cancelled question: GeneratorExit ends the decode loop, the model is free
             self.finished.set()
             self._gate.release(time.perf_counter() - t0 if self.trace is not None else None)
             self._put(_DONE)

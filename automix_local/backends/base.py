@@ -6,6 +6,8 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..streams import Returning
+
 
 @dataclass
 class Generation:
@@ -89,8 +91,7 @@ class Backend(Protocol):
 
 def run_to_end(gen: Generator[str, None, Generation]) -> Generation:
     """Drain a stream and return its Generation."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as done:
-            return done.value
+    stream = Returning(gen)
+    for _ in stream:
+        pass
+    return stream.value

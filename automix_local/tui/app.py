@@ -53,6 +53,7 @@ from ..routers import POMDPRouter, RouterError, SelfConsistency, ThresholdRouter
 from ..signals import Signal, SignalError
 from ..sources import ModelError, status
 from ..storage import Store, StoreError
+from ..streams import Returning
 from ..verification import make_verifier
 from .documents import CitationList, DocumentsChoice, DocumentsScreen, SourcesScreen, scope_words
 from .screens import AuditScreen, ConversationsScreen, EgressScreen, MissingModelsScreen, PromptScreen
@@ -372,17 +373,13 @@ class AutomixApp(App[None]):
                 return
             self.call_from_thread(self._set_retrieved, retrieved, token)
             context, document, sources = retrieved.context, None, retrieved.sources
-        events = self.cascade.run(context, question, document=document, history=history, sources=sources)
+        events = Returning(self.cascade.run(context, question, document=document, history=history, sources=sources))
         try:
-            while True:
+            for event in events:
                 if worker.is_cancelled:
                     return
-                try:
-                    event = next(events)
-                except StopIteration as done:
-                    trace = done.value
-                    break
                 self.call_from_thread(self._on_event, event, token)
+            trace = events.value
         except ANSWER_ERRORS as exc:
             self.call_from_thread(self._on_error, str(exc), token)
             return
