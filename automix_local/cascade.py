@@ -23,7 +23,16 @@ from .policy import EgressRequest, PolicyResult
 from .policy import decide as policy_decide
 from .prompts import Turn
 from .routers import ROUTER_CLASSES as _ROUTERS
-from .routers import Decision, Observation, POMDPRouter, Router, RouterError, load
+from .routers import (
+    Decision,
+    Observation,
+    POMDPRouter,
+    Router,
+    RouterError,
+    SelfConsistency,
+    ThresholdRouter,
+    load,
+)
 from .signals import Signal, agreement_features, answer_features
 from .sources import ensure_verified
 from .streams import Returning
@@ -255,7 +264,7 @@ def make_router(config: Config) -> Router:
                 "calibrate one on a run recorded with this prompt (`automix-local eval run` + `calibrate`)"
             )
         if cfg.lambda_ is not None and isinstance(router, POMDPRouter):
-            router.lambda_ = cfg.lambda_  # the config's trade-off overrides the fitted one
+            router.set_lambda(cfg.lambda_)  # the config's trade-off overrides the fitted one
         return router
     cls = _ROUTERS[cfg.router]
     if cfg.router == "random":
@@ -332,6 +341,38 @@ class Cascade:
         self._making = {t.name: threading.Lock() for t in self.tiers}
         self._warm: set[str] = set()
         self.prefix_sources: dict[str, str] = {}  # tier → where its static prompt prefix came from
+
+    # ------------------------------------------------------------------ what the app may change
+    def set_verifier(self, strategy: str) -> None:
+        """Judge answers with this verification strategy from the next question. A calibrated router reads
+        its own signal: CascadeError."""
+        if self.router.signal is not None:
+            raise CascadeError("the calibrated router fixes its own signal; change [cascade] calibration instead")
+        self.signal = Signal.verifier(strategy)
+        self.verifier = make_verifier(replace(self.config.cascade, verifier=strategy))
+
+    def tradeoff(self) -> tuple[str, float] | None:
+        """The router's one trade-off: ("threshold", t) — escalate below t — or ("lambda", λ) for the POMDP;
+        None for routers without one."""
+        r = self.router
+        if isinstance(r, ThresholdRouter) and not isinstance(r, SelfConsistency):
+            return "threshold", r.threshold
+        if isinstance(r, POMDPRouter):
+            return "lambda", r.lambda_ or 0.0
+        return None
+
+    def set_tradeoff(self, value: float) -> float:
+        """Set the router's trade-off from the next question (clamped: a threshold to 0–1, λ to ≥ 0); returns
+        the value set."""
+        kind = self.tradeoff()
+        if kind is None:
+            raise CascadeError(f"the {self.router.kind} router has no trade-off to set")
+        if isinstance(self.router, POMDPRouter):
+            self.router.set_lambda(value)
+            return self.router.lambda_ or 0.0
+        assert isinstance(self.router, ThresholdRouter)
+        self.router.threshold = min(1.0, max(0.0, float(value)))
+        return self.router.threshold
 
     def backend(self, index: int) -> Backend:
         """Tier ``index``'s backend, made on first use (thread-safe: one per tier)."""

@@ -341,13 +341,18 @@ class POMDPRouter(Router):
                 best, target = v, j
         return best, target
 
+    def set_lambda(self, value: float) -> None:
+        """A new trade-off λ (reward P − λ·C); the decisions remembered for the old one are dropped."""
+        self.lambda_ = max(0.0, float(value))
+        self._memo = {}
+
     def decide(self, obs: Observation) -> Decision:
         key = (
             obs.tier,
             obs.n_tiers,
             tuple(None if c is None else confidence_bin(c, self.bins) for c in obs.confidences[: obs.tier + 1]),
         )
-        if key not in self._memo:  # the decision depends only on the binned observations
+        if key not in self._memo:  # the decision depends only on the binned observations (and λ: set_lambda)
             self._memo[key] = self._decide(obs)
         d = self._memo[key]
         conf = obs.confidences[obs.tier]

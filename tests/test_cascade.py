@@ -21,6 +21,7 @@ from automix_local.cascade import (
     Verified,
     VerifyStarted,
 )
+from automix_local.signals import Signal
 from automix_local.sources import ModelError
 
 from .conftest import SQUAD_CONTEXT, tier_toml
@@ -341,3 +342,29 @@ def test_agreement_samples_are_bounded(write_config, model_path):
     text = tier_toml("small", model_path) + "\n[cascade]\nagreement_samples = 40\n"
     with pytest.raises(ConfigError, match="agreement_samples"):
         load_config(write_config(text), default_paths())
+
+
+def test_the_app_changes_strategy_and_trade_off_through_the_cascade(two_tier_config, tmp_path):
+    """What the app's palette sets goes through Cascade methods: the threshold is clamped to 0–1, a POMDP's
+    λ to ≥ 0 and its remembered decisions are dropped (a decision for the old λ is not reused)."""
+    plain = Cascade(two_tier_config("threshold", threshold=0.5))
+    assert plain.tradeoff() == ("threshold", 0.5) and plain.set_tradeoff(1.7) == 1.0
+    plain.set_verifier("sampled")
+    assert plain.verifier is not None and plain.verifier.strategy == "sampled"
+    assert plain.signal.name == "verifier_sampled"
+    assert Cascade(two_tier_config("always_small")).tradeoff() is None
+    with pytest.raises(CascadeError, match="no trade-off"):
+        Cascade(two_tier_config("random")).set_tradeoff(0.3)
+    recs = [R.Record((1.0, 1.0), (0.9, None)), R.Record((0.0, 1.0), (0.1, None))] * 50
+    router = R.POMDPRouter(lambda_=0.001).fit(recs, [1, 10])
+    router.signal = Signal.verifier("logprob")  # a calibrated router reads its own signal
+    path = tmp_path / "router.json"
+    router.save(path)
+    cascade = Cascade(two_tier_config("pomdp", calibration=str(path)))
+    obs = R.Observation(0, (0.5, None), 2)
+    assert cascade.router.decide(obs).action == "route"  # cheap escalation at λ = 0.001
+    assert cascade.set_tradeoff(-3) == 0.0 and cascade.set_tradeoff(100.0) == 100.0
+    assert cascade.tradeoff() == ("lambda", 100.0)
+    assert cascade.router.decide(obs).action == "keep"  # not the decision remembered for the old λ
+    with pytest.raises(CascadeError, match="calibrat"):
+        cascade.set_verifier("sampled")

@@ -9,8 +9,7 @@ from automix_local.streams import Returning
 
 def counted(n: int):
     try:
-        for i in range(n):
-            yield i
+        yield from range(n)
         return f"done {n}"
     finally:
         closed.append(n)

@@ -11,7 +11,6 @@ import statistics
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,9 @@ from textual.widgets import Footer, Header, Input, OptionList, Static, TextArea
 from textual.worker import get_current_worker
 
 from ..audit import AuditError, Receipt
-from ..backends.base import BackendError
 from ..cascade import (
     Answered,
+    BackendError,
     Blocked,
     Cascade,
     CascadeError,
@@ -49,12 +48,11 @@ from ..explain import routed_to, shown_answer
 from ..paths import display_path
 from ..policy import describe as describe_policy
 from ..policy import override as policy_override
-from ..routers import POMDPRouter, RouterError, SelfConsistency, ThresholdRouter
-from ..signals import Signal, SignalError
+from ..routers import RouterError
+from ..signals import SignalError
 from ..sources import ModelError, status
 from ..storage import Store, StoreError
 from ..streams import Returning
-from ..verification import make_verifier
 from .documents import CitationList, DocumentsChoice, DocumentsScreen, SourcesScreen, scope_words
 from .screens import AuditScreen, ConversationsScreen, EgressScreen, MissingModelsScreen, PromptScreen
 from .widgets import AnswerBlock, TracePane, TurnView, decision_badge, step_badges
@@ -902,26 +900,25 @@ class AutomixApp(App[None]):
     def set_verifier(self, strategy: str) -> None:
         if self.cascade is None:
             return
-        if self.cascade.router.signal is not None:
-            self.notify(
-                "The calibrated router fixes its own signal; change [cascade] calibration instead.", severity="warning"
-            )
+        try:
+            self.cascade.set_verifier(strategy)
+        except CascadeError as exc:
+            self.notify(f"{str(exc)[0].upper()}{str(exc)[1:]}.", severity="warning")
             return
-        self.cascade.signal = Signal.verifier(strategy)
-        self.cascade.verifier = make_verifier(replace(self.config.cascade, verifier=strategy))
         self.notify(f"Verification: {strategy} (from the next question)")
 
     def action_tradeoff(self) -> None:
         if self.cascade is None:
             return
-        router = self.cascade.router
-        if isinstance(router, ThresholdRouter) and not isinstance(router, SelfConsistency):
-            title, value = "Escalate when confidence is below (0–1):", f"{router.threshold:.2f}"
-        elif isinstance(router, POMDPRouter):
-            title, value = "POMDP λ (cost weight; larger escalates less):", f"{router.lambda_ or 0:g}"
-        else:
-            self.notify(f"The {router.kind} router has no trade-off to set.", severity="warning")
+        cascade = self.cascade
+        knob = cascade.tradeoff()
+        if knob is None:
+            self.notify(f"The {cascade.router.kind} router has no trade-off to set.", severity="warning")
             return
+        if knob[0] == "threshold":
+            title, value = "Escalate when confidence is below (0–1):", f"{knob[1]:.2f}"
+        else:
+            title, value = "POMDP λ (cost weight; larger escalates less):", f"{knob[1]:g}"
 
         def apply(text: str | None) -> None:
             if text is None:
@@ -931,11 +928,7 @@ class AutomixApp(App[None]):
             except ValueError:
                 self.notify(f"Not a number: {text!r}", severity="error")
                 return
-            if isinstance(router, POMDPRouter):
-                router.lambda_ = max(0.0, x)
-                router._memo = {}
-            else:
-                router.threshold = min(1.0, max(0.0, x))
+            x = cascade.set_tradeoff(x)
             self.notify(f"Trade-off set to {x:g} (from the next question)")
 
         self.push_screen(PromptScreen(title, value), apply)
