@@ -8,6 +8,7 @@ in a header, and headers are not logged.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import sqlite3
@@ -84,7 +85,7 @@ class Entry:
     model: str
     bytes: int
     sha256: str
-    payload: bytes
+    payload: builtins.bytes  # the exact bytes sent (``bytes`` above is their count)
     send: str
     redactions: dict[str, int]
     attempts: int

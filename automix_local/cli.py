@@ -241,7 +241,7 @@ def _retrieve(config: Config, names: list[str], question: str, cascade: Cascade)
 def _not_in_documents(args: argparse.Namespace, question: str, retrieved: Retrieved) -> int:
     names = retrieved.names()
     if args.json:
-        out = {
+        out: dict[str, Any] = {
             "question": question,
             "answer": "",
             "tier": None,
@@ -470,15 +470,19 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"config: {config.source_file}")
-    header = ("#", "NAME", "WHERE", "SIZE", "PRESENT", "VERIFIED")
-    table = [header] + [
+    header: tuple[str, ...] = ("#", "NAME", "WHERE", "SIZE", "PRESENT", "VERIFIED")
+    table: list[tuple[str, ...]] = [header] + [
         (
             str(r["tier"]) if r["tier"] is not None else "emb",
-            r["name"],
-            r["where"],
-            _human(r["size"]),
-            "remote" if r["where"].startswith(("http://", "https://")) else "present" if r["present"] else "absent",
-            r["verified"],
+            str(r["name"]),
+            str(r["where"]),
+            _human(r["size"] if isinstance(r["size"], int) else None),
+            "remote"
+            if str(r["where"]).startswith(("http://", "https://"))
+            else "present"
+            if r["present"]
+            else "absent",
+            str(r["verified"]),
         )
         for r in rows
     ]
@@ -703,6 +707,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """A command group run without its action: its help."""
+
+    def show(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 0
+
+    return show
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="models.toml to use")
@@ -765,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
     mv = msub.add_parser("verify", parents=[common], help="re-hash models and compare with their sha256")
     mv.add_argument("names", nargs="*", metavar="NAME")
     mv.set_defaults(func=cmd_models_verify)
-    models.set_defaults(func=lambda a: (models.print_help(), 0)[1])
+    models.set_defaults(func=_help(models))
 
     ev = sub.add_parser("eval", parents=[common], help="measure quality per cost on a QA dataset")
     esub = ev.add_subparsers(dest="eval_command", metavar="ACTION")
@@ -790,7 +804,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--train-size", default="50,100,200,500", help="train sizes for the learning curve")
     rp.add_argument("--out", default=None, metavar="DIR", help="where to write the report (default: the run dir)")
     rp.set_defaults(func=cmd_eval_report)
-    ev.set_defaults(func=lambda a: (ev.print_help(), 0)[1])
+    ev.set_defaults(func=_help(ev))
 
     cal = sub.add_parser("calibrate", parents=[common], help="fit a router on a recorded run for models.toml")
     cal.add_argument("run", metavar="DIR")

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from .paths import CONFIG_ENV, Paths, default_paths
 
@@ -309,12 +309,20 @@ class _Table:
             raise self.error(name, f"expected one of {', '.join(map(repr, options))}, got {value!r}")
         return value
 
+    @overload
+    def positive_int(self, name: str, default: int, minimum: int = 1) -> int: ...
+    @overload
+    def positive_int(self, name: str, default: None, minimum: int = 1) -> int | None: ...
     def positive_int(self, name: str, default: int | None, minimum: int = 1) -> int | None:
         value = self.get(name, int, default)
         if value is not None and value < minimum:
             raise self.error(name, f"expected an integer >= {minimum}, got {value}")
         return value
 
+    @overload
+    def number(self, name: str, default: float, lo: float = 0.0, hi: float | None = None) -> float: ...
+    @overload
+    def number(self, name: str, default: None, lo: float = 0.0, hi: float | None = None) -> float | None: ...
     def number(self, name: str, default: float | None, lo: float = 0.0, hi: float | None = None) -> float | None:
         value = self.get(name, float, default)
         if value is not None and (value < lo or (hi is not None and value > hi)):
@@ -644,9 +652,9 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
         )
     cascade = _parse_cascade(file, cascade_raw, base, len(tiers))
     policy = _parse_policy(file, policy_raw)
-    t = _Table(file, "documents", documents_raw)
-    documents = DocumentsConfig(context_tokens=t.positive_int("context_tokens", 512, minimum=0) or 0)
-    t.finish()
+    docs = _Table(file, "documents", documents_raw)
+    documents = DocumentsConfig(context_tokens=docs.positive_int("context_tokens", 512, minimum=0) or 0)
+    docs.finish()
     return Config(
         tiers,
         cascade,

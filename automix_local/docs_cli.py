@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .documents.library import AddReport, Library, LibraryError, default_path
 
@@ -44,7 +44,7 @@ def _progress(what: str, unit: str = "files") -> Iterator[object]:
         task = progress.add_task("", total=None, passages=0)
 
         def update(done: int, total: int, item: str = "", passages: int | None = None) -> None:
-            fields = {"passages": passages} if passages is not None else {}
+            fields: dict[str, Any] = {"passages": passages} if passages is not None else {}
             progress.update(task, completed=done, total=total, description=Path(item).name[:40], **fields)
 
         yield update

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .config import PolicyConfig
 
@@ -254,7 +254,7 @@ def override(policy: PolicyConfig, changes: Mapping[str, str]) -> PolicyConfig:
 
     from .config import REMOTE_MODES, SEND_MODES
 
-    kw: dict[str, str] = {}
+    kw: dict[str, Any] = {}
     for key, value in changes.items():
         options = {"remote": REMOTE_MODES, "send": SEND_MODES}.get(key)
         if options is None or value not in options:

@@ -307,10 +307,10 @@ def answer_prompt(
             head = backend.render([{"role": "system", "content": SHARED_SYSTEM}, *turns])
         else:
             first = history[0][0] if history else question
-            turns = "".join(
+            lines = "".join(
                 f"{SHARED_ANSWER_LEAD} {a.strip()}\n\nQuestion: {q.strip()}\n" for q, a in _shift(history, question)
             )
-            head = f"{SHARED_SYSTEM}\n\n{_qa_user(context, first)}\n{turns}"
+            head = f"{SHARED_SYSTEM}\n\n{_qa_user(context, first)}\n{lines}"
         return head + SHARED_ANSWER_LEAD
     if backend.uses_chat_template:
         return backend.render(qa_messages(context, question, examples, history))

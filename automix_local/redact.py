@@ -676,11 +676,11 @@ class Redactor:
             target = dict(mapping or {})
         known: dict[tuple[str, str], str] = {}
         next_number: dict[str, int] = {}
-        for placeholder, original in target.items():
-            parsed = _PLACEHOLDER_KEY.match(placeholder)
+        for taken, original in target.items():
+            parsed = _PLACEHOLDER_KEY.match(taken)
             if parsed:
                 label, number = parsed.group(1), int(parsed.group(2))
-                known.setdefault((label, _norm(label, original)), placeholder)
+                known.setdefault((label, _norm(label, original)), taken)
                 next_number[label] = max(next_number.get(label, 1), number + 1)
         out: list[str] = []
         counts: dict[str, int] = {}

@@ -190,6 +190,7 @@ class ThresholdRouter(Router):
         def make(t: float) -> Router:
             return ThresholdRouter(t)
 
+        assert self.costs is not None  # set by Router.fit
         self.threshold = _choose(candidates, make, records, self.costs, self.lambda_, self.target_escalation)
         return self
 
@@ -292,8 +293,9 @@ class POMDPRouter(Router):
             for s in range(n_states):
                 hist = np.zeros(self.bins)
                 for r, st in zip(records, states, strict=True):
-                    if st == s and r.confidences[i] is not None:
-                        hist[confidence_bin(r.confidences[i], self.bins)] += 1
+                    c = r.confidences[i]
+                    if st == s and c is not None:
+                        hist[confidence_bin(c, self.bins)] += 1
                 smooth = kernel @ hist + self.alpha
                 obs[i, s] = smooth / smooth.sum()
         self.observation = obs
@@ -308,6 +310,7 @@ class POMDPRouter(Router):
                 router.costs = self.costs
                 return router
 
+            assert self.costs is not None  # set by Router.fit
             self.lambda_ = _choose(grid, make, records, self.costs, None, target)
         self._memo = {}
         return self

@@ -45,7 +45,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
 from . import prompts
-from .backends.base import BackendError
+from .backends.base import Backend, BackendError
 from .cascade import (
     Answered,
     Cascade,
@@ -59,7 +59,7 @@ from .cascade import (
     Token,
     Trace,
 )
-from .config import Config
+from .config import Config, TierConfig
 from .explain import shown_answer
 from .policy import override
 from .routers import RouterError
@@ -396,9 +396,11 @@ class Server:
                 tiers=(tier,),
                 cascade=replace(self.config.cascade, calibration=None, router="threshold", agreement_samples=0),
             )
-            self._singles[model] = Cascade(
-                alone, policy=self.policy, backend_factory=lambda _t, i=index: main.backend(i)
-            )
+
+            def same_model(tier: TierConfig, index: int = index) -> Backend:
+                return main.backend(index)
+
+            self._singles[model] = Cascade(alone, policy=self.policy, backend_factory=same_model)
         return self._singles[model]
 
     def embedder(self) -> Any:
@@ -745,9 +747,9 @@ async def _stream(
                 yield {"data": json.dumps(err.body())}
                 yield {"data": "[DONE]"}
                 return
-            trace = job.trace
-            if trace is None:
+            if job.trace is None:
                 return  # cancelled: the client is gone
+            trace = job.trace
             final = shown_answer(trace.answer)
             if not shown_any or (live is not None and live.sent != final and trace.tier != live_tier):
                 # nothing shown yet, or a fallback to an earlier local answer after a remote failure

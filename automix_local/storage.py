@@ -83,8 +83,14 @@ _CONV = "id, title, context, config_file, created, updated, policy, document, sc
 
 
 def _conversation(row: tuple[Any, ...]) -> Conversation:
+    cid, title, context, config_file, created, updated = row[:6]
     return Conversation(
-        *row[:6],
+        cid,
+        title,
+        context,
+        config_file,
+        created,
+        updated,
         policy=json.loads(row[6]) if row[6] else None,
         document=row[7],
         scope=json.loads(row[8]) if row[8] is not None else None,
@@ -122,7 +128,8 @@ class Store:
             "INSERT INTO conversations(title, context, config_file, created, updated) VALUES (?, ?, ?, ?, ?)",
             (title, context, config_file, now, now),
         )
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None
+        return cur.lastrowid
 
     def set_context(self, cid: int, context: str) -> None:
         self.db.execute("UPDATE conversations SET context = ?, updated = ? WHERE id = ?", (context, time.time(), cid))
@@ -169,7 +176,8 @@ class Store:
             "INSERT INTO turns(conversation_id, question, created) VALUES (?, ?, ?)", (cid, question, now)
         )
         self.db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, cid))
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None
+        return cur.lastrowid
 
     def finish_turn(
         self, tid: int, status: str, answer: str | None = None, tier: str | None = None, trace: dict | None = None

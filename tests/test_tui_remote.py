@@ -176,5 +176,5 @@ async def test_saved_versus_always_large_counts_a_per_token_price(model_path: Pa
         async with app.run_test(size=(120, 40)) as pilot:
             await ask(app, pilot)
             await wait_until(pilot, lambda: app._pending is None, timeout=120, what="answer finished")
-            assert app.session["large_cost"] == pytest.approx(304.0)
+            assert app.session.large_cost == pytest.approx(304.0)
             assert "vs 304.00 always-remote" in str(app.query_one("#totals", Static).content)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..streams import Returning
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -89,8 +91,8 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def run_to_end(gen: Generator[str, None, Generation]) -> Generation:
-    """Drain a stream and return its Generation."""
+def run_to_end(gen: Generator[Any, Any, R]) -> R:
+    """Drain a stream and return what it returns (a backend's Generation, the cascade's answer, a Trace)."""
     stream = Returning(gen)
     for _ in stream:
         pass

@@ -11,6 +11,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, OptionList, Static, TextArea
 from textual.worker import get_current_worker
 
@@ -64,6 +66,17 @@ ASK_PLACEHOLDER = "Ask about the context… (Enter to send, Esc to cancel)"
 ANSWER_ERRORS = (CascadeError, BackendError, ModelError, RouterError, SignalError, AuditError)
 
 
+@dataclass
+class Session:
+    """This session's totals, against always asking the last tier."""
+
+    questions: int = 0
+    cost: float = 0.0
+    seconds: float = 0.0
+    large_cost: float = 0.0
+    large_seconds: list[float] = field(default_factory=list)
+
+
 class AutomixApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "automix-local"
@@ -93,7 +106,7 @@ class AutomixApp(App[None]):
         self._pending: dict[str, Any] | None = None  # the turn being answered
         self.last_answer: str | None = None
         self.last_tps: float | None = None
-        self.session = {"questions": 0, "cost": 0.0, "seconds": 0.0, "large_cost": 0.0, "large_seconds": []}
+        self.session = Session()
         self.models_state = "starting"
         self.ready_tiers: list[str] = []  # tiers whose models are loaded, in load order
         self.turns: list[tuple[str, str]] = []  # this conversation's answered turns (question, answer shown)
@@ -376,7 +389,8 @@ class AutomixApp(App[None]):
             for event in events:
                 if worker.is_cancelled:
                     return
-                self.call_from_thread(self._on_event, event, token)
+                # an async callback: mypy cannot infer textual's CallThreadReturnType for it (it is None)
+                self.call_from_thread(self._on_event, event, token)  # type: ignore[arg-type]
             trace = events.value
         except ANSWER_ERRORS as exc:
             self.call_from_thread(self._on_error, str(exc), token)
@@ -544,29 +558,27 @@ class AutomixApp(App[None]):
     def _account(self, trace: Trace, prompt_tokens: int) -> None:
         s = self.session
         large = self.config.tiers[-1]
-        s["questions"] += 1
-        s["cost"] += trace.cost
-        s["seconds"] += trace.seconds
+        s.questions += 1
+        s.cost += trace.cost
+        s.seconds += trace.seconds
         # what always-large would have cost: its own call when it answered, else one call over this prompt with
         # as many answer tokens as the answer shown (TierConfig.call_cost: per call, per 1k and per 1M tokens)
         asked = next((st for st in trace.steps if st.tier == large.name), None)
         if asked is not None:
-            s["large_cost"] += large.call_cost(asked.tokens_in, asked.tokens_out)
+            s.large_cost += large.call_cost(asked.tokens_in, asked.tokens_out)
         else:
-            s["large_cost"] += large.call_cost(prompt_tokens, trace.steps[-1].tokens_out if trace.steps else 0)
-        s["large_seconds"] += [st.answer_seconds for st in trace.steps if st.tier == large.name]
-        saved_cost = s["large_cost"] - s["cost"]
+            s.large_cost += large.call_cost(prompt_tokens, trace.steps[-1].tokens_out if trace.steps else 0)
+        s.large_seconds += [st.answer_seconds for st in trace.steps if st.tier == large.name]
+        saved_cost = s.large_cost - s.cost
         lines = [
-            f"Session: {s['questions']} question(s), cost {s['cost']:.2f} vs {s['large_cost']:.2f} always-{large.name}",
-            f"  → saved {saved_cost:+.2f} cost units ({saved_cost / s['large_cost']:+.0%})" if s["large_cost"] else "",
+            f"Session: {s.questions} question(s), cost {s.cost:.2f} vs {s.large_cost:.2f} always-{large.name}",
+            f"  → saved {saved_cost:+.2f} cost units ({saved_cost / s.large_cost:+.0%})" if s.large_cost else "",
         ]
-        if s["large_seconds"]:
-            est = statistics.fmean(s["large_seconds"]) * s["questions"]
-            lines.append(
-                f"  time {s['seconds']:.1f}s vs ~{est:.1f}s always-{large.name} → saved {est - s['seconds']:+.1f}s"
-            )
+        if s.large_seconds:
+            est = statistics.fmean(s.large_seconds) * s.questions
+            lines.append(f"  time {s.seconds:.1f}s vs ~{est:.1f}s always-{large.name} → saved {est - s.seconds:+.1f}s")
         else:
-            lines.append(f"  time {s['seconds']:.1f}s (time saved is measured once {large.name} has answered)")
+            lines.append(f"  time {s.seconds:.1f}s (time saved is measured once {large.name} has answered)")
         self.query_one(TracePane).show_totals("\n".join(x for x in lines if x))
 
     # ------------------------------------------------------------------ actions
@@ -677,7 +689,7 @@ class AutomixApp(App[None]):
         chat.remove_children()
         last_trace = None
         for turn in conv.turns:
-            body: list[Static | AnswerBlock] = []
+            body: list[Widget] = []
             if turn.trace:
                 last_trace = turn.trace
                 for step, badge in zip(turn.trace["steps"], step_badges(turn.trace), strict=True):
@@ -934,8 +946,9 @@ class AutomixApp(App[None]):
         self.push_screen(PromptScreen(title, value), apply)
 
     def on_unmount(self) -> None:
-        if getattr(self, "_embedding_model", None) is not None:
-            self._embedding_model.close()
+        embedder = getattr(self, "_embedding_model", None)
+        if embedder is not None:
+            embedder.close()
         if self.cascade is not None:
             self.cascade.close()
         if self.store is not None:

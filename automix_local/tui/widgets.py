@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import DataTable, Markdown, Static
 
 from ..explain import pct, plain_reason
@@ -72,7 +73,7 @@ class TurnView(Vertical):
     TurnView > .citations { color: $text-muted; margin: 0 0 0 2; }
     """
 
-    def __init__(self, question: str, body: list[Static | AnswerBlock] | None = None, **kw: Any) -> None:
+    def __init__(self, question: str, body: list[Widget] | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.question = question
         self.body = body or []  # what a reopened turn shows beneath the question
