@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from .config import Config
 from .metrics import delta_ibc
 from .signals import Signal, SignalError
 
@@ -529,3 +530,48 @@ def load(path: Path) -> Router:
         return from_json(data)
     except RouterError as exc:
         raise RouterError(f"{path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- from models.toml
+
+
+def make_router(config: Config) -> Router:
+    cfg = config.cascade
+    if cfg.calibration is not None:
+        router = load(cfg.calibration)
+        if router.kind != cfg.router:
+            raise RouterError(
+                f"{cfg.calibration}: holds a {router.kind!r} router but cascade.router is {cfg.router!r}; "
+                "make them agree"
+            )
+        fitted = getattr(router, "n_tiers", None)
+        if fitted is not None and fitted != len(config.tiers):
+            names = ", ".join(t.name for t in config.tiers)
+            raise RouterError(
+                f"{cfg.calibration}: this router was fitted for {fitted} tiers, but models.toml has "
+                f"{len(config.tiers)} ({names}). Calibrate one for these tiers (`automix-local eval run` + "
+                '`calibrate`), or use router = "threshold" without a calibration file'
+            )
+        fitted_prompt = router.prompt or {}
+        ours = {"layout": cfg.layout, "answer_examples": cfg.answer_examples}
+        differ = [k for k in ours if k in fitted_prompt and fitted_prompt[k] != ours[k]]
+        if differ and router.signal is not None:
+            was = ", ".join(f"{k} = {json.dumps(fitted_prompt[k])}" for k in differ)
+            now = ", ".join(f"{k} = {json.dumps(ours[k])}" for k in differ)
+            raise RouterError(
+                f"{cfg.calibration}: this router was fitted on answers to another prompt ({was}; models.toml "
+                f"has {now}), and its confidence signal belongs to that prompt. Set {was} in [cascade], or "
+                "calibrate one on a run recorded with this prompt (`automix-local eval run` + `calibrate`)"
+            )
+        if cfg.lambda_ is not None and isinstance(router, POMDPRouter):
+            router.set_lambda(cfg.lambda_)  # the config's trade-off overrides the fitted one
+        return router
+    cls = ROUTER_CLASSES[cfg.router]
+    if cfg.router == "random":
+        router = cls(p=cfg.random_p, seed=cfg.seed)  # type: ignore[call-arg]
+    elif cfg.router == "threshold":
+        router = cls(threshold=cfg.threshold)  # type: ignore[call-arg]
+    else:
+        router = cls()
+    router.costs = tuple(t.cost for t in config.tiers)
+    return router

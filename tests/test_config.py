@@ -41,7 +41,7 @@ def test_packaged_default_parses_with_contract_keys():
 
 
 def test_packaged_calibration_matches_the_packaged_prompt_and_tiers():
-    from automix_local.cascade import make_router
+    from automix_local.routers import make_router
 
     cfg = load_config(packaged_default())
     router = make_router(cfg)  # refused here if it were fitted for other tiers or another prompt
