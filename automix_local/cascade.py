@@ -234,7 +234,7 @@ class Trace:
 
 
 def model_name(tier: TierConfig, path: Path | None = None) -> str:
-    if tier.backend == "openai":
+    if tier.is_remote:
         return tier.model or tier.name
     if path is not None:
         return path.name
@@ -247,7 +247,7 @@ BackendFactory = Callable[[TierConfig], Backend]
 
 def default_backend_factory(config: Config) -> BackendFactory:
     def factory(tier: TierConfig) -> Backend:
-        if tier.backend == "openai":
+        if tier.is_remote:
             from .backends.openai import OpenAIBackend
 
             return OpenAIBackend(tier)  # type: ignore[return-value]  # opens no socket until asked to send
@@ -353,7 +353,7 @@ class Cascade:
         """Drop a remote call in progress (thread-safe): a cancelled question must not wait for the network."""
         for tier in self.tiers:
             made = self._backends.get(tier.name)
-            if tier.backend == "openai" and made is not None:
+            if tier.is_remote and made is not None:
                 made.close()
 
     @property
@@ -363,7 +363,7 @@ class Cascade:
         return self._egress
 
     def is_remote(self, index: int) -> bool:
-        return self.tiers[index].backend == "openai"
+        return self.tiers[index].is_remote
 
     def check_fits(self, index: int, context: str, question: str, history: tuple[Turn, ...] = ()) -> None:
         if self.is_remote(index):

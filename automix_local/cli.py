@@ -521,7 +521,7 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
     config = _config(args)
     failures = 0
     for tier in _select(config, args.names):
-        if tier.backend != "llama":
+        if tier.is_remote:
             print(f"{tier.name}: remote tier, nothing to pull")
             continue
         try:
@@ -539,7 +539,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     config = _config(args)
     bad = 0
     for tier in _select(config, args.names):
-        if tier.backend != "llama":
+        if tier.is_remote:
             continue
         st = status(tier, config.paths, full_hash=True)
         if not st.present:

@@ -138,6 +138,11 @@ class TierConfig:
     # file; a value here overrides it.
     abstain_threshold: float | None = None
 
+    @property
+    def is_remote(self) -> bool:
+        """A model behind an OpenAI-compatible HTTP API (the privacy policy decides what it may receive)."""
+        return self.backend == "openai"
+
     def call_cost(self, tokens_in: int, tokens_out: int) -> float:
         """Cost of one call in the config's relative units."""
         tokens = tokens_in + tokens_out
@@ -169,6 +174,10 @@ class EmbeddingConfig:
     @property
     def backend(self) -> str:
         return "llama"
+
+    @property
+    def is_remote(self) -> bool:
+        return False
 
     @property
     def base_url(self) -> str | None:
@@ -633,7 +642,7 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
         raise ConfigError(file, "tiers", "no tiers: add at least one [[tiers]] table with name and a model source")
     tiers = tuple(_parse_tier(file, i, raw, base) for i, raw in enumerate(tiers_raw))
     for i, t in enumerate(tiers[:-1]):
-        if t.backend == "openai":
+        if t.is_remote:
             raise ConfigError(
                 file,
                 f"tiers[{i}].backend",

@@ -178,7 +178,7 @@ def run_eval(
     hidden: bool = False,
 ) -> Path:
     """Run (or resume) an evaluation. Returns the items file."""
-    remote = [t.name for t in config.tiers if t.backend == "openai"]
+    remote = [t.name for t in config.tiers if t.is_remote]
     if remote:  # refused before anything is written
         raise EvalError(
             f"tier {remote[0]!r} is remote: `eval run` records local tiers only, so that a dataset never "

@@ -365,7 +365,7 @@ class Server:
 
     def __post_init__(self) -> None:
         policy = self.config.policy
-        has_remote = any(t.backend == "openai" for t in self.config.tiers)
+        has_remote = any(t.is_remote for t in self.config.tiers)
         if policy.remote == "ask":
             policy = override(policy, {"remote": "never"})
             if has_remote:
@@ -380,7 +380,7 @@ class Server:
 
     @property
     def models(self) -> list[str]:
-        return [CASCADE_MODEL, *(t.name for t in self.config.tiers if t.backend != "openai")]
+        return [CASCADE_MODEL, *(t.name for t in self.config.tiers if not t.is_remote)]
 
     def cascade_for(self, model: str) -> Cascade:
         """The cascade, or one tier alone answering with the cascade's own model (no second copy loaded)."""
@@ -534,7 +534,7 @@ def create_app(server: Server) -> Any:
         return {
             "status": "ok",
             "tiers": [
-                {"name": t.name, "remote": t.backend == "openai", "loaded": cascade.ready(i)}
+                {"name": t.name, "remote": t.is_remote, "loaded": cascade.ready(i)}
                 for i, t in enumerate(server.config.tiers)
             ],
             "queue": {"waiting": server.gate.waiting, "size": server.gate.size},

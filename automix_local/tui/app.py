@@ -242,7 +242,7 @@ class AutomixApp(App[None]):
     def _update_status(self) -> None:
         parts = []
         for t in self.config.tiers:
-            if t.backend == "openai":
+            if t.is_remote:
                 parts.append(f"{t.name}: {t.model} (remote)")
             else:
                 where = (
@@ -259,7 +259,7 @@ class AutomixApp(App[None]):
         else:
             state = f" [{self.models_state}]"
         tps = f" · {self.last_tps:.1f} tok/s" if self.last_tps else ""
-        remote_tiers = any(t.backend == "openai" for t in self.config.tiers)
+        remote_tiers = any(t.is_remote for t in self.config.tiers)
         policy = "local only" if self.policy.remote == "never" or not remote_tiers else describe_policy(self.policy)
         if self.policy_override:
             policy += " (this conversation)"
@@ -750,7 +750,7 @@ class AutomixApp(App[None]):
         yield SystemCommand(
             "Documents: use the context pane", "Questions are asked over the pasted text again", self.scope_context
         )
-        if any(t.backend == "openai" for t in self.config.tiers):
+        if any(t.is_remote for t in self.config.tiers):
             for key, label, modes in (
                 (
                     "remote",
