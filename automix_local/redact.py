@@ -11,16 +11,29 @@ prices, coordinates, version numbers): every detector is anchored on a shape tha
 not have (an `@`, a leading `+`, a trunk `0`, a valid NANP block, card grouping), validates check
 digits where the scheme has them (Luhn, mod-97, Verhoeff, mod-11, ISO 7064, national keys), and
 bare digit runs that would otherwise be ambiguous are only taken next to a context word ("SSN",
-"BSN", "Tel.", ...). Stdlib only; a few regular-expression passes per call.
+"BSN", "Tel.", ...). The detectors (patterns, context words) are this module's; the check digits and
+validity rules are python-stdnum's validators. A few regular-expression passes per call.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+
+from stdnum import iban, luhn, numdb
+from stdnum.ca import sin
+from stdnum.de import idnr
+from stdnum.es import dni, nie
+from stdnum.fr import nir
+from stdnum.gb import nhs
+from stdnum.in_ import aadhaar
+from stdnum.it import codicefiscale
+from stdnum.nl import bsn
 
 __all__ = ["BUILTIN_DETECTORS", "Redaction", "Redactor", "Restorer", "Span", "restore"]
 
@@ -62,130 +75,18 @@ class _Rule:
     prefilter: str | None = None  # skip the regex when this substring is absent
 
 
-# --------------------------------------------------------------------------- check-digit schemes
+# --------------------------------------------------------------------------- check digits (python-stdnum)
 
 
 def _digits(s: str) -> str:
-    return "".join(c for c in s if c.isdigit())
+    """The decimal digits of `s` as ASCII. `\\d` also matches other scripts' digits (full-width １２, Arabic-Indic
+    ١٢), which python-stdnum's validators refuse; they are the same number."""
+    return "".join(c if c.isascii() else str(unicodedata.decimal(c)) for c in s if c.isdecimal())
 
 
-def luhn_ok(number: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def iban_ok(compact: str) -> bool:
-    rearranged = compact[4:] + compact[:4]
-    try:
-        return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
-    except ValueError:
-        return False
-
-
-_VERHOEFF_D = [
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-    [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
-    [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
-    [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
-    [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
-    [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
-    [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
-    [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
-    [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
-    [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
-]
-_VERHOEFF_P = [
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-    [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
-    [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
-    [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
-    [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
-    [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
-    [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
-    [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
-]
-
-
-def verhoeff_ok(number: str) -> bool:
-    c = 0
-    for i, ch in enumerate(reversed(number)):
-        c = _VERHOEFF_D[c][_VERHOEFF_P[i % 8][ord(ch) - 48]]
-    return c == 0
-
-
-def _bsn_ok(d: str) -> bool:  # Dutch BSN "elfproef": 9..2 weights, last digit weight -1
-    total = sum(int(x) * w for x, w in zip(d[:8], range(9, 1, -1), strict=True)) - int(d[8])
-    return total % 11 == 0 and int(d) != 0
-
-
-def _nhs_ok(d: str) -> bool:  # UK NHS number: weights 10..2, check = 11 - sum mod 11 (11 -> 0, 10 invalid)
-    check = 11 - sum(int(x) * w for x, w in zip(d[:9], range(10, 1, -1), strict=True)) % 11
-    check = 0 if check == 11 else check
-    return check != 10 and check == int(d[9])
-
-
-def _steuer_id_ok(d: str) -> bool:  # German Steuer-IdNr: digit-repetition rule + ISO 7064 MOD 11,10
-    if d[0] == "0":
-        return False
-    counts = sorted((d[:10].count(x) for x in set(d[:10])), reverse=True)
-    if counts[0] not in (2, 3) or (len(counts) > 1 and counts[1] > 1):
-        return False
-    product = 10
-    for ch in d[:10]:
-        s = (int(ch) + product) % 10 or 10
-        product = (s * 2) % 11
-    check = 11 - product
-    return (0 if check == 10 else check) == int(d[10])
-
-
-def _nir_ok(d: str) -> bool:  # French NIR (INSEE): 13 digits + key = 97 - n mod 97 (Corsica: 2A -> 19, 2B -> 18)
-    body = d[:13].upper()
-    if body[5:7] == "2A":
-        n = int(body[:5] + "19" + body[7:])
-    elif body[5:7] == "2B":
-        n = int(body[:5] + "18" + body[7:])
-    elif body.isdigit():
-        n = int(body)
-    else:
-        return False
-    return 97 - n % 97 == int(d[13:15])
-
-
-_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
-
-
-def _dni_ok(compact: str) -> bool:  # Spanish DNI (8 digits + letter) / NIE (X/Y/Z + 7 digits + letter)
-    head, letter = compact[:-1], compact[-1]
-    if head[0] in "XYZ":
-        head = str("XYZ".index(head[0])) + head[1:]
-    return head.isdigit() and _DNI_LETTERS[int(head) % 23] == letter
-
-
-_CF_ODD = dict(
-    zip(
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-        (1, 0, 5, 7, 9, 13, 15, 17, 19, 21, *(1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14),
-         16, 10, 22, 25, 24, 23),
-        strict=True,
-    )
-)  # fmt: skip
-
-
-def _cf_ok(cf: str) -> bool:  # Italian codice fiscale: check letter from odd/even position tables
-    total = 0
-    for i, ch in enumerate(cf[:15]):
-        if i % 2 == 0:  # 1st, 3rd, ... (odd positions, 1-based)
-            total += _CF_ODD[ch]
-        else:
-            total += int(ch) if ch.isdigit() else ord(ch) - 65
-    return chr(65 + total % 26) == cf[15]
+def _compact(s: str) -> str:
+    """Letters and digits only (no spaces, NBSPs or hyphens), digits as ASCII: the form the validators take."""
+    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in s if c.isalnum())
 
 
 # --------------------------------------------------------------------------- helpers for checks
@@ -394,8 +295,8 @@ def _card(text: str, m: re.Match[str]) -> tuple[int, int] | None:
                 break
             if total < 13 or (j > i and tuple(sizes[i : j + 1]) not in _CARD_GROUPINGS):
                 continue
-            d = "".join(p[2] for p in parts[i : j + 1])
-            if _card_prefix_ok(d) and luhn_ok(d):
+            d = _digits("".join(p[2] for p in parts[i : j + 1]))
+            if _card_prefix_ok(d) and luhn.is_valid(d):
                 span = (m.start() + parts[i][0], m.start() + parts[j][1])
                 if best is None or span[1] - span[0] > best[1] - best[0]:
                     best = span
@@ -404,22 +305,22 @@ def _card(text: str, m: re.Match[str]) -> tuple[int, int] | None:
 
 # --------------------------------------------------------------------------- IBAN
 
-_IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
-    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
-    "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
-    "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
-    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
-    "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
-    "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
-    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
-}  # fmt: skip
+_IBAN_REGISTRY = numdb.get("iban")  # python-stdnum's copy of the SWIFT IBAN registry
+
+
+@functools.cache
+def _iban_length(country: str) -> int | None:
+    """The length of a country's IBANs, from its BBAN structure in the registry ("8!n10!n": 4 + 18), or None."""
+    bban = _IBAN_REGISTRY.info(country)[0][1].get("bban")
+    return 4 + sum(int(n) for n in re.findall(r"\d+", bban)) if bban else None
+
+
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ \u00a0]?[A-Z0-9]{4}){2,7}(?:[ \u00a0]?[A-Z0-9]{1,4})?")
 
 
 def _iban(text: str, m: re.Match[str]) -> tuple[int, int] | None:
     s = m.group()
-    length = _IBAN_LENGTHS.get(s[:2])
+    length = _iban_length(s[:2])
     if length is None:
         return None
     # Cut after the country's length (the regex may have run on into a following word or number).
@@ -434,8 +335,9 @@ def _iban(text: str, m: re.Match[str]) -> tuple[int, int] | None:
         return None
     if end < len(text) and text[end].isalnum():
         return None
-    compact = "".join(c for c in text[m.start() : end] if c.isalnum())
-    return (m.start(), end) if iban_ok(compact) else None
+    # mod 97 and the country's BBAN structure; not the national checks of check_country (Belgian ones need the bank
+    # in stdnum's bank list, which ages: a real IBAN of a newer bank would go out unredacted).
+    return (m.start(), end) if iban.is_valid(_compact(text[m.start() : end]), check_country=False) else None
 
 
 # --------------------------------------------------------------------------- IP addresses
@@ -522,10 +424,6 @@ _STEUER_CONTEXT = re.compile(
 )
 
 
-def _ssn_ok(d: str) -> bool:
-    return d[:3] not in ("000", "666") and d[0] != "9" and d[3:5] != "00" and d[5:] != "0000"
-
-
 # --------------------------------------------------------------------------- the rule table
 
 
@@ -554,19 +452,24 @@ def _builtin_rules(kind: str) -> list[_Rule]:
         def digits_when(pred: Callable[[str], bool]) -> Check:
             return _when(lambda s: pred(_digits(s)))
 
+        def compact_when(pred: Callable[[str], bool]) -> Check:
+            return _when(lambda s: pred(_compact(s)))
+
         return [
             _Rule("national_id", _SSN_DASH, _whole, prefilter="-"),
-            _Rule("national_id", _SSN_CTX_RUN, digits_when(_ssn_ok), context=_SSN_CONTEXT),
+            # The SSA rules (no area 000/666/9xx, group 00, serial 0000) are in both SSN patterns. Not stdnum.us.ssn:
+            # it also refuses three published numbers (078-05-1120, 457-55-5462, ...) that real people have used.
+            _Rule("national_id", _SSN_CTX_RUN, _whole, context=_SSN_CONTEXT),
             _Rule("national_id", _NINO, _whole),
-            _Rule("national_id", _NIR, _when(lambda s: _nir_ok(re.sub(r"\s", "", s)))),
-            _Rule("national_id", _DNI, _when(lambda s: _dni_ok(re.sub(r"[\s\-]", "", s)))),
-            _Rule("national_id", _CF, _when(_cf_ok)),
-            _Rule("national_id", _AADHAAR_GROUPED, digits_when(verhoeff_ok)),
-            _Rule("national_id", _AADHAAR_CTX_RUN, digits_when(verhoeff_ok), context=_AADHAAR_CONTEXT),
-            _Rule("national_id", _NINE_CTX_RUN, digits_when(_bsn_ok), context=_BSN_CONTEXT),
-            _Rule("national_id", _NINE_CTX_RUN, digits_when(luhn_ok), context=_SIN_CONTEXT),
-            _Rule("national_id", _NHS_RUN, digits_when(_nhs_ok), context=_NHS_CONTEXT),
-            _Rule("national_id", _STEUER_RUN, digits_when(_steuer_id_ok), context=_STEUER_CONTEXT),
+            _Rule("national_id", _NIR, compact_when(nir.is_valid)),
+            _Rule("national_id", _DNI, compact_when(lambda c: dni.is_valid(c) or nie.is_valid(c))),
+            _Rule("national_id", _CF, compact_when(codicefiscale.is_valid)),
+            _Rule("national_id", _AADHAAR_GROUPED, digits_when(aadhaar.is_valid)),
+            _Rule("national_id", _AADHAAR_CTX_RUN, digits_when(aadhaar.is_valid), context=_AADHAAR_CONTEXT),
+            _Rule("national_id", _NINE_CTX_RUN, digits_when(bsn.is_valid), context=_BSN_CONTEXT),
+            _Rule("national_id", _NINE_CTX_RUN, digits_when(sin.is_valid), context=_SIN_CONTEXT),
+            _Rule("national_id", _NHS_RUN, digits_when(nhs.is_valid), context=_NHS_CONTEXT),
+            _Rule("national_id", _STEUER_RUN, digits_when(idnr.is_valid), context=_STEUER_CONTEXT),
         ]
     raise AssertionError(kind)
 
