@@ -6,6 +6,7 @@ message is one line naming the file, the key and what is expected.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -437,6 +438,15 @@ def _parse_source(t: _Table, base: Path, name: str) -> Source | None:
     return None
 
 
+def _defaults(cls: type) -> dict[str, Any]:
+    """A config dataclass's field defaults: each default is written once, in the dataclass, and the
+    parser reads it from here."""
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
+TD, ED, CD = _defaults(TierConfig), _defaults(EmbeddingConfig), _defaults(CascadeConfig)
+
+
 def _parse_sha256(t: _Table) -> str | None:
     sha = t.get("sha256", str)
     if sha is not None:
@@ -456,28 +466,28 @@ def _parse_tier(file: Path, index: int, data: Any, base: Path) -> TierConfig:
     if not _NAME_RE.match(name):
         raise t.error("name", f"expected letters, digits, '-', '_' or '.', got {name!r}")
     t.prefix = f"tiers[{index}] ({name})"
-    backend = t.choice("backend", BACKENDS, "llama")
+    backend = t.choice("backend", BACKENDS, TD["backend"])
     source = _parse_source(t, base, name)
     sha = _parse_sha256(t)
     kw: dict[str, Any] = {}
-    kw["n_ctx"] = t.positive_int("n_ctx", 4096, minimum=16)
-    kw["n_threads"] = t.positive_int("n_threads", None)
-    kw["n_batch"] = t.positive_int("n_batch", 512)
-    kw["n_gpu_layers"] = t.positive_int("n_gpu_layers", 0, minimum=-1)
-    kw["chat_format"] = t.get("chat_format", str, "auto")
+    kw["n_ctx"] = t.positive_int("n_ctx", TD["n_ctx"], minimum=16)
+    kw["n_threads"] = t.positive_int("n_threads", TD["n_threads"])
+    kw["n_batch"] = t.positive_int("n_batch", TD["n_batch"])
+    kw["n_gpu_layers"] = t.positive_int("n_gpu_layers", TD["n_gpu_layers"], minimum=-1)
+    kw["chat_format"] = t.get("chat_format", str, TD["chat_format"])
     kw["stop"] = t.strings("stop")
-    kw["max_tokens"] = t.positive_int("max_tokens", 64)
-    kw["cost"] = t.number("cost", 1.0)
-    kw["cost_per_1k_tokens"] = t.number("cost_per_1k_tokens", 0.0)
-    kw["seed"] = t.get("seed", int, 0)
+    kw["max_tokens"] = t.positive_int("max_tokens", TD["max_tokens"])
+    kw["cost"] = t.number("cost", TD["cost"])
+    kw["cost_per_1k_tokens"] = t.number("cost_per_1k_tokens", TD["cost_per_1k_tokens"])
+    kw["seed"] = t.get("seed", int, TD["seed"])
     kw["base_url"] = t.get("base_url", str)
     kw["model"] = t.get("model", str)
     kw["api_key_env"] = t.get("api_key_env", str)
-    kw["timeout"] = t.number("timeout", 60.0)
-    kw["retries"] = t.positive_int("retries", 2, minimum=0)
-    kw["cost_input_per_1m"] = t.number("cost_input_per_1m", 0.0)
-    kw["cost_output_per_1m"] = t.number("cost_output_per_1m", 0.0)
-    kw["abstain_threshold"] = t.number("abstain_threshold", None, 0.0, 1.0)
+    kw["timeout"] = t.number("timeout", TD["timeout"])
+    kw["retries"] = t.positive_int("retries", TD["retries"], minimum=0)
+    kw["cost_input_per_1m"] = t.number("cost_input_per_1m", TD["cost_input_per_1m"])
+    kw["cost_output_per_1m"] = t.number("cost_output_per_1m", TD["cost_output_per_1m"])
+    kw["abstain_threshold"] = t.number("abstain_threshold", TD["abstain_threshold"], 0.0, 1.0)
     t.finish()
     if backend == "openai" and kw["abstain_threshold"] is not None:
         raise t.error("abstain_threshold", "needs the model's token probabilities: only for llama tiers")
@@ -513,12 +523,12 @@ def _parse_embedding(file: Path, data: Any, base: Path) -> EmbeddingConfig | Non
     source = _parse_source(t, base, "embedding")
     sha = _parse_sha256(t)
     kw: dict[str, Any] = {
-        "n_ctx": t.positive_int("n_ctx", 2048, minimum=16),
-        "n_threads": t.positive_int("n_threads", None),
-        "n_gpu_layers": t.positive_int("n_gpu_layers", 0, minimum=-1),
-        "batch": t.positive_int("batch", 16),
-        "query_prefix": t.get("query_prefix", str, "search_query: "),
-        "document_prefix": t.get("document_prefix", str, "search_document: "),
+        "n_ctx": t.positive_int("n_ctx", ED["n_ctx"], minimum=16),
+        "n_threads": t.positive_int("n_threads", ED["n_threads"]),
+        "n_gpu_layers": t.positive_int("n_gpu_layers", ED["n_gpu_layers"], minimum=-1),
+        "batch": t.positive_int("batch", ED["batch"]),
+        "query_prefix": t.get("query_prefix", str, ED["query_prefix"]),
+        "document_prefix": t.get("document_prefix", str, ED["document_prefix"]),
     }
     t.finish()
     if source is None:
@@ -534,30 +544,30 @@ def _parse_cascade(file: Path, data: Any, base: Path, n_tiers: int) -> CascadeCo
     if not isinstance(data, dict):
         raise ConfigError(file, "cascade", "expected a table ([cascade])")
     t = _Table(file, "cascade", data)
-    verifier = t.choice("verifier", VERIFIERS, "logprob")
-    layout = t.choice("layout", LAYOUTS, "paper")
-    router = t.choice("router", ROUTERS, "threshold")
+    verifier = t.choice("verifier", VERIFIERS, CD["verifier"])
+    layout = t.choice("layout", LAYOUTS, CD["layout"])
+    router = t.choice("router", ROUTERS, CD["router"])
     cal = t.get("calibration", str)
     calibration = _resolve_path(base, cal) if cal else None
     cfg = CascadeConfig(
         verifier=verifier,
         layout=layout,
-        answer_examples=t.get("answer_examples", bool, False),
+        answer_examples=t.get("answer_examples", bool, CD["answer_examples"]),
         router=router,
         calibration=calibration,
-        threshold=t.number("threshold", 0.5, 0.0, 1.0),
-        random_p=t.number("random_p", 0.5, 0.0, 1.0),
-        samples=t.positive_int("samples", 8),
-        temperature=t.number("temperature", 1.0, 0.0, 5.0),
-        verify_max_tokens=t.positive_int("verify_max_tokens", 250),
-        reason_first=t.get("reason_first", bool, False),
-        lambda_=t.number("lambda", None),
-        target_escalation=t.number("target_escalation", None, 0.0, 1.0),
-        bins=t.positive_int("bins", 9, minimum=2),
-        seed=t.get("seed", int, 0),
-        verify_cost=t.number("verify_cost", 1.0),
-        history_tokens=t.get("history_tokens", int, 512),
-        agreement_samples=t.get("agreement_samples", int, 0),
+        threshold=t.number("threshold", CD["threshold"], 0.0, 1.0),
+        random_p=t.number("random_p", CD["random_p"], 0.0, 1.0),
+        samples=t.positive_int("samples", CD["samples"]),
+        temperature=t.number("temperature", CD["temperature"], 0.0, 5.0),
+        verify_max_tokens=t.positive_int("verify_max_tokens", CD["verify_max_tokens"]),
+        reason_first=t.get("reason_first", bool, CD["reason_first"]),
+        lambda_=t.number("lambda", CD["lambda_"]),
+        target_escalation=t.number("target_escalation", CD["target_escalation"], 0.0, 1.0),
+        bins=t.positive_int("bins", CD["bins"], minimum=2),
+        seed=t.get("seed", int, CD["seed"]),
+        verify_cost=t.number("verify_cost", CD["verify_cost"]),
+        history_tokens=t.get("history_tokens", int, CD["history_tokens"]),
+        agreement_samples=t.get("agreement_samples", int, CD["agreement_samples"]),
     )
     t.finish()
     if not 0 <= cfg.agreement_samples <= MAX_AGREEMENT_SAMPLES:
@@ -585,8 +595,8 @@ def _parse_policy(file: Path, data: Any) -> PolicyConfig:
     if not isinstance(data, dict):
         raise ConfigError(file, "policy", "expected a table ([policy])")
     t = _Table(file, "policy", data)
-    remote = t.choice("remote", REMOTE_MODES, "never")
-    send = t.choice("send", SEND_MODES, "question")
+    remote = t.choice("remote", REMOTE_MODES, PolicyConfig.remote)
+    send = t.choice("send", SEND_MODES, PolicyConfig.send)
     redact = t.strings("redact")
     from .redact import BUILTIN_DETECTORS
 
@@ -662,7 +672,9 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
     cascade = _parse_cascade(file, cascade_raw, base, len(tiers))
     policy = _parse_policy(file, policy_raw)
     docs = _Table(file, "documents", documents_raw)
-    documents = DocumentsConfig(context_tokens=docs.positive_int("context_tokens", 512, minimum=0) or 0)
+    documents = DocumentsConfig(
+        context_tokens=docs.positive_int("context_tokens", DocumentsConfig.context_tokens, minimum=0)
+    )
     docs.finish()
     return Config(
         tiers,
@@ -681,10 +693,10 @@ def _parse_server(file: Path, data: dict[str, Any]) -> ServerConfig:
     t = _Table(file, "server", data)
     d = ServerConfig()
     cfg = ServerConfig(
-        queue_size=t.positive_int("queue_size", d.queue_size, minimum=0) or 0,
-        queue_timeout=t.number("queue_timeout", d.queue_timeout, 0.0) or 0.0,
-        max_request_bytes=t.positive_int("max_request_bytes", d.max_request_bytes, minimum=1024) or d.max_request_bytes,
-        read_timeout=t.number("read_timeout", d.read_timeout, 0.1) or d.read_timeout,
+        queue_size=t.positive_int("queue_size", d.queue_size, minimum=0),
+        queue_timeout=t.number("queue_timeout", d.queue_timeout, 0.0),
+        max_request_bytes=t.positive_int("max_request_bytes", d.max_request_bytes, minimum=1024),
+        read_timeout=t.number("read_timeout", d.read_timeout, 0.1),
     )
     t.finish()
     return cfg
