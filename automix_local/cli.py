@@ -18,6 +18,7 @@ from .config import Config, ConfigError, find_config, load_config
 from .evaluation import EvalError
 from .explain import shown_answer
 from .paths import default_paths
+from .progress import ByteBar, ItemBar, print_table
 from .report import ReportError
 from .routers import RouterError
 from .sources import ModelError
@@ -471,7 +472,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         return 0
     print(f"config: {config.source_file}")
     header: tuple[str, ...] = ("#", "NAME", "WHERE", "SIZE", "PRESENT", "VERIFIED")
-    table: list[tuple[str, ...]] = [header] + [
+    table: list[tuple[str, ...]] = [
         (
             str(r["tier"]) if r["tier"] is not None else "emb",
             str(r["name"]),
@@ -486,33 +487,10 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         )
         for r in rows
     ]
-    widths = [max(len(row[c]) for row in table) for c in range(len(header))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_table(header, table)
     if any(r["verified"] == "unchecked" for r in rows):
         print("(unchecked: present, sha256 not yet computed; run `automix-local models verify`)")
     return 0
-
-
-class _Bar:
-    """A one-line byte progress bar on a terminal; silent otherwise."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.last = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.tty or total <= 0:
-            return
-        pct = int(100 * done / total)
-        if pct == self.last:
-            return
-        self.last = pct
-        bar = "#" * (pct * 30 // 100)
-        sys.stderr.write(f"\r  [{bar:.<30}] {pct:3d}%  {done / 1e6:,.0f}/{total / 1e6:,.0f} MB")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
@@ -525,7 +503,7 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
             print(f"{tier.name}: remote tier, nothing to pull")
             continue
         try:
-            path = pull(tier, config.paths, say=lambda m: print(m, flush=True), progress=_Bar(), show_pip=True)
+            path = pull(tier, config.paths, say=lambda m: print(m, flush=True), progress=ByteBar(), show_pip=True)
             print(f"{tier.name}: ready ({path})")
         except ModelError as exc:
             _err(str(exc))
@@ -560,19 +538,19 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_run(args: argparse.Namespace) -> int:
-    from .evaluation import Progress, run_eval
+    from .evaluation import run_eval
 
     config = _config(args)
     verifiers = [v.strip() for v in args.verifiers.split(",") if v.strip()]
     bad = [v for v in verifiers if v not in ("logprob", "sampled")]
     if bad:
         raise UserError(f"--verifiers: unknown strategy {', '.join(bad)}; expected logprob and/or sampled", EXIT_USAGE)
-    bar: Progress | None = None
+    bar: ItemBar | None = None
 
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = Progress(total, done)
+            bar = ItemBar(total, done)
         bar.update(done)
 
     out = Path(args.out)

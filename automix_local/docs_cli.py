@@ -6,12 +6,11 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .documents.library import AddReport, Library, LibraryError, default_path
+from .progress import count_bar
 
 if TYPE_CHECKING:
     from .config import Config
@@ -28,33 +27,16 @@ def open_library(config: Config) -> Library:
         raise DocsError(str(exc)) from None
 
 
-@contextmanager
-def _progress(what: str, unit: str = "files") -> Iterator[object]:
-    """A rich progress bar (done / all, time left) on a terminal; nothing when piped. Yields
-    ``update(done, total, item="", passages=None)``."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = [TextColumn(f"{what} [progress.description]{{task.description}}"), BarColumn(), MofNCompleteColumn()]
-    columns.append(TextColumn(f"{unit}" + (" · {task.fields[passages]} passages" if unit == "files" else "")))
-    with Progress(*columns, TimeRemainingColumn(), console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("", total=None, passages=0)
-
-        def update(done: int, total: int, item: str = "", passages: int | None = None) -> None:
-            fields: dict[str, Any] = {"passages": passages} if passages is not None else {}
-            progress.update(task, completed=done, total=total, description=Path(item).name[:40], **fields)
-
-        yield update
+def _progress(what: str, unit: str = "files") -> Any:
+    """A progress bar (done / all, time left) on a terminal; None when piped."""
+    return count_bar(what, unit, "· {task.fields[passages]} passages" if unit == "files" else None)
 
 
 def _file_progress(update: object) -> object:
     """The library's (file, done, total, passages) callback onto a progress bar's update."""
     if update is None:
         return None
-    return lambda name, done, total, passages: update(done, total, name, passages)  # type: ignore[operator]
+    return lambda name, done, total, passages: update(done, total, Path(name).name, passages=passages)  # type: ignore[operator]
 
 
 def _summary(report: AddReport) -> str:

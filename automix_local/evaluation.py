@@ -140,32 +140,6 @@ def _read_done(items_path: Path) -> dict[str, dict]:
     return done
 
 
-class Progress:
-    """items done, items/s and ETA on one terminal line (a plain line per chunk otherwise)."""
-
-    def __init__(self, total: int, done: int, stream: Any = sys.stderr) -> None:
-        self.total, self.start_done, self.done = total, done, done
-        self.t0 = time.perf_counter()
-        self.stream = stream
-        self.tty = stream.isatty()
-
-    def update(self, done: int) -> None:
-        self.done = done
-        new = done - self.start_done
-        elapsed = time.perf_counter() - self.t0
-        rate = new / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 else float("nan")
-        eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta == eta else "--:--:--"
-        pct = done / self.total if self.total else 1.0
-        bar = "#" * int(pct * 24)
-        line = f"[{bar:.<24}] {done}/{self.total} items  {rate:.3f} items/s  ETA {eta_s}"
-        if self.tty:
-            self.stream.write("\r" + line + ("\n" if done >= self.total else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-
 def run_eval(
     config: Config,
     data: Path,
