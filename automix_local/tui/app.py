@@ -424,9 +424,9 @@ class AutomixApp(App[None]):
                 block.badge.set(f"↑ {event.tier} · answering (escalated)…", "checking")
             block.scroll_visible()
         elif isinstance(event, Token):
-            blocks[event.tier].append(event.text)
+            await blocks[event.tier].append(event.text)
         elif isinstance(event, Answered):
-            blocks[event.tier].set_text(shown_answer(event.answer))
+            await blocks[event.tier].set_text(shown_answer(event.answer))
             gen = event.generation
             if gen.gen_seconds > 0 and gen.tokens_out > 1:
                 self.last_tps = (gen.tokens_out - 1) / gen.gen_seconds

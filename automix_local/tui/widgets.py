@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Markdown, Static
+from textual.widgets.markdown import MarkdownStream
 
 from ..explain import pct, plain_reason
 
@@ -45,6 +46,7 @@ class AnswerBlock(Vertical):
         self.tier = tier
         self.text = text
         self._badge = badge or (f"{tier} · answering…", "checking")
+        self._stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
         yield Badge(self._badge[0], classes=self._badge[1], markup=False)
@@ -54,13 +56,25 @@ class AnswerBlock(Vertical):
     def badge(self) -> Badge:
         return self.query_one(Badge)
 
-    def append(self, delta: str) -> None:
+    async def append(self, delta: str) -> None:
+        """A streamed token, written through Textual's MarkdownStream: it appends to the document (no
+        re-parse of the whole answer per token) and merges fragments that arrive faster than it renders."""
+        if not delta:
+            return
+        if self._stream is None:
+            markdown = self.query_one(Markdown)
+            await markdown.update("")  # the "…" placeholder goes
+            self._stream = Markdown.get_stream(markdown)
         self.text += delta
-        self.query_one(Markdown).update(self.text)
+        await self._stream.write(delta)
 
-    def set_text(self, text: str) -> None:
+    async def set_text(self, text: str) -> None:
+        """The answer as finally shown (cleaned; an abstention in words), replacing what was streamed."""
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
         self.text = text
-        self.query_one(Markdown).update(text or "_(empty answer)_")
+        await self.query_one(Markdown).update(text or "_(empty answer)_")
 
 
 class TurnView(Vertical):
