@@ -7,6 +7,8 @@ happen.
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import threading
 import time
@@ -63,6 +65,7 @@ NARROW = 100  # below this many columns the panes collapse
 MID = 150  # below this, opening the trace pane hides the context pane
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text", ""}
 ASK_PLACEHOLDER = "Ask about the context… (Enter to send, Esc to cancel)"
+TOKEN_LOG = "AUTOMIX_TOKEN_LOG"  # a file to log each streamed token's time to (bench/screen_latency.py)
 ANSWER_ERRORS = (CascadeError, BackendError, ModelError, RouterError, SignalError, AuditError)
 
 
@@ -94,8 +97,16 @@ class AutomixApp(App[None]):
         Binding("f1,question_mark", "keys", "Keys", id="keys"),
     ]
 
+    def _log_token(self, event: Token) -> None:
+        """When a streamed token left the cascade (wall clock): bench/screen_latency.py matches it with when
+        the terminal shows it."""
+        assert self._token_log is not None
+        with open(self._token_log, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"t": time.time(), "tier": event.tier, "text": event.text}) + "\n")
+
     def __init__(self, config: Config, context_file: Path | None = None, check_models: bool = True) -> None:
         super().__init__()
+        self._token_log = os.environ.get(TOKEN_LOG)  # set only by bench/screen_latency.py
         self.config = config
         self.context_file = context_file
         self.check_models = check_models
@@ -389,6 +400,8 @@ class AutomixApp(App[None]):
             for event in events:
                 if worker.is_cancelled:
                     return
+                if self._token_log and isinstance(event, Token):
+                    self._log_token(event)
                 # an async callback: mypy cannot infer textual's CallThreadReturnType for it (it is None)
                 self.call_from_thread(self._on_event, event, token)  # type: ignore[arg-type]
             trace = events.value
