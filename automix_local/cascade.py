@@ -15,7 +15,7 @@ from typing import Any
 
 from . import prompts
 from .audit import AuditError, EgressLog, Receipt
-from .backends.base import Backend, BackendError, Generation
+from .backends.base import Backend, BackendError, Generation, RemoteBackend
 from .config import Config, PolicyConfig, TierConfig
 from .grounding import grounding_features
 from .policy import EgressRequest, PolicyResult
@@ -250,7 +250,7 @@ def default_backend_factory(config: Config) -> BackendFactory:
         if tier.is_remote:
             from .backends.openai import OpenAIBackend
 
-            return OpenAIBackend(tier)  # type: ignore[return-value]  # opens no socket until asked to send
+            return OpenAIBackend(tier)  # opens no socket until asked to send
         from .backends.llama import LlamaBackend
 
         path = ensure_verified(tier, config.paths, config.source_file)
@@ -387,7 +387,7 @@ class Cascade:
 
     def _answer_prompt(self, backend: Backend, context: str, question: str, history: tuple[Turn, ...] = ()) -> str:
         cc = self.config.cascade
-        return prompts.answer_prompt(backend, cc.layout, context, question, cc.answer_examples, history)  # type: ignore[arg-type]
+        return prompts.answer_prompt(backend, cc.layout, context, question, cc.answer_examples, history)
 
     def fit_history(self, index: int, context: str, question: str, history: Sequence[Turn]) -> tuple[Turn, ...]:
         """The newest earlier turns whose tokens fit ``[cascade] history_tokens`` and tier ``index``'s window
@@ -442,7 +442,7 @@ class Cascade:
             load()
         warm = getattr(backend, "warm_prefix", None)
         if self.config.cascade.layout == "shared" and warm is not None and tier.name not in self._warm:
-            prefix = prompts.static_prefix(backend, "shared")  # type: ignore[arg-type]
+            prefix = prompts.static_prefix(backend, "shared")
             self.prefix_sources[tier.name] = warm(prefix, self.config.paths.cache_dir / "kv")
         self._warm.add(tier.name)
 
@@ -677,13 +677,20 @@ class Cascade:
 
     # ------------------------------------------------------------------ remote tiers
 
+    def remote(self, index: int) -> RemoteBackend:
+        """Tier ``index``'s backend, which must be a remote one."""
+        backend = self.backend(index)
+        if not isinstance(backend, RemoteBackend):
+            raise CascadeError(f"tier '{self.tiers[index].name}' is not a remote tier")
+        return backend
+
     def _receipt(self, index: int, result: PolicyResult) -> Receipt:
-        tier, backend = self.tiers[index], self.backend(index)
+        tier, backend = self.tiers[index], self.remote(index)
         messages = prompts.remote_messages(
             result.question, result.context, placeholders=bool(result.mapping), history=result.history
         )
-        body = backend.payload(messages, max_tokens=tier.max_tokens, temperature=0.0)  # type: ignore[attr-defined]
-        ep = backend.endpoint  # type: ignore[attr-defined]
+        body = backend.payload(messages, max_tokens=tier.max_tokens, temperature=0.0)
+        ep = backend.endpoint
         return Receipt(
             tier=tier.name,
             host=f"{ep.host}:{ep.port}",
@@ -719,7 +726,7 @@ class Cascade:
         from .backends.openai import RemoteError
         from .redact import Restorer, restore
 
-        tier, backend = self.tiers[index], self.backend(index)
+        tier, backend = self.tiers[index], self.remote(index)
         try:
             entry_id = self.egress_log.record(receipt)
         except AuditError as exc:
@@ -729,7 +736,7 @@ class Cascade:
         restorer = Restorer(result.mapping)
         t0 = time.perf_counter()
         stream: Returning[str, Generation] = Returning(
-            backend.stream_body(receipt.payload, on_attempt=lambda n: log.attempt(entry_id, n))  # type: ignore[attr-defined]
+            backend.stream_body(receipt.payload, on_attempt=lambda n: log.attempt(entry_id, n))
         )
         try:
             for delta in stream:

@@ -120,7 +120,7 @@ class SampledVerifier:
         self, backend: Backend, context: str, question: str, answer: str, history: Sequence[Turn]
     ) -> Verification:
         """k short samples of the verdict word, all continuing from the state after the answer."""
-        prompt = shared_verdict_prompt(backend, context, question, answer, history)  # type: ignore[arg-type]
+        prompt = shared_verdict_prompt(backend, context, question, answer, history)
         t0 = time.perf_counter()
         verdicts: list[str] = []
         tokens_in = tokens_out = evaluated = 0
@@ -156,11 +156,11 @@ class LogprobVerifier:
     ) -> Verification:
         t0 = time.perf_counter()
         if self.layout == "shared":  # one forward pass over the verdict suffix, after the answer
-            prompt = shared_verdict_prompt(backend, context, question, answer, history)  # type: ignore[arg-type]
+            prompt = shared_verdict_prompt(backend, context, question, answer, history)
             return self._from_scores(backend.score(prompt, [CORRECT, INCORRECT]), 0, 0, t0)
         question = question_with_history(question, history)
         if self.template == "chat" and backend.uses_chat_template:
-            prompt = chat_verdict_prompt(backend, context, question, answer)  # type: ignore[arg-type]
+            prompt = chat_verdict_prompt(backend, context, question, answer)
             return self._from_scores(backend.score(prompt, [CORRECT, INCORRECT]), 0, 0, t0)
         tokens_out = evaluated = 0
         evaluation = None

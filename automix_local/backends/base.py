@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..streams import Returning
 
@@ -89,6 +89,29 @@ class Backend(Protocol):
     def score(self, prompt: str, continuations: Sequence[str]) -> Scored: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RemoteBackend(Backend, Protocol):
+    """A tier behind an HTTP API: the cascade builds the exact request body (``payload``), shows and logs it,
+    then sends those bytes (``stream_body``) — the privacy contract's order."""
+
+    @property
+    def endpoint(self) -> Any: ...  # .url, .host, .port of where the request goes
+
+    def payload(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+    ) -> bytes: ...
+
+    def stream_body(
+        self, body: bytes, on_attempt: Callable[[int], None] | None = None
+    ) -> Generator[str, None, Generation]: ...
 
 
 def run_to_end(gen: Generator[Any, Any, R]) -> R:
