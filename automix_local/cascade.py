@@ -188,6 +188,35 @@ class Step:
     redactions: dict[str, int] | None = None
     sent: str | None = None  # remote steps: what the policy let out ("question" | "relevant" | "full")
 
+    @classmethod
+    def answered(
+        cls,
+        tier: TierConfig,
+        model: str,
+        answer: str,
+        generation: Generation,
+        abstained: bool,
+        checking_seconds: float = 0.0,
+        **extra: Any,
+    ) -> Step:
+        """The step of a tier that answered: its tokens, seconds and cost (``TierConfig.call_cost``), before
+        any verification is added; ``checking_seconds``: time already spent judging it (sampled answers)."""
+        return cls(
+            tier=tier.name,
+            model=model,
+            answer=answer,
+            confidence=None,
+            tokens_in=generation.tokens_in,
+            tokens_out=generation.tokens_out,
+            seconds=generation.seconds + checking_seconds,
+            cost=tier.call_cost(generation.tokens_in, generation.tokens_out),
+            answer_seconds=generation.seconds,
+            verify_seconds=checking_seconds,
+            abstained=abstained,
+            tokens_evaluated=generation.tokens_evaluated,
+            **extra,
+        )
+
 
 @dataclass
 class Trace:
@@ -575,25 +604,18 @@ class Cascade:
                 yield Token(tier.name, delta)
             answer, generation, free = answering.value
             yield Answered(tier.name, answer, generation)
-            cost = tier.call_cost(generation.tokens_in, generation.tokens_out)
             abstained = bool(free["abstained"])
             feats: dict[str, float | None] = dict(free)
-            step = Step(
-                tier=tier.name,
-                model=model,
-                answer=answer,
-                confidence=None,
-                tokens_in=generation.tokens_in,
-                tokens_out=generation.tokens_out,
-                seconds=generation.seconds + free.get("agreement_seconds", 0.0),
-                cost=cost,
-                answer_seconds=generation.seconds,
-                verify_seconds=free.get("agreement_seconds", 0.0),  # sampled answers judge it too
-                abstained=abstained,
-                tokens_evaluated=generation.tokens_evaluated,
-                mean_logprob=feats["mean_logprob"] if generation.token_logprobs else None,
-                min_logprob=feats["min_logprob"] if generation.token_logprobs else None,
-                p_abstain=feats["p_abstain"],
+            step = Step.answered(
+                tier,
+                model,
+                answer,
+                generation,
+                abstained,
+                checking_seconds=free.get("agreement_seconds", 0.0),  # sampled answers judge it too
+                mean_logprob=free["mean_logprob"] if generation.token_logprobs else None,
+                min_logprob=free["min_logprob"] if generation.token_logprobs else None,
+                p_abstain=free["p_abstain"],
             )
             steps.append(step)
             if index == n - 1:
@@ -759,19 +781,12 @@ class Cascade:
         answer = prompts.clean_answer(text)
         log.finish(entry_id, "ok", None, answer_chars=len(generation.text), seconds=time.perf_counter() - t0)
         yield Answered(tier.name, answer, replace(generation, text=text))
-        return Step(
-            tier=tier.name,
-            model=model,
-            answer=answer,
-            confidence=None,
-            tokens_in=generation.tokens_in,
-            tokens_out=generation.tokens_out,
-            seconds=generation.seconds,
-            cost=tier.call_cost(generation.tokens_in, generation.tokens_out),
-            answer_seconds=generation.seconds,
-            verify_seconds=0.0,
-            abstained=prompts.is_abstention(answer),
-            tokens_evaluated=generation.tokens_evaluated,
+        return Step.answered(
+            tier,
+            model,
+            answer,
+            generation,
+            prompts.is_abstention(answer),
             egress_id=entry_id,
             redactions=dict(result.counts),
             sent=result.send,
