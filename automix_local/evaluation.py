@@ -4,9 +4,10 @@ One JSON line per item in ``DIR/items.jsonl``, written as it goes; ``DIR/run.jso
 run is (data file and its sha256, selection, models, strategies). Re-running the same command
 resumes after the last complete line; Ctrl+C loses nothing already written.
 
-Items are processed in small chunks, phase by phase (all answers of a tier, then all its
-verifications), so each model's KV cache keeps the prefix its prompts share (e.g. the verifier's
-few-shot examples) across consecutive calls.
+Items are processed in small chunks, tier by tier; within a tier, item by item as the app runs: the
+answer, then its verifications right after it (in the shared layout they continue from the state after
+the answer, which is what makes them cheap), through the same ``Cascade.answer_stream`` the app and
+`ask` use, so every feature is computed by one code path.
 """
 
 from __future__ import annotations
