@@ -50,7 +50,9 @@ test: test-model
 	AUTOMIX_TEST_HOME=$(TEST_HOME) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check automix_local tests
+	$(BIN)/ruff check automix_local tests bench
+	$(BIN)/ruff format --check automix_local tests bench
+	$(BIN)/mypy automix_local
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -98,7 +98,7 @@ def _fill_vectors(lib: Library, config: Config) -> None:
         return
     try:
         with _progress("embedding", "passages") as update:
-            added = fill(lib, embedder, key, progress=update)  # type: ignore[arg-type]
+            added = fill(lib, embedder, key, progress=update)
         print(f"vectors: {added} passages embedded ({done + added}/{total})")
     except KeyboardInterrupt:
         now, _ = counts(lib, key)
@@ -183,7 +183,7 @@ def cmd_docs_remove(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     docs = sub.add_parser("docs", parents=[common], help="the document library: add, list, show, remove, reindex")
     dsub = docs.add_subparsers(dest="docs_command", metavar="ACTION")
     a = dsub.add_parser("add", parents=[common], help="index files, folders (recursively) and globs")

@@ -50,7 +50,9 @@ def load_items(path: Path) -> list[dict[str, Any]]:
     for n, item in read_jsonl(path, EvalError):
         missing = [k for k in REQUIRED if not isinstance(item, dict) or k not in item]
         if missing:
-            raise EvalError(f"{path}:{n}: missing field(s) {', '.join(missing)} (see the JSONL schema in docs/quality.md)")
+            raise EvalError(
+                f"{path}:{n}: missing field(s) {', '.join(missing)} (see the JSONL schema in docs/quality.md)"
+            )
         items.append(item)
     if not items:
         raise EvalError(f"{path}: no items")

@@ -66,8 +66,8 @@ def oracle_share(small: np.ndarray, large: np.ndarray, confidence: np.ndarray, r
 
 
 def heldout_shares(
-    small: Sequence[float],
-    large: Sequence[float],
+    small: Sequence[float] | np.ndarray,
+    large: Sequence[float] | np.ndarray,
     confidences: Callable[[np.ndarray, np.ndarray], np.ndarray],
     splits: Sequence[tuple[np.ndarray, np.ndarray]],
     rates: Sequence[float] = RATES,

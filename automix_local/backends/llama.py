@@ -55,7 +55,7 @@ def _route_llama_logs(llama_cpp: Any) -> None:
     if _callback is not None:
         return
 
-    @llama_cpp.llama_log_callback  # type: ignore[misc]
+    @llama_cpp.llama_log_callback
     def callback(level: int, text: bytes, user_data: Any) -> None:
         line = text.decode("utf-8", errors="replace").rstrip()
         if line:
