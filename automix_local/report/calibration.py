@@ -14,7 +14,7 @@ from ..routers import (
     SelfConsistency,
     ThresholdRouter,
 )
-from .routing import CostSetting, _lower, _make_router, _nan_low, _records, cost_settings, evaluate_routers
+from .routing import CostSetting, RouterKey, _lower, _make_router, _nan_low, _records, cost_settings, evaluate_routers
 from .runs import ReportError, Run, load_run
 from .signals import SignalSpec, abstain_thresholds, signal_specs
 from .stats import _split
@@ -51,9 +51,9 @@ def calibrate(
         train = max(2, min(n // 2, n - 10))
         rows = evaluate_routers(run, cs, train, seeds, specs)
         scored = [
-            (_lower(rows[f"{router_kind} · {s.name}"]["delta_ibc"]), s)
+            (_lower(rows[RouterKey(router_kind, s.name)]["delta_ibc"]), s)
             for s in specs
-            if f"{router_kind} · {s.name}" in rows
+            if RouterKey(router_kind, s.name) in rows
         ]
         spec = max(scored, key=lambda t: _nan_low(t[0]))[1]
     signal = spec.fit(run.items)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .results import build_results
-from .routing import MIXING, _nan_low
+from .routing import MIXING, RouterKey, _nan_low
 from .runs import load_run
 from .stats import BOOTSTRAP, MIN_GAP
 
@@ -153,7 +153,7 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
             "| router · signal | F1 | cost | escalated | ΔIBC % | ΔIBC 95 % CI | P(ΔIBC > 0) | F1 / large |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
-        ordered = sorted(cs["routers"].items(), key=lambda kv: ("·" in kv[0], -_nan_low(kv[1]["delta_ibc"]["mean"])))
+        ordered = sorted(cs["routers"].items(), key=lambda kv: (kv[0].fitted, -_nan_low(kv[1]["delta_ibc"]["mean"])))
         for name, r in ordered:
             lines.append(
                 f"| {name} | {_pm(r['performance'])} | {_pm(r['cost'], 2)} | {_f(r['escalation']['mean'], 2)} | "
@@ -249,7 +249,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
         markers = {"threshold": "o", "pomdp": "*", "self_consistency": "D"}
         for i, name in enumerate(cs["curves"]):
             for kind, mk in markers.items():
-                key = f"{kind} · {name}"
+                key = RouterKey(kind, name)
                 if key in r:
                     ax.scatter(
                         [r[key]["cost"]["mean"]],

@@ -79,12 +79,11 @@ def build_results(
         mix_at_half = (
             p_small + (p_large - p_small) * (half - c_small) / (c_large - c_small) if half >= c_small else math.nan
         )
-        fitted = {k: v for k, v in routers.items() if "·" in k}
+        fitted = {k: v for k, v in routers.items() if k.fitted}
         best = _best(fitted)
         learning: dict[str, Any] = {}
         if best:
-            spec_name = best.split("·")[1].strip()
-            spec = next(s for s in specs if s.name == spec_name)
+            spec = next(s for s in specs if s.name == best.signal)
             for m in sizes:
                 learning[str(m)] = evaluate_routers(run, cs, m, seeds, [spec])[best]["delta_ibc"]
         settings.append(

@@ -106,6 +106,25 @@ def _score(out: Any, test: Sequence[EvalItem], costs: CostSetting) -> dict[str, 
     }
 
 
+class RouterKey(str):
+    """A router table's key, the pair (kind, signal); its string is how the report prints it ("pomdp ·
+    mean_logprob"), so results.json is keyed as before. A baseline (always_small, random p=0.5) has no
+    signal."""
+
+    kind: str
+    signal: str | None
+
+    def __new__(cls, kind: str, signal: str | None = None) -> RouterKey:
+        key = super().__new__(cls, kind if signal is None else f"{kind} · {signal}")
+        key.kind, key.signal = kind, signal
+        return key
+
+    @property
+    def fitted(self) -> bool:
+        """A router fitted on a signal, not a baseline."""
+        return self.signal is not None
+
+
 def _delta_ibc(perf: float, cost: float, p_small: float, c_small: float, p_large: float, c_large: float) -> float:
     """ΔIBC, left undefined (nan) on a test part where the tiers' qualities differ by less than MIN_GAP:
     IBC_BASE is the slope between the two tiers, ~0 there, and ΔIBC, a ratio to it, explodes."""
@@ -116,17 +135,17 @@ def _delta_ibc(perf: float, cost: float, p_small: float, c_small: float, p_large
 
 def evaluate_routers(
     run: Run, costs: CostSetting, train_size: int, seeds: int, specs: Sequence[SignalSpec], bootstrap: int = 0
-) -> dict[str, dict[str, Any]]:
+) -> dict[RouterKey, dict[str, Any]]:
     """Every (signal, router) and the baselines, fitted on ``train_size`` items, scored on the rest.
 
     With ``bootstrap`` > 0, each also gets ``delta_ibc_ci``: a percentile interval over that many
     item resamples (see :func:`bootstrap_delta_ibc`).
     """
     items = run.items
-    rows: dict[str, dict[str, list[float]]] = {}
-    held_out: dict[str, list[tuple[np.ndarray, Outcome]]] = {}  # name → per seed (test indices, outcome)
+    rows: dict[RouterKey, dict[str, list[float]]] = {}
+    held_out: dict[RouterKey, list[tuple[np.ndarray, Outcome]]] = {}  # key → per seed (test indices, outcome)
 
-    def add(name: str, out: Outcome, te: np.ndarray, test: Sequence[EvalItem]) -> None:
+    def add(name: RouterKey, out: Outcome, te: np.ndarray, test: Sequence[EvalItem]) -> None:
         row = rows.setdefault(name, {})
         for k, v in _score(out, test, costs).items():
             row.setdefault(k, []).append(v)
@@ -136,9 +155,9 @@ def evaluate_routers(
         tr, te = _split(len(items), train_size, seed)
         train, test = [items[i] for i in tr], [items[i] for i in te]
         base_recs = [Record(it.scores, (*([None] * (len(it.scores) - 1)), None)) for it in test]
-        add("always_small", simulate(AlwaysSmall(), base_recs, costs.tier_costs), te, test)
-        add("always_large", simulate(AlwaysLarge(), base_recs, costs.tier_costs), te, test)
-        add("random p=0.5", simulate(RandomRouter(0.5, seed), base_recs, costs.tier_costs), te, test)
+        add(RouterKey("always_small"), simulate(AlwaysSmall(), base_recs, costs.tier_costs), te, test)
+        add(RouterKey("always_large"), simulate(AlwaysLarge(), base_recs, costs.tier_costs), te, test)
+        add(RouterKey("random p=0.5"), simulate(RandomRouter(0.5, seed), base_recs, costs.tier_costs), te, test)
         for spec in specs:
             signal = spec.fit(train)
             rcosts = costs.router_costs(spec)
@@ -146,7 +165,7 @@ def evaluate_routers(
             kinds = ROUTER_KINDS if spec.raw else ROUTER_KINDS[:2]
             for kind in kinds:
                 router = _make_router(kind).fit(train_recs, rcosts)
-                add(f"{kind} · {spec.name}", simulate(router, test_recs, rcosts), te, test)
+                add(RouterKey(kind, spec.name), simulate(router, test_recs, rcosts), te, test)
     out = {name: {k: _ms(v) for k, v in row.items()} for name, row in rows.items()}
     if bootstrap:
         small = np.array([it.scores[0] for it in items])
@@ -235,7 +254,7 @@ def value_at_cost(curve: Sequence[dict[str, float]], cost: float) -> float:
 MIXING = (0.1, 0.9)  # a router counts as a real operating point when it escalates 10–90 % of items
 
 
-def _best(fitted: dict[str, dict[str, Any]]) -> str | None:
+def _best(fitted: dict[RouterKey, dict[str, Any]]) -> RouterKey | None:
     """The router most reliably ahead on held-out items: the highest mean − std of ΔIBC over the seeds,
     among routers that really mix the tiers.
 
@@ -284,10 +303,10 @@ def _regime(cs: CostSetting, run: Run) -> str:
     return f"{cs.name}: large/small cost ratio {ratio:.1f}×" + (f"; {vtxt}" if vtxt else "") + f". {kind}."
 
 
-def _warnings(routers: dict[str, dict[str, Any]], cs: CostSetting) -> list[str]:
-    fitted = {k: v for k, v in routers.items() if "·" in k}
+def _warnings(routers: dict[RouterKey, dict[str, Any]], cs: CostSetting) -> list[str]:
+    fitted = {k: v for k, v in routers.items() if k.fitted}
     out = []
-    for base in ("always_large", "always_small"):
+    for base in (RouterKey("always_large"), RouterKey("always_small")):
         b = routers[base]
         beaten = all(
             b["performance"]["mean"] >= r["performance"]["mean"] - 1e-12
