@@ -602,6 +602,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         lambda_=cascade.lambda_ if cascade else None,
         target_escalation=cascade.target_escalation if cascade else None,
         verify_cost=args.verify_cost,
+        abstain=not args.no_abstain,
     )
     out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / f"router-{args.router}.json"
     router.save(out)
@@ -790,6 +791,12 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--signal", default=None, help="signal name from the report (default: the best held-out)")
     cal.add_argument("--costs", default=None, help="per-call tier costs (default: the run's models.toml costs)")
     cal.add_argument("--out", default=None, metavar="FILE", help="router JSON (default: DIR/router-ROUTER.json)")
+    cal.add_argument(
+        "--no-abstain",
+        action="store_true",
+        help="fit no threshold for abstaining at the first token (the shipped default: how often a question "
+        "has no answer depends on the user's documents)",
+    )
     _add_verify_cost(cal)
     cal.set_defaults(func=cmd_calibrate)
 

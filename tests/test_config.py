@@ -51,6 +51,13 @@ def test_packaged_calibration_matches_the_packaged_prompt_and_tiers():
         "answer_examples": cfg.cascade.answer_examples,
         "turns": False,  # fitted on single questions: a follow-up's trace says so
     }
+    # every feature the shipped signal reads is one the cascade computes for a local tier's answer
+    from automix_local.grounding import grounding_features
+    from automix_local.signals import answer_features
+
+    computed = answer_features([-0.1], {}, False, [0.5], [1.0]) | grounding_features("A b c.", "Who?", "b", False)
+    assert set(router.signal.features) <= set(computed)
+    assert not router.abstain  # the default does not abstain: how often a question has none depends on you
 
 
 def test_top_level_models_toml_is_the_packaged_one():

@@ -300,6 +300,8 @@ def test_calibrate_writes_abstention_thresholds(tmp_path: Path):
     router, _, _ = calibrate(d, "threshold", "mean_logprob", [1.0, 50.0], seeds=2)
     assert set(router.abstain) == {"small", "large"}
     assert all(0.01 < t <= 0.6 for t in router.abstain.values())
+    quiet, _, _ = calibrate(d, "threshold", "mean_logprob", [1.0, 50.0], seeds=2, abstain=False)
+    assert quiet.abstain == {} and quiet.threshold == router.threshold  # `calibrate --no-abstain`
     res = build_results(load_run(d), [1.0, 50.0], seeds=2, train_sizes=[30])
     assert res["abstain"]["large"]["f1_heldout_with_threshold"]["mean"] > res["abstain"]["large"]["f1"]["mean"]
     assert "## Abstaining at the first token" in render_markdown(res)

@@ -31,9 +31,11 @@ def calibrate(
     lambda_: float | None = None,
     target_escalation: float | None = None,
     verify_cost: float = 1.0,
+    abstain: bool = True,
 ) -> tuple[Router, SignalSpec, CostSetting]:
     """Fit one router (and its signal) on the whole run (a path, or a run already loaded), for models.toml's
-    ``[cascade] calibration``."""
+    ``[cascade] calibration``; with ``abstain``, also each tier's threshold for abstaining at the first
+    token (it depends on how often the run's questions have no answer)."""
     run = run_path if isinstance(run_path, Run) else load_run(run_path)
     if fixed_costs is None:
         fixed_costs = [float(t.get("cost", 1.0)) for t in run.meta.get("tiers", [])] or [1.0, 50.0]
@@ -62,7 +64,7 @@ def calibrate(
         router.lambda_, router.target_escalation = lambda_, target_escalation
     router.fit(_records(run.items, signal), cs.router_costs(spec))
     router.signal = signal
-    router.abstain = abstain_thresholds(run)
+    router.abstain = abstain_thresholds(run) if abstain else {}
     if run.source == "automix-local":  # the prompt its signals belong to (runs before these keys: the paper layout)
         router.prompt = {
             "layout": run.meta.get("layout", "paper"),
