@@ -12,7 +12,8 @@
 2. Load: N = 1, 4 and 16 clients, each sending the same number of questions at once to the cascade
    (`"model": "automix"`, the default pair) with the default queue ([server] queue_size): throughput,
    p50 / p95 latency of the answered ones, how many were refused with 503 + Retry-After (every request
-   is one or the other), and the server's resident memory before and after each round.
+   is one or the other), and the server's resident memory before and after each round (every model is
+   loaded before the first round).
 """
 
 from __future__ import annotations
@@ -189,7 +190,9 @@ def load(config_path: Path, items: list[dict[str, Any]], clients: list[int], per
         wait_up(f"{url}/health", proc)
         q = items[0]
         msgs = [{"role": "system", "content": q["context"]}, {"role": "user", "content": q["question"]}]
-        httpx.post(f"{url}/v1/chat/completions", json={"messages": msgs}, timeout=600)  # load the models
+        for model in ("automix", *[t["name"] for t in httpx.get(f"{url}/health").json()["tiers"]]):
+            # load every model first (an escalation would otherwise load the large one mid-round)
+            httpx.post(f"{url}/v1/chat/completions", json={"model": model, "messages": msgs}, timeout=600)
         queue = httpx.get(f"{url}/health").json()["queue"]["size"]
         for n in clients:
             before = rss_mb(proc.pid)
