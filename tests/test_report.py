@@ -23,6 +23,8 @@ from automix_local.report import (
     write_report,
 )
 
+from .conftest import ROOT
+
 
 def tier(f1: float, seconds: float, verification: dict | None = None, features: dict | None = None) -> dict:
     return {
@@ -307,18 +309,28 @@ def test_calibrate_writes_abstention_thresholds(tmp_path: Path):
     assert "## Abstaining at the first token" in render_markdown(res)
 
 
-def _run_with_logprob(tmp_path: Path, reverse: bool) -> Path:
-    """80 items; the small answer is right on half; mean_logprob tells which (reversed: the other way)."""
+def _run_judged_by_the_default(tmp_path: Path, reverse: bool) -> Path:
+    """80 items with real feature vectors (the committed squad300-signals run); the small answer is right
+    exactly where the shipped default's signal is the more confident half (reversed: the other half)."""
+    from importlib import resources
+
+    from automix_local.routers import load
+
+    default = load(Path(str(resources.files("automix_local") / "data" / "router-default.json"))).signal
+    assert default is not None
+    recorded = ROOT / "docs" / "results" / "squad300-signals" / "run" / "items.jsonl"
+    feats = [json.loads(line)["tiers"]["small"]["features"] for line in recorded.read_text().splitlines()[:80]]
+    conf = [default.confidence(f) for f in feats]
+    cut = sorted(conf)[len(conf) // 2]
     d = tmp_path / ("rev" if reverse else "fwd")
     d.mkdir()
     meta = {"data": "x.jsonl", "tiers": [{"name": "small", "cost": 1.0}, {"name": "large", "cost": 50.0}]}
     (d / "run.json").write_text(json.dumps(meta))
     lines = []
-    for i in range(80):
-        right = i % 2 == 0
-        lp = (-0.1 if right else -2.0) if not reverse else (-2.0 if right else -0.1)
-        feats = {"mean_logprob": lp + (i % 5) / 100, "length": 3.0}
-        lines.append({"id": f"q{i}", "tiers": {"small": tier(float(right), 1.0, None, feats), "large": tier(1.0, 2.0)}})
+    for i, (f, c) in enumerate(zip(feats, conf, strict=True)):
+        right = (c >= cut) != reverse
+        f = {k: v for k, v in f.items() if k != "length"} | {"length": 3.0}  # a feature that says nothing
+        lines.append({"id": f"q{i}", "tiers": {"small": tier(float(right), 1.0, None, f), "large": tier(1.0, 2.0)}})
     (d / "items.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     return d
 
@@ -326,12 +338,15 @@ def _run_with_logprob(tmp_path: Path, reverse: bool) -> Path:
 def test_calibrate_says_when_a_run_does_not_beat_the_shipped_default(tmp_path: Path):
     from automix_local.report import SignalSpec, versus_default
 
-    fitted = SignalSpec("mean_logprob", ("mean_logprob",), False)
+    default_features = tuple(
+        json.loads((ROOT / "automix_local" / "data" / "router-default.json").read_text())["signal"]["features"]
+    )
+    fitted = SignalSpec("refitted", default_features, False)
     useless = SignalSpec("length", ("length",), False)
-    # the shipped default reads mean_logprob the usual way round: on a run where it runs the other way,
-    # a signal fitted here wins; a feature that says nothing does not
-    assert versus_default(load_run(_run_with_logprob(tmp_path, reverse=True)), fitted) is None
-    note = versus_default(load_run(_run_with_logprob(tmp_path, reverse=False)), useless)
+    # where the default's own signal decides who is right, a feature that says nothing does not beat it;
+    # where it runs the other way round, the same features fitted on this run do
+    assert versus_default(load_run(_run_judged_by_the_default(tmp_path, reverse=True)), fitted) is None
+    note = versus_default(load_run(_run_judged_by_the_default(tmp_path, reverse=False)), useless)
     assert note is not None and "does not beat the default" in note and "80 items" in note
 
 
