@@ -705,6 +705,7 @@ async def _stream(
                 return
             live: LiveText | None = None
             live_tier = ""
+            finished: Trace | None = None
             answers: dict[str, str] = {}
             shown_any = False
 
@@ -741,15 +742,15 @@ async def _stream(
                 elif isinstance(event, RemoteFailed | Escalated):
                     pass  # in the trace; a fallback answer is sent below if it was not streamed
                 elif isinstance(event, Finished):
-                    break
+                    finished = event.trace  # the worker may not have stored it yet: read it from the event
             if job.error is not None:
                 err = _error_for(job.error)
                 yield {"data": json.dumps(err.body())}
                 yield {"data": "[DONE]"}
                 return
-            if job.trace is None:
+            if finished is None:
                 return  # cancelled: the client is gone
-            trace = job.trace
+            trace = finished
             final = shown_answer(trace.answer)
             if not shown_any or (live is not None and live.sent != final and trace.tier != live_tier):
                 # nothing shown yet, or a fallback to an earlier local answer after a remote failure

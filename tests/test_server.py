@@ -381,3 +381,26 @@ def test_a_client_too_slow_to_send_its_body_gets_408(cascade_config):
                       b"Content-Length: 1000\r\n\r\n{\"messages\": [")  # fmt: skip
             reply = s.recv(4096).decode()
         assert reply.startswith("HTTP/1.1 408") and "read_timeout" in reply
+
+
+def test_a_stream_ends_with_its_trace_even_when_the_worker_is_slow_to_finish(cascade_config, monkeypatch):
+    """The Finished event can reach the stream before the worker thread has stored the trace (CI caught a
+    stream cut before its last chunk): the stream reads the trace from the event. Injected here by a worker
+    that pauses between its last event and its return."""
+    with running(cascade_config()) as (url, server):
+        real = server.question
+
+        def slow(req):
+            run, extra = real(req)
+
+            def paused():
+                trace = yield from run()
+                time.sleep(0.5)
+                return trace
+
+            return paused, extra
+
+        monkeypatch.setattr(server, "question", slow)
+        r = httpx.post(f"{url}/v1/chat/completions", json={"messages": MESSAGES, "stream": True}, timeout=120)
+        datas = [line[len("data: ") :] for line in r.text.splitlines() if line.startswith("data: ")]
+        assert datas[-1] == "[DONE]" and json.loads(datas[-2])["choices"][0]["finish_reason"] == "stop"
