@@ -48,19 +48,8 @@ class TimedTerminal(Terminal):
         self.frames: list[tuple[float, str]] = []
         super().__init__(*a, **kw)  # type: ignore[arg-type]
 
-    def _read(self) -> None:
-        while True:
-            try:
-                data = os.read(self._master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            with self._changed:
-                self.output += data
-                self._stream.feed(data)
-                self.frames.append((time.time(), "\n".join(line.rstrip() for line in self.screen.display)))
-                self._changed.notify_all()
+    def _fed(self) -> None:
+        self.frames.append((time.time(), "\n".join(line.rstrip() for line in self.screen.display)))
 
 
 def flat(text: str) -> str:

@@ -85,7 +85,11 @@ class Terminal:
             with self._changed:
                 self.output += data
                 self._stream.feed(data)
+                self._fed()
                 self._changed.notify_all()
+
+    def _fed(self) -> None:
+        """Called (under the lock) after each write from the program reached the screen; a hook for benches."""
 
     # ------------------------------------------------------------------ reading the screen
     def text(self) -> str:
