@@ -20,6 +20,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 MODES = (
     "ok",  # SSE stream of the answer in a few chunks (+ usage if asked for) + [DONE]
@@ -34,6 +35,8 @@ MODES = (
     "error_event",  # one chunk, then an {"error": ...} event
     "drop",  # two chunks (chunked encoding), then the connection closes without [DONE]
     "truncated",  # Content-Length promises the whole stream, half of it arrives, then the connection closes
+    "framing",  # the answer in every legal SSE framing (CRLF, CR, comments, multi-line data), `chunk_size` a write
+    "html",  # 200 with an HTML page instead of an event stream
 )
 
 
@@ -234,6 +237,31 @@ class _Handler(BaseHTTPRequestHandler):
         self._write_chunk(_sse("[DONE]"))
         self._end_chunks()
 
+    def _mode_framing(self, want_usage: bool) -> None:
+        a, b, c = (json.dumps(self._chunk_obj(part)) for part in _chunks(self.server.owner.answer))
+        split = b.index('"delta"')  # one event's JSON over two data lines: joined with a newline, still JSON
+        stream = (
+            f": ping\r\n\r\ndata: {a}\r\n\r\n"
+            f"event: message\ndata: {b[:split]}\ndata:{b[split:]}\nid: 7\nretry: 10\n\n"
+            f"data: {c}\r\r"
+            f"data: {json.dumps(self._chunk_obj(finish='stop'))}\n\ndata: [DONE]\n\n"
+        ).encode()
+        self._start_stream()
+        size = self.server.owner.chunk_size
+        for i in range(0, len(stream), size):
+            self._write_chunk(stream[i : i + size])
+        self._end_chunks()
+
+    def _mode_html(self, want_usage: bool) -> None:
+        body = b"<html><body>Sign in to continue</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
     def _mode_drop(self, want_usage: bool) -> None:
         self._start_stream()
         for part in _chunks(self.server.owner.answer)[:2]:
@@ -286,7 +314,9 @@ class RecordingServer:
         usage: tuple[int, int] | None = (11, 2),
         model: str = "test-model",
         tls: ssl.SSLContext | None = None,
+        chunk_size: int = 1000,
     ) -> None:
+        self.chunk_size = chunk_size  # bytes a write, in "framing" mode
         self.tls = tls  # serve https (on "localhost") with this server-side context
         self.mode = mode
         self.answer = answer
@@ -492,9 +522,12 @@ class LlamaServer:
         self.stop()
 
 
-class ConnectProxy:
-    """A real HTTP CONNECT proxy on 127.0.0.1 that records each tunnel's target and Proxy-Authorization,
-    then relays bytes both ways. Usable as a context manager; ``.url`` is "http://127.0.0.1:PORT"."""
+class HttpProxy:
+    """A real HTTP proxy on 127.0.0.1, as a corporate one behaves: ``CONNECT host:port`` opens a tunnel (an
+    https endpoint), and a request in absolute form (``POST http://host:port/path``) is forwarded in origin
+    form without the proxy's own headers (an http:// endpoint). Records each request's target and
+    Proxy-Authorization, then relays bytes both ways. Usable as a context manager; ``.url`` is
+    "http://127.0.0.1:PORT"."""
 
     def __init__(self) -> None:
         self.targets: list[str] = []
@@ -507,7 +540,7 @@ class ConnectProxy:
         self._threads: list[threading.Thread] = []
         self._accept = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> ConnectProxy:
+    def __enter__(self) -> HttpProxy:
         self._accept.start()
         return self
 
@@ -539,17 +572,26 @@ class ConnectProxy:
                 if not chunk:
                     return
                 head += chunk
-            lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-            method, target, _ = lines[0].split(" ", 2)
+            raw_head, rest = head.split(b"\r\n\r\n", 1)
+            lines = raw_head.decode("latin-1").split("\r\n")
+            method, target, version = lines[0].split(" ", 2)
             headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
             self.targets.append(target)
             self.auth.append(headers.get("Proxy-Authorization"))
-            if method != "CONNECT":
-                client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
-                return
-            host, port = target.rsplit(":", 1)
+            if method == "CONNECT":
+                host, port = target.rsplit(":", 1)
+                first = b""
+            else:  # forward: origin form, without the headers meant for the proxy
+                url = urlsplit(target)
+                host, port = url.hostname or "", str(url.port or 80)
+                kept = [h for h in lines[1:] if not h.lower().startswith(("proxy-authorization:", "proxy-connection:"))]
+                origin = url.path + (f"?{url.query}" if url.query else "")
+                first = "\r\n".join([f"{method} {origin} {version}", *kept]).encode("latin-1") + b"\r\n\r\n" + rest
             with socket.create_connection((host, int(port)), timeout=10) as upstream:
-                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                if method == "CONNECT":
+                    client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                else:
+                    upstream.sendall(first)
                 pipe = threading.Thread(target=_relay, args=(upstream, client), daemon=True)
                 pipe.start()
                 _relay(client, upstream)

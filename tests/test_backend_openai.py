@@ -20,7 +20,7 @@ from automix_local.backends.base import Generation, run_to_end
 from automix_local.backends.openai import Endpoint, OpenAIBackend, RemoteError, parse_endpoint, retry_after_seconds
 from automix_local.config import TierConfig
 
-from .remote_server import ConnectProxy, LlamaServer, RecordingServer, free_port
+from .remote_server import HttpProxy, LlamaServer, RecordingServer, free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -410,36 +410,18 @@ def test_error_event_mid_stream(server: RecordingServer) -> None:
 # --------------------------------------------------------------------------- SSE framing
 
 
-def _fail(message: str) -> RemoteError:
-    return RemoteError(message, "protocol")
-
-
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 1000])
-def test_sse_parser_handles_any_chunking(size: int) -> None:
-    from automix_local.backends.openai import _sse_events
-
-    stream = (
-        ": ping\r\n\r\n"
-        'data: {"a":"Ünï"}\r\n\r\n'
-        "event: error\ndata: line1\ndata:line2\nid: 7\nretry: 10\n\n"
-        "data: x\r\r"
-        "data: [DONE]"
-    ).encode()
-    chunks = iter([stream[i : i + size] for i in range(0, len(stream), size)])
-    assert list(_sse_events(chunks, _fail, "h")) == [
-        ("message", '{"a":"Ünï"}'),
-        ("error", "line1\nline2"),
-        ("message", "x"),
-        ("message", "[DONE]"),
-    ]
+def test_any_legal_framing_in_any_chunking(server: RecordingServer, size: int) -> None:
+    server.mode, server.chunk_size = "framing", size
+    result = call(make_backend(server.base_url))
+    assert result.error is None and result.deltas == ["Pa", "ri", "s"]
+    assert result.generation is not None and result.generation.finish_reason == "stop"
 
 
-def test_sse_parser_rejects_a_non_event_stream() -> None:
-    from automix_local.backends.openai import _sse_events
-
-    with pytest.raises(RemoteError) as info:
-        list(_sse_events(iter([b"<html>\n<body>oops</body>\n"]), _fail, "h"))
-    assert info.value.kind == "protocol" and "event stream" in str(info.value)
+def test_a_page_instead_of_a_stream_is_a_protocol_error(server: RecordingServer) -> None:
+    server.mode = "html"
+    exc = failed(call(make_backend(server.base_url)), "protocol")
+    assert "event stream" in str(exc) and "text/html" in str(exc) and exc.partial == ""
 
 
 def test_tls_failure_is_one_line(server: RecordingServer) -> None:
@@ -453,19 +435,22 @@ def test_tls_failure_is_one_line(server: RecordingServer) -> None:
 # --------------------------------------------------------------------------- proxies
 
 
-def test_http_proxy_from_the_environment_tunnels_with_connect(server: RecordingServer) -> None:
-    with ConnectProxy() as proxy:
+def test_http_proxy_from_the_environment_forwards_an_http_call(server: RecordingServer) -> None:
+    with HttpProxy() as proxy:
         env = {"http_proxy": proxy.url.replace("http://", "http://alice:s3cret@")}
-        result = call(make_backend(server.base_url, env=env))
+        backend = make_backend(server.base_url, env=env)
+        body = backend.payload(MESSAGES, max_tokens=16)
+        result = call(backend, body)
     assert result.error is None and "".join(result.deltas) == "Paris"
-    assert proxy.targets == [f"127.0.0.1:{server.port}"]  # the proxy saw the host, and relayed the body
+    assert proxy.targets == [backend.endpoint.url]  # an http:// endpoint: the request, handed to the proxy
     assert proxy.auth == ["Basic " + base64.b64encode(b"alice:s3cret").decode()]
-    assert len(server.posts) == 1
+    (post,) = server.posts
+    assert post["body"] == body and "Proxy-Authorization" not in post["headers"]  # exactly the body, no credentials
 
 
 @pytest.mark.parametrize("no_proxy", ["127.0.0.1", "*", "localhost,127.0.0.1:8080", ".0.0.1"])
 def test_no_proxy_bypasses_the_proxy(server: RecordingServer, no_proxy: str) -> None:
-    with ConnectProxy() as proxy:
+    with HttpProxy() as proxy:
         result = call(make_backend(server.base_url, env={"HTTP_PROXY": proxy.url, "NO_PROXY": no_proxy}))
     assert result.error is None and proxy.targets == [] and len(server.posts) == 1
 
@@ -524,3 +509,14 @@ def test_https_with_an_untrusted_certificate_sends_nothing(certificate) -> None:
         assert isinstance(result.error, RemoteError) and result.error.kind == "http"
         assert "certificate" in str(result.error).lower() and "\n" not in str(result.error)
         assert server.posts == []  # the handshake failed before a byte of the payload left
+
+
+def test_https_call_through_a_proxy_is_a_connect_tunnel(certificate, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    with _tls_server(certificate) as server, HttpProxy() as proxy:
+        backend = make_backend(server.base_url, env={"HTTPS_PROXY": proxy.url})
+        body = backend.payload(MESSAGES, max_tokens=16)
+        result = call(backend, body)
+        assert result.error is None and "".join(result.deltas) == "Paris"
+        assert proxy.targets == [f"localhost:{server.port}"]  # the proxy saw the host only: TLS end to end
+        assert [p["body"] for p in server.posts] == [body]

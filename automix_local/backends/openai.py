@@ -1,34 +1,37 @@
 """A remote tier: any OpenAI-compatible ``/v1/chat/completions`` server, streamed over SSE.
 
-Standard library only (``http.client``). The rules:
+httpx does the HTTP, the TLS and the proxy; httpx-sse reads the event stream. What is ours:
 
-* One deadline: ``tier.timeout`` seconds bound the whole call — DNS, connect, retries, waits and
-  streaming. Every connect and read gets the remaining time as its socket timeout, and a watchdog
-  shuts the socket at the deadline, so a server that trickles bytes cannot hold the call open.
+* One deadline: ``tier.timeout`` seconds bound the whole call — DNS, connect, TLS, retries, waits and
+  streaming. httpx bounds each socket operation but has no total timeout (and a DNS lookup ignores
+  timeouts altogether), so each attempt runs in a worker thread (:class:`_Attempt`) that hands what
+  arrives to the caller through a queue; the caller waits at most the time left, so a server that
+  trickles bytes cannot hold the call open.
 * Retries (at most ``tier.retries`` extra attempts, only before any text was yielded): connection
   refused, HTTP 429 (``Retry-After`` honoured, capped at 30 s and at the deadline) and 5xx (backoff
   0.5 s, 1 s, 2 s …). Never on 400/401/403/404, DNS failures or once text has been streamed.
 * Every failure is a :class:`RemoteError` whose ``str()`` is one line for the user and whose
   ``kind`` says what went wrong. The API key is sent in the ``Authorization`` header only; it never
   appears in a message, an exception or a log.
+* ``close()`` from another thread (the app's Esc) ends the call at once and shuts its socket.
 
-Proxies: ``https_proxy``/``http_proxy`` (and the upper-case forms) are honoured with an HTTP CONNECT
-tunnel (``http://[user:pass@]host:port`` proxies; TLS stays end to end), and ``no_proxy`` bypasses them.
+Proxies: ``https_proxy``/``http_proxy`` (and the upper-case forms) of the backend's ``env`` are honoured
+(``http://[user:pass@]host:port`` proxies: an https endpoint is reached through a CONNECT tunnel, so TLS
+stays end to end; an http:// endpoint's request is handed to the proxy, as curl does), and ``no_proxy``
+bypasses them.
 
-Limitations: a DNS lookup that outlives the deadline is abandoned in a daemon thread; one connection
-per call (no keep-alive reuse).
+Limitations: a worker whose caller gave up (deadline, close) ends at its next read or when httpx's own
+per-read timeout (``tier.timeout``) passes.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import email.utils
-import http.client
-import ipaddress
 import json
 import math
 import os
+import queue
 import socket
 import ssl
 import threading
@@ -37,6 +40,9 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
+from httpx_sse import EventSource
 
 from ..config import TierConfig
 from .base import BackendError, Generation, Scored
@@ -48,7 +54,6 @@ BACKOFF_BASE = 0.5  # seconds: first backoff after a refused connection or a 5xx
 DEFAULT_REMOTE_N_CTX = 128_000
 _ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error response read for its message
 _EXCERPT_CHARS = 160
-_READ_SIZE = 16 * 1024
 
 
 def _one_line(text: str, limit: int | None = None) -> str:
@@ -82,7 +87,7 @@ class RemoteError(BackendError):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """The chat/completions URL, split for ``http.client``."""
+    """The chat/completions URL and its parts."""
 
     url: str
     host: str
@@ -98,13 +103,8 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Proxy:
-    host: str
-    port: int
-    auth: str | None  # "user:password", sent as Proxy-Authorization: Basic
-
-    @property
-    def hostport(self) -> str:
-        return f"{self.host}:{self.port}"
+    url: str  # "http://[user:password@]host:port": httpx sends the credentials as Proxy-Authorization: Basic
+    hostport: str
 
 
 def find_proxy(endpoint: Endpoint, env: Mapping[str, str], tier_name: str = "?") -> Proxy | None:
@@ -128,10 +128,8 @@ def find_proxy(endpoint: Endpoint, env: Mapping[str, str], tier_name: str = "?")
             "supported: use an http:// proxy URL (the tunnel to the server is still TLS)",
             "config",
         )
-    auth = None
-    if parts.username is not None:
-        auth = f"{parts.username}:{parts.password or ''}"
-    return Proxy(parts.hostname, parts.port or 8080, auth)
+    hostport = f"{parts.hostname}:{parts.port or 8080}"
+    return Proxy(parts._replace(netloc=parts.netloc if parts.port else f"{parts.netloc}:8080").geturl(), hostport)
 
 
 def parse_endpoint(base_url: str, tier_name: str = "?") -> Endpoint:
@@ -208,111 +206,78 @@ class _Deadline:
 
 
 class _Attempt:
-    """One HTTP attempt: its connection, socket and response, and a watchdog that shuts the socket at the deadline."""
+    """One HTTP attempt, sent by httpx in a worker thread that queues what arrives for the caller.
 
-    def __init__(self, conn: http.client.HTTPConnection, deadline: _Deadline) -> None:
-        self.conn = conn
-        self.deadline = deadline
-        self.sock: socket.socket | None = None  # captured after connect: http.client drops conn.sock on "close"
-        self.resp: http.client.HTTPResponse | None = None
-        self.fired = False  # the watchdog shut the socket
-        self.cancelled = False  # OpenAIBackend.close() shut it
-        self._timer = threading.Timer(max(0.0, deadline.remaining()) + 0.05, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+    The queue holds ("response", httpx.Response), then ("event", ServerSentEvent) for a 200 event
+    stream or ("data", bytes) for any other body, then ("end", None); or ("error", exception) where
+    httpx failed. :meth:`next` waits at most the time left; :meth:`cancel` wakes it at once."""
 
-    @property
-    def out_of_time(self) -> bool:
-        return self.fired or self.deadline.expired
+    def __init__(self, client: httpx.Client, request: httpx.Request) -> None:
+        self.response: httpx.Response | None = None
+        self.cancelled = False
+        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._done = False  # the worker read the whole response: its connection may go back to the pool
+        threading.Thread(target=self._run, args=(client, request), name="automix-remote", daemon=True).start()
 
-    def set_timeout(self, cap: float | None = None) -> None:
-        """Give the socket the time left (at least a millisecond), so no single read outlives the deadline."""
-        left = max(0.001, self.deadline.remaining())
-        if self.sock is not None:
-            self.sock.settimeout(left if cap is None else min(left, cap))
+    def _run(self, client: httpx.Client, request: httpx.Request) -> None:
+        try:
+            self.response = response = client.send(request, stream=True)
+        except Exception as exc:  # handed to the caller, who says what it means
+            self._queue.put(("error", exc))
+            return
+        try:
+            self._queue.put(("response", response))
+            parts: Iterator[tuple[str, Any]]
+            if response.status_code == 200 and _is_event_stream(response):
+                parts = (("event", sse) for sse in EventSource(response).iter_sse())
+            else:
+                parts = (("data", chunk) for chunk in response.iter_bytes())
+            for part in parts:  # to the end even if the caller has what it needs: the connection can be reused
+                self._queue.put(part)
+            self._done = True
+            self._queue.put(("end", None))
+        except Exception as exc:
+            self._queue.put(("error", exc))
+        finally:
+            response.close()
 
-    def _fire(self) -> None:
-        self.fired = True
-        self._shutdown()
+    def next(self, deadline: _Deadline, cap: float | None = None) -> tuple[str, Any]:
+        """The next thing the worker saw; ("timeout", None) when nothing came in the time left (or ``cap``)."""
+        left = deadline.remaining() if cap is None else min(cap, deadline.remaining())
+        if self.cancelled:
+            return "cancelled", None
+        try:
+            return self._queue.get(timeout=left) if left > 0 else ("timeout", None)
+        except queue.Empty:
+            return "timeout", None
 
     def cancel(self) -> None:
-        """Stop the attempt from another thread: a blocked read wakes up and the call fails."""
+        """From another thread: the caller's wait ends now, and so does the connection."""
         self.cancelled = True
-        self._shutdown()
+        self._queue.put(("cancelled", None))
+        self.abort()
 
-    def _shutdown(self) -> None:
-        sock = self.sock
-        if sock is not None:
+    def abort(self) -> None:
+        """Shut the response's socket (unless it was read to the end): a read blocked on it wakes, the worker ends."""
+        stream = self.response.extensions.get("network_stream") if self.response is not None else None
+        sock = stream.get_extra_info("socket") if stream is not None and not self._done else None
+        if isinstance(sock, socket.socket):
             try:
                 # socket.socket.shutdown, not SSLSocket.shutdown: wakes a blocked read without unwrapping TLS
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
             except OSError:
                 pass
 
-    def close(self) -> None:
-        self._timer.cancel()
-        if self.resp is not None:
-            self.resp.close()
-        self.conn.close()
-        if self.sock is not None:
-            self.sock.close()
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    return "text/event-stream" in response.headers.get("content-type", "").lower()
 
 
-class _Timeout(Exception):
-    pass
-
-
-def _resolve(host: str, port: int, deadline: _Deadline) -> list[tuple[Any, ...]]:
-    """getaddrinfo bounded by the deadline (getaddrinfo itself ignores socket timeouts)."""
-    try:
-        ipaddress.ip_address(host)
-        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
-    except ValueError:
-        pass
-    box: dict[str, Any] = {}
-
-    def lookup() -> None:
-        try:
-            box["infos"] = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-        except BaseException as exc:
-            box["error"] = exc
-
-    worker = threading.Thread(target=lookup, name=f"automix-dns-{host}", daemon=True)
-    worker.start()
-    worker.join(max(0.0, deadline.remaining()))
-    if worker.is_alive():
-        raise _Timeout(f"DNS lookup of {host}")
-    if "error" in box:
-        raise box["error"]
-    return box["infos"]
-
-
-def _make_connector(deadline: _Deadline) -> Callable[..., socket.socket]:
-    """A replacement for socket.create_connection that honours the deadline (DNS included)."""
-
-    def connect(address: tuple[str, int], timeout: Any = None, source_address: Any = None) -> socket.socket:
-        host, port = address
-        infos = _resolve(host, port, deadline)
-        error: OSError | None = None
-        for family, socktype, proto, _canon, sockaddr in infos:
-            remaining = deadline.remaining()
-            if remaining <= 0:
-                raise _Timeout(f"connecting to {host}:{port}")
-            sock = socket.socket(family, socktype, proto)
-            try:
-                sock.settimeout(remaining)
-                if source_address:
-                    sock.bind(source_address)
-                sock.connect(sockaddr)
-                return sock
-            except OSError as exc:
-                sock.close()
-                if isinstance(exc, TimeoutError):
-                    raise
-                error = exc
-        raise error or OSError(f"getaddrinfo returned no addresses for {host}")
-
-    return connect
+def _root(exc: BaseException) -> BaseException:
+    """The error httpx's exception was raised from (httpx and httpcore each wrap it once)."""
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    return exc
 
 
 class OpenAIBackend:
@@ -331,6 +296,7 @@ class OpenAIBackend:
         self.endpoint = parse_endpoint(tier.base_url, tier.name)
         self.model = tier.model
         self._attempt: _Attempt | None = None  # the attempt in progress, for close()
+        self._http: httpx.Client | None = None  # made at the first call; keeps connections alive between calls
 
     # ------------------------------------------------------------------ Backend protocol bits
     @property
@@ -443,32 +409,19 @@ class OpenAIBackend:
             attempts=attempts,
         )
 
-    def _interrupted(self, current: _Attempt, what: str, partial: str, attempt: int) -> RemoteError:
-        """The error for an attempt cut short by the deadline or by close()."""
-        if current.cancelled and not current.out_of_time:
-            return self._err(
-                f"the call to {self._where()} was cancelled ({what})", "cancelled", partial, attempts=attempt
-            )
-        return self._timeout_error(what, partial, attempt)
+    def _cancelled(self, what: str, partial: str, attempt: int) -> RemoteError:
+        return self._err(f"the call to {self._where()} was cancelled ({what})", "cancelled", partial, attempts=attempt)
 
-    def _connection(self, deadline: _Deadline) -> http.client.HTTPConnection:
-        ep = self.endpoint
-        timeout = max(0.001, deadline.remaining())
-        conn: http.client.HTTPConnection
-        proxy = find_proxy(ep, self._env, self.name)
-        host, port = (proxy.host, proxy.port) if proxy else (ep.host, ep.port)
-        if ep.scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        if proxy is not None:  # CONNECT tunnel: the proxy sees the host, never the payload of an https call
-            tunnel_headers = {}
-            if proxy.auth is not None:
-                token = base64.b64encode(proxy.auth.encode()).decode()
-                tunnel_headers["Proxy-Authorization"] = f"Basic {token}"
-            conn.set_tunnel(ep.host.strip("[]"), ep.port, headers=tunnel_headers)
-        conn._create_connection = _make_connector(deadline)  # type: ignore[attr-defined]
-        return conn
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            proxy = find_proxy(self.endpoint, self._env, self.name)
+            self._http = httpx.Client(
+                proxy=proxy.url if proxy else None,
+                verify=ssl.create_default_context(),  # the system's CAs, and SSL_CERT_FILE where a user sets one
+                timeout=float(self.tier.timeout),  # per socket operation; the whole call has the deadline
+                trust_env=False,  # proxies come from ``env`` (find_proxy), not from os.environ behind its back
+            )
+        return self._http
 
     # ------------------------------------------------------------------ the call
     def stream_body(
@@ -476,6 +429,7 @@ class OpenAIBackend:
     ) -> Generator[str, None, Generation]:
         """POST exactly ``body``; yield text deltas as they arrive; return the Generation."""
         headers = self._headers()  # before any socket: a missing key fails here
+        client = self._client()
         deadline = _Deadline(float(self.tier.timeout))
         t0 = time.perf_counter()
         attempt = 0
@@ -485,13 +439,18 @@ class OpenAIBackend:
                 raise self._timeout_error("gave up before sending", attempts=attempt - 1)
             if on_attempt is not None:
                 on_attempt(attempt)
-            current = self._attempt = _Attempt(self._connection(deadline), deadline)
+            request = client.build_request("POST", self.endpoint.url, content=body, headers=headers)
+            current = self._attempt = _Attempt(client, request)
+            finished = False
             try:
-                wait = self._send(current, body, headers, attempt)
+                wait = self._send(current, deadline, attempt)
                 if wait is None:
-                    return (yield from self._read_success(current, body, t0, attempt))
+                    generation = yield from self._read_success(current, deadline, body, t0, attempt)
+                    finished = True
+                    return generation
             finally:
-                current.close()
+                if not finished:  # cut short (an error, the deadline, close(), the caller stopped reading)
+                    current.abort()
                 if self._attempt is current:
                     self._attempt = None
             time.sleep(wait)
@@ -506,78 +465,26 @@ class OpenAIBackend:
         wait = BACKOFF_BASE * 2 ** (attempt - 1)
         return wait if wait < deadline.remaining() else None
 
-    def _send(
-        self,
-        current: _Attempt,
-        body: bytes,
-        headers: dict[str, str],
-        attempt: int,
-    ) -> float | None:
+    def _send(self, current: _Attempt, deadline: _Deadline, attempt: int) -> float | None:
         """One attempt up to the response headers: None when a 200 is ready to read, else seconds to wait to retry."""
-        where = self._where()
-        deadline = current.deadline
-        conn = current.conn
-        try:
-            conn.connect()
-            current.sock = conn.sock
-            if current.fired:  # the deadline passed while connecting
-                raise _Timeout("connecting")
-            if current.cancelled:
-                raise ConnectionAbortedError("cancelled")
-            current.set_timeout()
-            conn.request("POST", self.endpoint.path, body=body, headers=headers)
-            current.set_timeout()
-            current.resp = resp = conn.getresponse()
-        except _Timeout as exc:
-            raise self._timeout_error(str(exc), attempts=attempt) from None
-        except socket.gaierror as exc:
-            raise self._err(
-                f"cannot resolve host {self.endpoint.host} ({_one_line(exc.strerror or str(exc))}; check base_url)",
-                "dns",
-                attempts=attempt,
-            ) from None
-        except TimeoutError:
-            what = "connecting" if current.sock is None else "waiting for the response"
-            raise self._timeout_error(what, attempts=attempt) from None
-        except ConnectionRefusedError:
-            wait = self._backoff(attempt, deadline)
-            if wait is not None:
-                return wait
-            tries = f" after {attempt} attempts" if attempt > 1 else ""
-            raise self._err(
-                f"connection refused by {where} (is the server running?){tries}", "refused", attempts=attempt
-            ) from None
-        except ssl.SSLError as exc:
-            if current.out_of_time or current.cancelled:
-                raise self._interrupted(current, "TLS handshake", "", attempt) from None
-            raise self._err(
-                f"TLS error talking to {where}: {_one_line(str(exc), 200)}", "http", attempts=attempt
-            ) from None
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
-            if current.out_of_time or current.cancelled:
-                raise self._interrupted(current, "waiting for the response", "", attempt) from None
-            wait = self._backoff(attempt, deadline)
-            if wait is not None:
-                return wait
-            raise self._err(
-                f"{where} closed the connection without answering ({type(exc).__name__})", "server", attempts=attempt
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            if current.out_of_time or current.cancelled:
-                raise self._interrupted(current, "waiting for the response", "", attempt) from None
-            detail = _one_line(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__, 200)
-            kind = "refused" if isinstance(exc, OSError) else "protocol"
-            raise self._err(f"cannot talk to {where}: {detail}", kind, attempts=attempt) from None
-
-        status = resp.status
+        kind, value = current.next(deadline)
+        if kind == "cancelled":
+            raise self._cancelled("waiting for the response", "", attempt)
+        if kind == "timeout":
+            raise self._timeout_error("waiting for the response", attempts=attempt)
+        if kind == "error":
+            return self._unsent(value, deadline, attempt)
+        resp: httpx.Response = value
+        status = resp.status_code
         if status == 200:
             return None
-        excerpt = self._error_excerpt(current)
-        reason = _one_line(resp.reason or http.client.responses.get(status, ""))
+        where = self._where()
+        excerpt = self._error_excerpt(current, deadline)
+        reason = _one_line(resp.reason_phrase)
         label = f"HTTP {status}{f' {reason}' if reason else ''} from {where}"
         tail = f": {excerpt}" if excerpt else ""
         if status == 429:
-            asked = retry_after_seconds(resp.getheader("Retry-After"))
+            asked = retry_after_seconds(resp.headers.get("Retry-After"))
             if not self._can_retry(attempt):
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
                 raise self._err(f"rate limited ({label}){tries}{tail}", "rate_limit", status=status, attempts=attempt)
@@ -609,47 +516,64 @@ class OpenAIBackend:
         hint = " (check base_url and model in models.toml)" if status == 404 else ""
         raise self._err(f"{label}{hint}{tail}", "http", status=status, attempts=attempt)
 
-    def _error_excerpt(self, current: _Attempt) -> str:
+    def _unsent(self, exc: Exception, deadline: _Deadline, attempt: int) -> float | None:
+        """An attempt that failed before a response: the seconds to wait to retry, or the RemoteError raised."""
+        where, root = self._where(), _root(exc)
+        if isinstance(exc, httpx.TimeoutException):
+            raise self._timeout_error("waiting for the response", attempts=attempt) from None
+        if isinstance(root, socket.gaierror):
+            raise self._err(
+                f"cannot resolve host {self.endpoint.host} ({_one_line(root.strerror or str(root))}; check base_url)",
+                "dns",
+                attempts=attempt,
+            ) from None
+        if isinstance(root, ssl.SSLError):
+            detail = _one_line(str(root), 200)
+            raise self._err(f"TLS error talking to {where}: {detail}", "http", attempts=attempt) from None
+        refused = isinstance(root, ConnectionRefusedError)
+        if refused or isinstance(exc, httpx.RemoteProtocolError) or isinstance(root, ConnectionError):
+            wait = self._backoff(attempt, deadline)
+            if wait is not None:
+                return wait
+            tries = f" after {attempt} attempts" if attempt > 1 else ""
+            if refused:
+                message = f"connection refused by {where} (is the server running?){tries}"
+                raise self._err(message, "refused", attempts=attempt) from None
+            message = f"{where} closed the connection without answering ({_one_line(str(exc), 120)}){tries}"
+            raise self._err(message, "server", attempts=attempt) from None
+        detail = _one_line(str(root) or str(exc) or type(root).__name__, 200)
+        kind = "refused" if isinstance(root, OSError) else "protocol"
+        raise self._err(f"cannot talk to {where}: {detail}", kind, attempts=attempt) from None
+
+    def _error_excerpt(self, current: _Attempt, deadline: _Deadline) -> str:
         """A short one-line excerpt of an error response's message ("" if none could be read)."""
-        resp = current.resp
-        assert resp is not None
         data = b""
-        try:
-            while len(data) < _ERROR_BODY_LIMIT and not current.out_of_time and not resp.isclosed():
-                current.set_timeout(cap=2.0)
-                chunk = resp.read1(_READ_SIZE)
-                if not chunk:
-                    break
-                data += chunk
-        except (OSError, http.client.HTTPException, ValueError):
-            pass
+        while len(data) < _ERROR_BODY_LIMIT:
+            kind, chunk = current.next(deadline, cap=2.0)
+            if kind != "data":
+                break
+            data += chunk
         text = data.decode("utf-8", "replace").strip()
         if not text:
             return ""
         message = None
         try:
-            parsed = json.loads(text)
-            message = _message_of(parsed)
+            message = _message_of(json.loads(text))
         except ValueError:
             pass
         if message is None:
-            ctype = (resp.getheader("Content-Type") or "").lower()
-            if "html" in ctype or text.lstrip().startswith("<"):
+            assert current.response is not None
+            if "html" in current.response.headers.get("content-type", "").lower() or text.startswith("<"):
                 return ""
             message = text
         return _one_line(message, _EXCERPT_CHARS)
 
     # ------------------------------------------------------------------ reading a 200
     def _read_success(
-        self,
-        current: _Attempt,
-        body: bytes,
-        t0: float,
-        attempt: int,
+        self, current: _Attempt, deadline: _Deadline, body: bytes, t0: float, attempt: int
     ) -> Generator[str, None, Generation]:
-        resp = current.resp
+        resp = current.response
         assert resp is not None
-        ctype = (resp.getheader("Content-Type") or "").lower()
         text_parts: list[str] = []
         first_at: float | None = None
         usage: dict[str, Any] | None = None
@@ -663,69 +587,38 @@ class OpenAIBackend:
         def fail(message: str, kind: str = "protocol") -> RemoteError:
             return self._err(message, kind, partial(), status=200, attempts=attempt)
 
-        def chunks() -> Iterator[bytes]:
+        def arriving() -> Iterator[Any]:
+            """What the worker queues, up to the end of the response; an interruption raises."""
             while True:
-                if current.out_of_time or current.cancelled:
-                    raise self._interrupted(current, "streaming", partial(), attempt)
-                current.set_timeout()
-                try:
-                    data = resp.read1(_READ_SIZE)
-                except TimeoutError:
-                    raise self._timeout_error("streaming", partial(), attempt) from None
-                except (http.client.IncompleteRead, ValueError) as exc:
-                    if current.out_of_time or current.cancelled:
-                        raise self._interrupted(current, "streaming", partial(), attempt) from None
-                    raise fail(f"{where} cut the response off mid-stream ({type(exc).__name__})") from None
-                except (OSError, http.client.HTTPException) as exc:
-                    if current.out_of_time or current.cancelled:
-                        raise self._interrupted(current, "streaming", partial(), attempt) from None
-                    raise fail(f"connection to {where} broke mid-stream ({type(exc).__name__})") from None
-                if not data:
-                    if current.out_of_time or current.cancelled:
-                        raise self._interrupted(current, "streaming", partial(), attempt)
-                    if resp.length:  # Content-Length promised more than arrived
-                        raise fail(f"{where} closed the connection before the response was complete")
+                kind, value = current.next(deadline)
+                if kind == "end":
                     return
-                yield data
+                if kind == "cancelled":
+                    raise self._cancelled("streaming", partial(), attempt)
+                if kind == "timeout" or isinstance(value, httpx.TimeoutException):
+                    raise self._timeout_error("streaming", partial(), attempt)
+                if kind == "error" and isinstance(value, httpx.RemoteProtocolError):
+                    raise fail(f"{where} cut the response off mid-stream ({_one_line(str(value), 120)})")
+                if kind == "error":
+                    raise fail(f"connection to {where} broke mid-stream ({type(_root(value)).__name__})")
+                yield value
 
-        if "json" in ctype and "event-stream" not in ctype:
-            # a server that ignored "stream": true and answered with one JSON completion
-            raw = b"".join(chunks())
-            try:
-                parsed = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                raise fail(f"{where} sent a response that is not valid JSON") from None
-            err = _error_in(parsed)
-            if err is not None:
-                raise fail(f"{where} reported an error: {err}")
-            choice = _first_choice(parsed)
-            if choice is None:
-                raise fail(f"{where} sent a completion without choices")
-            message = choice.get("message")
-            content = message.get("content") if isinstance(message, dict) else choice.get("text")
-            if content is not None and not isinstance(content, str):
-                raise fail(f"{where} sent a completion whose content is not text")
-            finish = choice.get("finish_reason") or "stop"
-            usage = parsed.get("usage") if isinstance(parsed.get("usage"), dict) else None
-            if content:
-                first_at = time.perf_counter()
-                text_parts.append(content)
-                yield content
-            saw_done = True
-        else:
-            for event, data in _sse_events(chunks(), fail, where):
-                if data == "[DONE]":
+        if _is_event_stream(resp):
+            for sse in arriving():
+                if sse.data == "[DONE]":
                     saw_done = True
                     break
+                if not sse.data:
+                    continue  # an event with no data (a keep-alive)
                 try:
-                    parsed = json.loads(data)
+                    parsed = json.loads(sse.data)
                 except ValueError:
-                    raise fail(f"{where} sent a stream event that is not JSON: {_one_line(data, 60)!r}") from None
+                    raise fail(f"{where} sent a stream event that is not JSON: {_one_line(sse.data, 60)!r}") from None
                 if not isinstance(parsed, dict):
                     raise fail(f"{where} sent a stream event that is not a JSON object")
                 err = _error_in(parsed)
-                if err is not None or event == "error":
-                    raise fail(f"{where} reported an error mid-stream: {err or _one_line(data, _EXCERPT_CHARS)}")
+                if err is not None or sse.event == "error":
+                    raise fail(f"{where} reported an error mid-stream: {err or _one_line(sse.data, _EXCERPT_CHARS)}")
                 if isinstance(parsed.get("usage"), dict):
                     usage = parsed["usage"]
                 choice = _first_choice(parsed)
@@ -744,6 +637,31 @@ class OpenAIBackend:
                     yield content
             if not saw_done and finish is None:
                 raise fail(f"the stream from {where} ended without [DONE] or a finish_reason")
+        elif "json" in resp.headers.get("content-type", "").lower():
+            # a server that ignored "stream": true and answered with one JSON completion
+            try:
+                parsed = json.loads(b"".join(arriving()).decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise fail(f"{where} sent a response that is not valid JSON") from None
+            err = _error_in(parsed)
+            if err is not None:
+                raise fail(f"{where} reported an error: {err}")
+            choice = _first_choice(parsed)
+            if choice is None:
+                raise fail(f"{where} sent a completion without choices")
+            message = choice.get("message")
+            content = message.get("content") if isinstance(message, dict) else choice.get("text")
+            if content is not None and not isinstance(content, str):
+                raise fail(f"{where} sent a completion whose content is not text")
+            finish = choice.get("finish_reason") or "stop"
+            usage = parsed.get("usage") if isinstance(parsed.get("usage"), dict) else None
+            if content:
+                first_at = time.perf_counter()
+                text_parts.append(content)
+                yield content
+        else:
+            ctype = _one_line(resp.headers.get("content-type", "no Content-Type"), 60)
+            raise fail(f"{where} did not send an event stream or JSON ({ctype})")
 
         end = time.perf_counter()
         text = partial()
@@ -766,62 +684,6 @@ class OpenAIBackend:
 
 
 # ---------------------------------------------------------------------- parsing helpers
-
-
-def _sse_events(chunks: Iterator[bytes], fail: Callable[[str], RemoteError], where: str) -> Iterator[tuple[str, str]]:
-    """(event name, data) for each server-sent event; data lines of one event are joined with newlines."""
-    buffer = b""
-    data_lines: list[str] = []
-    event = "message"
-
-    def decode(raw: bytes) -> str:
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise fail(f"{where} sent a stream that is not UTF-8 text") from None
-
-    for chunk in chunks:
-        buffer += chunk
-        pos = 0
-        while True:
-            cut = _line_end(buffer, pos)
-            if cut is None:
-                break
-            line = decode(buffer[pos : cut[0]])
-            pos = cut[1]
-            if not line:
-                if data_lines:
-                    yield event, "\n".join(data_lines)
-                data_lines, event = [], "message"
-                continue
-            if line.startswith(":"):
-                continue  # a comment / keep-alive ping
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "data":
-                data_lines.append(value)
-            elif field == "event":
-                event = value or "message"
-            elif field not in ("id", "retry"):
-                raise fail(f"{where} did not send an event stream (unexpected line {_one_line(line, 60)!r})")
-        buffer = buffer[pos:]
-    line = decode(buffer).rstrip("\r\n")
-    if line.startswith("data:"):  # a last event without its blank line
-        value = line[5:]
-        data_lines.append(value[1:] if value.startswith(" ") else value)
-    if data_lines:
-        yield event, "\n".join(data_lines)
-
-
-def _line_end(buffer: bytes, pos: int) -> tuple[int, int] | None:
-    """(end of the line starting at pos, start of the next) or None if incomplete; a trailing CR waits for more."""
-    nl = buffer.find(b"\n", pos)
-    cr = buffer.find(b"\r", pos, nl if nl != -1 else len(buffer))
-    if cr == -1:
-        return None if nl == -1 else (nl, nl + 1)
-    if cr + 1 == len(buffer):
-        return None
-    return cr, cr + 2 if buffer[cr + 1] == 0x0A else cr + 1
 
 
 def _first_choice(obj: dict[str, Any]) -> dict[str, Any] | None:
