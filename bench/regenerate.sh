@@ -40,3 +40,16 @@ done
 for r in examples200 paper200 shared200; do
   $A eval report runs/$r --costs 1,50 --seeds 10 --train-size 100 --out $R/variants/same200-$r
 done
+
+# the runs recorded with every signal (issue 13): their reports, the signals held out, the merged run and the
+# shipped default router (docs/results/merged500-signals/README.md; bench/probe.py's probe300.md is not rebuilt here)
+$A eval report $R/squad300-signals/run --costs 1,50 --seeds 10 --train-size 50,100,150 --out $R/squad300-signals
+$A eval report $R/fairytale200-signals/run --costs 1,50 --seeds 10 --train-size 50,100 --out $R/fairytale200-signals
+$P bench/signals.py $R/squad300-signals/run $R/fairytale200-signals/run --seeds 20 --out $R/signals.md
+mkdir -p runs/merged-signals500
+cp $R/squad300-signals/run/run.json runs/merged-signals500/
+$P -c 'import json; p="runs/merged-signals500/run.json"; m=json.load(open(p)); f=json.load(open("docs/results/fairytale200-signals/run/run.json")); m["data_files"]=[{"path": x["data"], "sha256": x["data_sha256"]} for x in (m, f)]; json.dump(m, open(p, "w"), indent=2)'
+cat $R/squad300-signals/run/items.jsonl $R/fairytale200-signals/run/items.jsonl > runs/merged-signals500/items.jsonl
+$A eval report runs/merged-signals500 --costs 1,50 --seeds 10 --train-size 50,100,200 --out $R/merged500-signals
+$A calibrate runs/merged-signals500 --router pomdp --signal "free + token + grounding → gain" --costs 1,50 \
+    --no-abstain --out automix_local/data/router-default.json

@@ -36,10 +36,13 @@ from automix_local.report import (  # noqa: E402
     signal_specs,
     signal_table,
 )
-from automix_local.routers import load as load_router  # noqa: E402
+from automix_local.report.model import to_json  # noqa: E402
 
 NEAR_FREE = 0.15  # a signal may be the default when it costs at most this share of the answer (issue 13)
 MARGIN = 0.05  # and replaces the shipped signal only when ahead by more than this worst-dataset share
+# the signal shipped when the rule was run (issue 13); the rule chose "free + token + grounding → gain" over it, which
+# router-default.json now holds. Kept fixed so that signals.md, the record of that decision, rebuilds as it was.
+BASELINE = "mean_logprob"
 
 
 def default_rule(runs: dict[str, Run], costs: dict[str, float], seeds: int) -> list[str]:
@@ -54,8 +57,7 @@ def default_rule(runs: dict[str, Run], costs: dict[str, float], seeds: int) -> l
     large = np.array([it.scores[-1] for it in items])
     labels = small >= CORRECT_F1
     common = [f for f in next(iter(runs.values())).signals if all(f in r.signals for r in runs.values())]
-    shipped = load_router(ROOT / "automix_local" / "data" / "router-default.json").signal
-    shipped_name = shipped.features[0] if shipped and len(shipped.features) == 1 else None
+    shipped_name = BASELINE
     rows = []
     for spec in signal_specs(common):
         shares = {d: {r: [] for r in RATES} for d in names}
@@ -219,36 +221,35 @@ def main() -> int:
         name = run_dir.parent.name if run_dir.name == "run" else run_dir.name
         out[name] = {"signals": table, "oracle_share": osh}
         loaded[name] = run
-        for k, e in osh["signals"].items():
-            costs[k] = max(costs.get(k, 0.0), e.get("cost_ratio", np.nan))
+        for k, e in osh.signals.items():
+            costs[k] = max(costs.get(k, 0.0), np.nan if e.cost_ratio is None else e.cost_ratio)
         lines += [
             f"## {name} ({n} items, {Path(run.meta['data']).name})",
             "",
-            f"Random mixing keeps {osh['random_vs_large']['0.25']:.3f} / {osh['random_vs_large']['0.5']:.3f} of the "
-            f"large tier's F1 at 25 % / 50 % escalated; the oracle {osh['oracle_vs_large']['0.25']:.3f} / "
-            f"{osh['oracle_vs_large']['0.5']:.3f}.",
+            f"Random mixing keeps {osh.random_vs_large['0.25']:.3f} / {osh.random_vs_large['0.5']:.3f} of the "
+            f"large tier's F1 at 25 % / 50 % escalated; the oracle {osh.oracle_vs_large['0.25']:.3f} / "
+            f"{osh.oracle_vs_large['0.5']:.3f}.",
             "",
             "| signal | AUROC held out | share at 25 % (95 % CI) | share at 50 % (95 % CI) | cost × answer |",
             "| --- | --- | --- | --- | --- |",
         ]
-        for sname, e in osh["signals"].items():
-            s = table[sname]
-            auc = s["auroc_heldout"]["mean"] if "auroc_heldout" in s else s.get("auroc_raw", float("nan"))
+        for sname, e in osh.signals.items():
+            auc = table[sname].auroc()
             cells = [
-                f"{e['rates'][r]['share']:.2f} ({e['rates'][r]['lo']:.2f} to {e['rates'][r]['hi']:.2f})"
-                for r in ("0.25", "0.5")
+                f"{e.rates[r]['share']:.2f} ({e.rates[r]['lo']:.2f} to {e.rates[r]['hi']:.2f})" for r in ("0.25", "0.5")
             ]
-            lines.append(f"| {sname} | {auc:.3f} | {cells[0]} | {cells[1]} | {e.get('cost_ratio', float('nan')):.2f} |")
+            cost = float("nan") if e.cost_ratio is None else e.cost_ratio
+            lines.append(f"| {sname} | {auc:.3f} | {cells[0]} | {cells[1]} | {cost:.2f} |")
         best = max(
-            (k for k in osh["signals"] if "+" in k or "combined" in k),
-            key=lambda k: osh["signals"][k]["rates"]["0.25"]["share"] + osh["signals"][k]["rates"]["0.5"]["share"],
+            (k for k in osh.signals if "+" in k or "combined" in k),
+            key=lambda k: osh.signals[k].rates["0.25"]["share"] + osh.signals[k].rates["0.5"]["share"],
         )
         spec = next(s for s in specs if s.name == best)
         curve = []
         for m in (25, 50, 100, 200):
             if m >= n - 20:
                 continue
-            o = oracle_shares(run, [spec], m, args.seeds)["signals"][best]["rates"]
+            o = oracle_shares(run, [spec], m, args.seeds).signals[best].rates
             curve.append(f"{m}: {o['0.25']['share']:.2f} / {o['0.5']['share']:.2f}")
         lines += ["", f"Learning curve of **{best}** (train items: share at 25 % / 50 %): " + ", ".join(curve), ""]
         print("\n".join(lines[-12:]), flush=True)
@@ -261,7 +262,9 @@ def main() -> int:
     print(text)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
-        args.out.with_suffix(".json").write_text(json.dumps(out, indent=1, default=float) + "\n")
+        args.out.with_suffix(".json").write_text(
+            json.dumps(to_json(out, nan_as_null=False), indent=1, default=float) + "\n"
+        )
     return 0
 
 

@@ -100,8 +100,8 @@ def test_auroc_and_reliability_by_hand():
     assert auroc([0.5, 0.5], [False, True]) == pytest.approx(0.5)  # ties count half
     assert math.isnan(auroc([0.1, 0.2], [True, True]))
     rel = reliability([0.2, 0.2, 0.9, 0.9], [False, False, True, True])
-    assert [b["count"] for b in rel["bins"]] == [2, 2]
-    assert rel["ece"] == pytest.approx(0.5 * 0.2 + 0.5 * 0.1)
+    assert [b.count for b in rel.bins] == [2, 2]
+    assert rel.ece == pytest.approx(0.5 * 0.2 + 0.5 * 0.1)
 
 
 def test_value_at_cost_reads_the_upper_envelope():
@@ -115,57 +115,57 @@ def test_fixed_run_numbers(fixed_run: Path):
     run = load_run(fixed_run)
     assert len(run.items) == 40 and run.errors == 1
     res = build_results(run, [1.0, 50.0], seeds=1, train_sizes=[20])
-    assert res["tiers"]["small"]["f1"] == 0.5 and res["tiers"]["large"]["f1"] == 1.0
-    assert res["tiers"]["small"]["answer_seconds"] == 2.0 and res["tiers"]["large"]["answer_seconds"] == 3.0
-    sig = res["signals"]["verifier_logprob"]
-    assert sig["auroc_raw"] == 1.0 and sig["verify_seconds"] == 5.0
-    assert sig["reliability"]["ece"] == pytest.approx(0.15)  # |0.2 - 0| / 2 + |0.9 - 1| / 2
-    assert res["signals"]["verifier_sampled"]["auroc_raw"] == 1.0
+    assert res.tiers["small"].f1 == 0.5 and res.tiers["large"].f1 == 1.0
+    assert res.tiers["small"].answer_seconds == 2.0 and res.tiers["large"].answer_seconds == 3.0
+    sig = res.signals["verifier_logprob"]
+    assert sig.auroc_raw == 1.0 and sig.verify_seconds == 5.0
+    assert sig.reliability.ece == pytest.approx(0.15)  # |0.2 - 0| / 2 + |0.9 - 1| / 2
+    assert res.signals["verifier_sampled"].auroc_raw == 1.0
 
-    fixed, secs = res["cost_settings"]
-    assert fixed["name"] == "fixed 1:50" and secs["name"] == "measured seconds"
-    r = fixed["routers"]
-    assert r["always_small"]["cost"]["mean"] == 1.0 and r["always_large"]["cost"]["mean"] == 50.0
-    assert r["always_large"]["performance"]["mean"] == 1.0
+    fixed, secs = res.cost_settings
+    assert fixed.name == "fixed 1:50" and secs.name == "measured seconds"
+    r = fixed.routers
+    assert r["always_small"].cost.mean == 1.0 and r["always_large"].cost.mean == 50.0
+    assert r["always_large"].performance.mean == 1.0
     thr = r["threshold · verifier_logprob"]
-    assert thr["performance"]["mean"] == 1.0  # perfect separation: every wrong small answer escalates
-    f_b = thr["escalation"]["mean"]  # the share of "large only" items in the test part
-    assert thr["cost"]["mean"] == pytest.approx(1 + 1 + 50 * f_b)  # small + verification (1 unit) + large
+    assert thr.performance.mean == 1.0  # perfect separation: every wrong small answer escalates
+    f_b = thr.escalation.mean  # the share of "large only" items in the test part
+    assert thr.cost.mean == pytest.approx(1 + 1 + 50 * f_b)  # small + verification (1 unit) + large
     # ΔIBC by hand: IBC_M = f_B / (1 + 50 f_B), IBC_BASE = f_B / 49
-    assert thr["delta_ibc"]["mean"] == pytest.approx((49 / (1 + 50 * f_b) - 1) * 100)
-    assert r["pomdp · verifier_sampled"]["performance"]["mean"] == 1.0
-    assert r["self_consistency · verifier_sampled"]["performance"]["mean"] == 1.0
-    assert "paper regime" in fixed["regime"] and not fixed["warnings"]
+    assert thr.delta_ibc.mean == pytest.approx((49 / (1 + 50 * f_b) - 1) * 100)
+    assert r["pomdp · verifier_sampled"].performance.mean == 1.0
+    assert r["self_consistency · verifier_sampled"].performance.mean == 1.0
+    assert "paper regime" in fixed.regime and not fixed.warnings
 
-    s = secs["routers"]
-    assert secs["verify_costs"] == {"logprob": [5.0], "sampled": [20.0]}
-    assert s["always_large"]["cost"]["mean"] == 3.0
-    assert s["threshold · verifier_logprob"]["cost"]["mean"] == pytest.approx(2 + 5 + 3 * f_b)
-    assert "local regime" in secs["regime"] and "1.5×" in secs["regime"]
-    assert any("always_large is at least as good and no dearer than every router" in w for w in secs["warnings"])
+    s = secs.routers
+    assert secs.verify_costs == {"logprob": [5.0], "sampled": [20.0]}
+    assert s["always_large"].cost.mean == 3.0
+    assert s["threshold · verifier_logprob"].cost.mean == pytest.approx(2 + 5 + 3 * f_b)
+    assert "local regime" in secs.regime and "1.5×" in secs.regime
+    assert any("always_large is at least as good and no dearer than every router" in w for w in secs.warnings)
 
 
 def test_verify_cost_scales_the_fixed_verification_charge(fixed_run: Path):
     run = load_run(fixed_run)
     res = build_results(run, [1.0, 50.0], seeds=1, train_sizes=[20], verify_cost=0.2)
-    fixed = res["cost_settings"][0]
-    assert fixed["name"] == "fixed 1:50, verification 0.2× a call" and fixed["verify_costs"]["logprob"] == [0.2]
-    thr = fixed["routers"]["threshold · verifier_logprob"]
-    assert thr["cost"]["mean"] == pytest.approx(1 + 0.2 + 50 * thr["escalation"]["mean"])
-    assert res["cost_settings"][1]["verify_costs"]["logprob"] == [5.0]  # measured seconds stay measured
+    fixed = res.cost_settings[0]
+    assert fixed.name == "fixed 1:50, verification 0.2× a call" and fixed.verify_costs["logprob"] == [0.2]
+    thr = fixed.routers["threshold · verifier_logprob"]
+    assert thr.cost.mean == pytest.approx(1 + 0.2 + 50 * thr.escalation.mean)
+    assert res.cost_settings[1].verify_costs["logprob"] == [5.0]  # measured seconds stay measured
     with pytest.raises(ReportError, match="--verify-cost"):
         build_results(run, [1.0, 50.0], seeds=1, train_sizes=[20], verify_cost=-1)
 
 
 def test_bootstrap_interval_of_delta_ibc(fixed_run: Path):
     res = build_results(load_run(fixed_run), [1.0, 50.0], seeds=2, train_sizes=[20])
-    r = res["cost_settings"][0]["routers"]
-    large, small = r["always_large"]["delta_ibc_ci"], r["always_small"]["delta_ibc_ci"]
-    assert large["low"] == pytest.approx(0.0) and large["high"] == pytest.approx(0.0)  # it is the baseline's end
-    assert math.isnan(small["low"])  # costs nothing more than itself: no IBC
+    r = res.cost_settings[0].routers
+    large, small = r["always_large"].delta_ibc_ci, r["always_small"].delta_ibc_ci
+    assert large.low == pytest.approx(0.0) and large.high == pytest.approx(0.0)  # it is the baseline's end
+    assert math.isnan(small.low)  # costs nothing more than itself: no IBC
     thr = r["threshold · verifier_logprob"]
-    ci = thr["delta_ibc_ci"]  # perfect separation: every resample gains
-    assert ci["p_positive"] == 1.0 and 0 < ci["low"] <= thr["delta_ibc"]["mean"] <= ci["high"]
+    ci = thr.delta_ibc_ci  # perfect separation: every resample gains
+    assert ci.p_positive == 1.0 and 0 < ci.low <= thr.delta_ibc.mean <= ci.high
 
 
 def test_bootstrap_by_hand():
@@ -180,7 +180,7 @@ def test_bootstrap_by_hand():
     weights = np.array([[1, 1], [1, 1], [2, 0]])
     ci = bootstrap_delta_ibc([(np.array([0, 1]), Out())], small, large, [1.0, 50.0], weights)
     # IBC_M = (1 - 0.5) / (27 - 1), IBC_BASE = 0.5 / 49 → ΔIBC = (49 / 26 - 1) × 100
-    assert ci["replicates"] == 2 and ci["low"] == ci["high"] == pytest.approx((49 / 26 - 1) * 100)
+    assert ci.replicates == 2 and ci.low == ci.high == pytest.approx((49 / 26 - 1) * 100)
 
 
 def test_write_report_files_and_markdown(fixed_run: Path, tmp_path: Path):
@@ -221,11 +221,11 @@ def test_paper_format_replay_gives_the_same_numbers(fixed_run: Path, tmp_path: P
     } <= row.keys()
     paper = load_run(paper_file)
     assert paper.source == "automix-paper" and paper.signals == ["verifier_sampled"]
-    a = build_results(ours, [1, 50], seeds=2, train_sizes=[20])["cost_settings"][0]["routers"]
-    b = build_results(paper, [1, 50], seeds=2, train_sizes=[20])["cost_settings"][0]["routers"]
+    a = build_results(ours, [1, 50], seeds=2, train_sizes=[20]).cost_settings[0].routers
+    b = build_results(paper, [1, 50], seeds=2, train_sizes=[20]).cost_settings[0].routers
     for key in ("threshold · verifier_sampled", "pomdp · verifier_sampled", "always_large"):
-        assert a[key]["delta_ibc"]["mean"] == pytest.approx(b[key]["delta_ibc"]["mean"], nan_ok=True)
-        assert a[key]["cost"]["mean"] == pytest.approx(b[key]["cost"]["mean"])
+        assert a[key].delta_ibc.mean == pytest.approx(b[key].delta_ibc.mean, nan_ok=True)
+        assert a[key].cost.mean == pytest.approx(b[key].cost.mean)
 
 
 def test_calibrate_fits_on_the_whole_run(fixed_run: Path, tmp_path: Path):
@@ -305,7 +305,8 @@ def test_calibrate_writes_abstention_thresholds(tmp_path: Path):
     quiet, _, _ = calibrate(d, "threshold", "mean_logprob", [1.0, 50.0], seeds=2, abstain=False)
     assert quiet.abstain == {} and quiet.threshold == router.threshold  # `calibrate --no-abstain`
     res = build_results(load_run(d), [1.0, 50.0], seeds=2, train_sizes=[30])
-    assert res["abstain"]["large"]["f1_heldout_with_threshold"]["mean"] > res["abstain"]["large"]["f1"]["mean"]
+    assert res.abstain is not None
+    assert res.abstain["large"].f1_heldout_with_threshold.mean > res.abstain["large"].f1.mean
     assert "## Abstaining at the first token" in render_markdown(res)
 
 

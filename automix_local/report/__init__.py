@@ -6,12 +6,27 @@ and scored on the rest over several seeds (mean ± std), under a fixed cost rati
 measured seconds. Writes ``report.md``, ``results.json`` and ``cost_quality.png``.
 
 The parts: ``runs`` (loading), ``stats``, ``signals`` (signals held out, abstention), ``routing``
-(routers held out, costs), ``render`` (Markdown, plot, files), ``calibration`` (`calibrate`).
+(routers held out, costs), ``model`` (the results as dataclasses, and their JSON), ``render`` (Markdown,
+plot, files), ``calibration`` (`calibrate`).
 """
 
 from __future__ import annotations
 
 from .calibration import calibrate, versus_default
+from .model import (
+    AbstainQuality,
+    CostSettingResult,
+    Interval,
+    MeanStd,
+    OracleShare,
+    Results,
+    RouterKey,
+    RouterResult,
+    SignalQuality,
+    SignalShare,
+    TierQuality,
+    to_json,
+)
 from .render import plot, render_markdown, summary, write_report
 from .results import build_results
 from .routing import (
@@ -40,11 +55,22 @@ __all__ = [
     "BOOTSTRAP",
     "CORRECT_F1",
     "MIN_GAP",
+    "AbstainQuality",
     "CostSetting",
+    "CostSettingResult",
     "EvalItem",
+    "Interval",
+    "MeanStd",
+    "OracleShare",
     "ReportError",
+    "Results",
+    "RouterKey",
+    "RouterResult",
     "Run",
+    "SignalQuality",
+    "SignalShare",
     "SignalSpec",
+    "TierQuality",
     "_records",
     "_split",
     "abstain_table",
@@ -66,6 +92,7 @@ __all__ = [
     "signal_table",
     "summary",
     "threshold_curve",
+    "to_json",
     "value_at_cost",
     "versus_default",
     "write_paper_format",

@@ -53,7 +53,7 @@ def calibrate(
         train = max(2, min(n // 2, n - 10))
         rows = evaluate_routers(run, cs, train, seeds, specs)
         scored = [
-            (_lower(rows[RouterKey(router_kind, s.name)]["delta_ibc"]), s)
+            (_lower(rows[RouterKey(router_kind, s.name)].delta_ibc), s)
             for s in specs
             if RouterKey(router_kind, s.name) in rows
         ]

@@ -6,44 +6,44 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from .model import Interval, MeanStd, OracleShare, Results, RouterKey, to_json
 from .results import build_results
-from .routing import MIXING, RouterKey, _nan_low
+from .routing import MIXING, _nan_low
 from .runs import load_run
 from .stats import BOOTSTRAP, MIN_GAP
 
 # --------------------------------------------------------------------------- rendering
 
 
-def _f(x: float, nd: int = 3) -> str:
+def _f(x: float | None, nd: int = 3) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
 
 
-def _pm(ms: dict[str, float], nd: int = 3) -> str:
-    if math.isnan(ms["mean"]):
+def _pm(ms: MeanStd, nd: int = 3) -> str:
+    if math.isnan(ms.mean):
         return "–"
-    return f"{ms['mean']:.{nd}f} ± {ms['std']:.{nd}f}"
+    return f"{ms.mean:.{nd}f} ± {ms.std:.{nd}f}"
 
 
-def _ci(ci: dict[str, float] | None) -> str:
-    if not ci or math.isnan(ci["low"]):
+def _ci(ci: Interval | None) -> str:
+    if not ci or math.isnan(ci.low):
         return "–"
-    return f"{ci['low']:+.1f} to {ci['high']:+.1f}"
+    return f"{ci.low:+.1f} to {ci.high:+.1f}"
 
 
-def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
-    run = res["run"]
-    meta = run["meta"]
+def render_markdown(res: Results, command: str | None = None) -> str:
+    run = res.run
+    meta = run.meta
     lines = ["# automix_local evaluation report", ""]
     data = meta.get("data", "?")
     lines.append(
-        f"- Data: `{data}` — {run['items']} items scored"
-        + (f", {run['errors']} skipped (errors)" if run["errors"] else "")
+        f"- Data: `{data}` — {run.items} items scored"
+        + (f", {run.errors} skipped (errors)" if run.errors else "")
         + (f"; selection: limit {meta.get('limit')}, seed {meta.get('seed')}" if "limit" in meta else "")
     )
     lines.append(
-        f"- Tiers: {' → '.join(run['tiers'])}"
+        f"- Tiers: {' → '.join(run.tiers)}"
         + (" (" + "; ".join(f"{t['name']}: {t['source']}" for t in meta["tiers"]) + ")" if "tiers" in meta else "")
     )
     if "machine" in meta:
@@ -57,42 +57,40 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
     if meta.get("grounding"):
         lines.append(f"- Grounding features: {meta['grounding']}.")
     lines.append(
-        f"- Routers are fitted on {res['train_size']} random items and scored on the rest, "
-        f"repeated over {res['seeds']} seeds (mean ± std). An answer counts as correct for AUROC and "
-        f"calibration when its F1 ≥ {res['correct_f1']}."
+        f"- Routers are fitted on {res.train_size} random items and scored on the rest, "
+        f"repeated over {res.seeds} seeds (mean ± std). An answer counts as correct for AUROC and "
+        f"calibration when its F1 ≥ {res.correct_f1}."
     )
+    split = any(t.f1_answerable is not None for t in res.tiers.values())
     lines += [
         "",
         "## Per-tier quality",
         "",
-        "| tier | F1 | EM | abstains | answer s |"
-        + (" F1 answerable | F1 unanswerable |" if any("f1_answerable" in t for t in res["tiers"].values()) else ""),
-        "| --- | --- | --- | --- | --- |"
-        + (" --- | --- |" if any("f1_answerable" in t for t in res["tiers"].values()) else ""),
+        "| tier | F1 | EM | abstains | answer s |" + (" F1 answerable | F1 unanswerable |" if split else ""),
+        "| --- | --- | --- | --- | --- |" + (" --- | --- |" if split else ""),
     ]
-    for name, t in res["tiers"].items():
-        secs = _f(t.get("answer_seconds", math.nan), 2)
-        row = f"| {name} | {_f(t['f1'])} | {_f(t['em'])} | {_f(t['abstention_rate'], 2)} | {secs} |"
-        if "f1_answerable" in t:
-            row += f" {_f(t['f1_answerable'])} | {_f(t['f1_unanswerable'])} |"
+    for name, t in res.tiers.items():
+        row = f"| {name} | {_f(t.f1)} | {_f(t.em)} | {_f(t.abstention_rate, 2)} | {_f(t.answer_seconds, 2)} |"
+        if t.f1_answerable is not None:
+            row += f" {_f(t.f1_answerable)} | {_f(t.f1_unanswerable)} |"
         lines.append(row)
     lines += [
         "",
-        f"The small tier is correct on {res['small_correct_rate']:.1%} of the items.",
+        f"The small tier is correct on {res.small_correct_rate:.1%} of the items.",
         "",
         "## Signals: does the confidence separate right from wrong small answers?",
         "",
         "| signal | AUROC (raw value) | AUROC held-out (fitted) | ECE | needs verifier | verify s |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for name, s in res["signals"].items():
-        held = _pm(s["auroc_heldout"]) if "auroc_heldout" in s else "–"
+    for name, s in res.signals.items():
+        held = _pm(s.auroc_heldout) if s.auroc_heldout is not None else "–"
         lines.append(
-            f"| {name} | {_f(s.get('auroc_raw', math.nan))} | {held} | {_f(s['reliability']['ece'])} | "
-            f"{s['needs_verifier'] or 'no (free)'} | {_f(s.get('verify_seconds', math.nan), 2)} |"
+            f"| {name} | {_f(s.auroc_raw)} | {held} | {_f(s.reliability.ece)} | "
+            f"{s.needs_verifier or 'no (free)'} | {_f(s.verify_seconds, 2)} |"
         )
-    verifiers = [n for n, s in res["signals"].items() if n.startswith("verifier_")]
-    weak = [n for n in verifiers if abs(res["signals"][n].get("auroc_raw", 0.5) - 0.5) < 0.05]
+    verifiers = [n for n in res.signals if n.startswith("verifier_")]
+    weak = [n for n in verifiers if abs(_or(res.signals[n].auroc_raw, 0.5) - 0.5) < 0.05]
     if weak:
         lines += [
             "",
@@ -105,9 +103,8 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
         "(the fitted variants learn the direction).",
         "",
     ]
-    if "oracle_share" in res:
-        lines += _render_oracle_share(res["oracle_share"])
-    if res.get("abstain"):
+    lines += _render_oracle_share(res.oracle_share)
+    if res.abstain:
         lines += [
             "## Abstaining at the first token",
             "",
@@ -118,47 +115,45 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
             "| tier | F1 (recorded) | F1 held out, with τ | τ (all items) | items abstaining at τ |",
             "| --- | --- | --- | --- | --- |",
         ]
-        for name, a in res["abstain"].items():
-            tau = "none (never better)" if a["threshold"] is None else f"{a['threshold']:.3f}"
-            lines.append(
-                f"| {name} | {_pm(a['f1'])} | {_pm(a['f1_heldout_with_threshold'])} | {tau} | {a['abstains']:.0%} |"
-            )
+        for name, a in res.abstain.items():
+            tau = "none (never better)" if a.threshold is None else f"{a.threshold:.3f}"
+            lines.append(f"| {name} | {_pm(a.f1)} | {_pm(a.f1_heldout_with_threshold)} | {tau} | {a.abstains:.0%} |")
         lines.append("")
-    for cs in res["cost_settings"]:
+    for cs in res.cost_settings:
         lines += [
-            f"## Routers — {cs['name']} costs",
+            f"## Routers — {cs.name} costs",
             "",
-            cs["regime"],
+            cs.regime,
             "",
             "Tier costs: "
-            + ", ".join(f"{k} {v:.3g}" for k, v in cs["tier_costs"].items())
+            + ", ".join(f"{k} {v:.3g}" for k, v in cs.tier_costs.items())
             + (
-                "; verification: " + ", ".join(f"{s} {v[0]:.3g}" for s, v in cs["verify_costs"].items())
-                if cs["verify_costs"]
+                "; verification: " + ", ".join(f"{s} {v[0]:.3g}" for s, v in cs.verify_costs.items())
+                if cs.verify_costs
                 else ""
             ),
             "",
         ]
-        undefined = 1 - cs["routers"]["always_small"]["ibc_defined"]["mean"]
+        undefined = 1 - cs.routers[RouterKey("always_small")].ibc_defined.mean
         if undefined > 0:
             lines.append(
                 f"> ΔIBC is undefined on {undefined:.0%} of the test parts (small and large F1 within "
                 f"{MIN_GAP} there); its mean and std are over the other parts."
             )
-        for w in cs["warnings"]:
+        for w in cs.warnings:
             lines.append(f"> **Warning:** {w}.")
-        if cs["warnings"]:
+        if cs.warnings:
             lines.append("")
         lines += [
             "| router · signal | F1 | cost | escalated | ΔIBC % | ΔIBC 95 % CI | P(ΔIBC > 0) | F1 / large |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
-        ordered = sorted(cs["routers"].items(), key=lambda kv: (kv[0].fitted, -_nan_low(kv[1]["delta_ibc"]["mean"])))
+        ordered = sorted(cs.routers.items(), key=lambda kv: (kv[0].fitted, -_nan_low(kv[1].delta_ibc.mean)))
         for name, r in ordered:
+            p_positive = r.delta_ibc_ci.p_positive if r.delta_ibc_ci else None
             lines.append(
-                f"| {name} | {_pm(r['performance'])} | {_pm(r['cost'], 2)} | {_f(r['escalation']['mean'], 2)} | "
-                f"{_pm(r['delta_ibc'], 1)} | {_ci(r.get('delta_ibc_ci'))} | "
-                f"{_f((r.get('delta_ibc_ci') or {}).get('p_positive', math.nan), 2)} | {_f(r['retained']['mean'], 2)} |"
+                f"| {name} | {_pm(r.performance)} | {_pm(r.cost, 2)} | {_f(r.escalation.mean, 2)} | "
+                f"{_pm(r.delta_ibc, 1)} | {_ci(r.delta_ibc_ci)} | {_f(p_positive, 2)} | {_f(r.retained.mean, 2)} |"
             )
         lines += [
             "",
@@ -167,23 +162,22 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
             "depends on which questions were asked).",
             "",
             f"Best router on held-out items (highest mean − std of ΔIBC over seeds, among routers escalating "
-            f"{MIXING[0]:.0%}–{MIXING[1]:.0%} of items): **{cs['best']}**.",
+            f"{MIXING[0]:.0%}–{MIXING[1]:.0%} of items): **{cs.best}**.",
             "",
         ]
-        lc = cs["learning_curve"]
-        if lc["delta_ibc"]:
+        lc = cs.learning_curve
+        if lc.delta_ibc:
             lines.append(
-                f"ΔIBC of {lc['router']} by train size: "
-                + ", ".join(f"{m}: {_pm(v, 1)}" for m, v in lc["delta_ibc"].items())
+                f"ΔIBC of {lc.router} by train size: " + ", ".join(f"{m}: {_pm(v, 1)}" for m, v in lc.delta_ibc.items())
             )
             lines.append("")
-        mix = cs["random_mixing_retained_at_half_large_cost"]
+        mix = cs.random_mixing_retained_at_half_large_cost
         lines.append(
             f"Quality retained at half the large tier's cost (threshold curves, vs the large tier's F1; "
             f"random mixing: {_f(mix, 2)}): "
             + ", ".join(
                 f"{k} {_f(v, 2)}"
-                for k, v in sorted(cs["retained_at_half_large_cost"].items(), key=lambda kv: -_nan_low(kv[1]))
+                for k, v in sorted(cs.retained_at_half_large_cost.items(), key=lambda kv: -_nan_low(kv[1]))
             )
         )
         lines.append("")
@@ -191,8 +185,8 @@ def render_markdown(res: dict[str, Any], command: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _render_oracle_share(osh: dict[str, Any]) -> list[str]:
-    rates = [f"{r:g}" for r in osh["rates"]]
+def _render_oracle_share(osh: OracleShare) -> list[str]:
+    rates = [f"{r:g}" for r in osh.rates]
     pct = [f"{float(r):.0%}" for r in rates]
     lines = [
         "## Signals at a fixed escalation rate: the share of the oracle's gain",
@@ -202,41 +196,40 @@ def _render_oracle_share(osh: dict[str, Any]) -> list[str]:
         + " of the held-out items; the share is (F1 − random mixing) / (oracle − random mixing) at the same "
         "rate (0: a coin, 1: perfect; mean over the splits, 95 % interval over resamples of the test items). "
         "On all items, random mixing keeps "
-        + ", ".join(f"{_f(osh['random_vs_large'][r], 3)} ({p})" for r, p in zip(rates, pct, strict=True))
+        + ", ".join(f"{_f(osh.random_vs_large[r], 3)} ({p})" for r, p in zip(rates, pct, strict=True))
         + " of the large tier's F1 and the oracle "
-        + ", ".join(f"{_f(osh['oracle_vs_large'][r], 3)} ({p})" for r, p in zip(rates, pct, strict=True))
+        + ", ".join(f"{_f(osh.oracle_vs_large[r], 3)} ({p})" for r, p in zip(rates, pct, strict=True))
         + ". Cost: the signal's seconds as a share of the small tier's answer (0: read from the answer itself).",
         "",
         "| signal | " + " | ".join(f"share at {p} (95 % CI)" for p in pct) + " | cost × answer |",
         "| --- | " + " | ".join("---" for _ in pct) + " | --- |",
     ]
-    for name, e in osh["signals"].items():
+    for name, e in osh.signals.items():
         cells = [
-            f"{_f(e['rates'][r]['share'], 2)} ({_f(e['rates'][r]['lo'], 2)} to {_f(e['rates'][r]['hi'], 2)})"
-            for r in rates
+            f"{_f(e.rates[r]['share'], 2)} ({_f(e.rates[r]['lo'], 2)} to {_f(e.rates[r]['hi'], 2)})" for r in rates
         ]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_f(e.get('cost_ratio', math.nan), 2)} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_f(e.cost_ratio, 2)} |")
     return [*lines, ""]
 
 
-def plot(res: dict[str, Any], path: Path) -> None:
+def plot(res: Results, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    settings = res["cost_settings"]
+    settings = res.cost_settings
     fig, axes = plt.subplots(1, len(settings), figsize=(7 * len(settings), 5.2), squeeze=False)
     for ax, cs in zip(axes[0], settings, strict=True):
-        r = cs["routers"]
-        s, large = r["always_small"], r["always_large"]
-        xs = [s["cost"]["mean"], large["cost"]["mean"]]
-        ys = [s["performance"]["mean"], large["performance"]["mean"]]
+        r = cs.routers
+        s, large = r[RouterKey("always_small")], r[RouterKey("always_large")]
+        xs = [s.cost.mean, large.cost.mean]
+        ys = [s.performance.mean, large.performance.mean]
         ax.plot(xs, ys, "k--", lw=1, label="random mixing (IBC baseline)")
         ax.scatter(xs[:1], ys[:1], c="k", marker="s", s=60, zorder=5, label="always-small")
         ax.scatter(xs[1:], ys[1:], c="k", marker="^", s=70, zorder=5, label="always-large")
         cmap = plt.get_cmap("tab10")
-        for i, (name, curve) in enumerate(cs["curves"].items()):
+        for i, (name, curve) in enumerate(cs.curves.items()):
             ax.plot(
                 [p["cost"] for p in curve],
                 [p["performance"] for p in curve],
@@ -247,26 +240,26 @@ def plot(res: dict[str, Any], path: Path) -> None:
                 label=f"threshold sweep · {name}",
             )
         markers = {"threshold": "o", "pomdp": "*", "self_consistency": "D"}
-        for i, name in enumerate(cs["curves"]):
+        for i, name in enumerate(cs.curves):
             for kind, mk in markers.items():
                 key = RouterKey(kind, name)
                 if key in r:
                     ax.scatter(
-                        [r[key]["cost"]["mean"]],
-                        [r[key]["performance"]["mean"]],
+                        [r[key].cost.mean],
+                        [r[key].performance.mean],
                         marker=mk,
                         s=80,
                         color=cmap(i % 10),
                         edgecolors="k",
                         zorder=6,
                     )
-        ax.set_title(f"{cs['name']} costs  (★ POMDP, ● threshold, ◆ self-consistency)", fontsize=10)
+        ax.set_title(f"{cs.name} costs  (★ POMDP, ● threshold, ◆ self-consistency)", fontsize=10)
         ax.set_xlabel("mean cost per question")
         ax.set_ylabel("F1")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.suptitle(
-        f"{' → '.join(res['run']['tiers'])} on {res['run']['items']} items (held-out means over {res['seeds']} seeds)",
+        f"{' → '.join(res.run.tiers)} on {res.run.items} items (held-out means over {res.seeds} seeds)",
         fontsize=11,
     )
     fig.tight_layout()
@@ -274,35 +267,23 @@ def plot(res: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def summary(res: dict[str, Any]) -> str:
-    lines = [f"{res['run']['items']} items · " + " · ".join(f"{n} F1 {t['f1']:.3f}" for n, t in res["tiers"].items())]
-    aucs = [
-        f"{n} {s.get('auroc_raw', s.get('auroc_heldout', {}).get('mean', math.nan)):.2f}"
-        for n, s in res["signals"].items()
-    ]
-    lines.append("AUROC: " + ", ".join(aucs))
-    for cs in res["cost_settings"]:
-        b = cs["best"]
-        r = cs["routers"].get(b) if b else None
+def summary(res: Results) -> str:
+    lines = [f"{res.run.items} items · " + " · ".join(f"{n} F1 {t.f1:.3f}" for n, t in res.tiers.items())]
+    lines.append("AUROC: " + ", ".join(f"{n} {_or(s.auroc_raw, s.auroc()):.2f}" for n, s in res.signals.items()))
+    for cs in res.cost_settings:
+        r = cs.routers.get(cs.best) if cs.best else None
         best = (
-            f"best {b}: ΔIBC {_pm(r['delta_ibc'], 1)}% (95% CI {_ci(r.get('delta_ibc_ci'))}), "
-            f"F1 {r['performance']['mean']:.3f}"
+            f"best {cs.best}: ΔIBC {_pm(r.delta_ibc, 1)}% (95% CI {_ci(r.delta_ibc_ci)}), F1 {r.performance.mean:.3f}"
             if r
             else "no router"
         )
-        lines.append(f"[{cs['name']}] {best}")
-        lines += [f"  warning: {w}" for w in cs["warnings"]]
+        lines.append(f"[{cs.name}] {best}")
+        lines += [f"  warning: {w}" for w in cs.warnings]
     return "\n".join(lines)
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
-        return None
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    return x
+def _or(x: float | None, default: float) -> float:
+    return default if x is None else x
 
 
 def write_report(
@@ -313,12 +294,12 @@ def write_report(
     train_sizes: Sequence[int] = (50, 100, 200, 500),
     command: str | None = None,
     verify_cost: float = 1.0,
-) -> dict[str, Any]:
+) -> Results:
     run = load_run(run_path)
     res = build_results(run, fixed_costs, seeds, train_sizes, verify_cost)
-    res["command"] = command
+    res.command = command
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(_jsonable(res), indent=1, ensure_ascii=False) + "\n")
+    (out_dir / "results.json").write_text(json.dumps(to_json(res), indent=1, ensure_ascii=False) + "\n")
     (out_dir / "report.md").write_text(render_markdown(res, command), encoding="utf-8")
     plot(res, out_dir / "cost_quality.png")
     return res

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
+from .model import CostSettingResult, LearningCurve, Results, RunSummary, TierQuality
 from .routing import _best, _regime, _warnings, cost_settings, evaluate_routers, threshold_curve, value_at_cost
 from .runs import Run
 from .signals import abstain_table, oracle_shares, router_specs, signal_specs, signal_table
@@ -25,55 +25,37 @@ def _train_sizes(n: int, requested: Sequence[int]) -> list[int]:
 
 def build_results(
     run: Run, fixed_costs: Sequence[float], seeds: int, train_sizes: Sequence[int], verify_cost: float = 1.0
-) -> dict[str, Any]:
+) -> Results:
     n = len(run.items)
     sizes = _train_sizes(n, train_sizes)
     primary = max([m for m in sizes if m <= n // 2] or [min(sizes)])
     labels = [it.scores[0] >= CORRECT_F1 for it in run.items]
-    res: dict[str, Any] = {
-        "run": {
-            "source": run.source,
-            "tiers": run.tiers,
-            "items": n,
-            "errors": run.errors,
-            "meta": {k: v for k, v in run.meta.items() if k != "ids"},
-        },
-        "correct_f1": CORRECT_F1,
-        "train_size": primary,
-        "train_sizes": sizes,
-        "seeds": seeds,
-    }
     tiers = {}
+    answerable = [it for it in run.items if not it.unanswerable]
+    unanswerable = [it for it in run.items if it.unanswerable]
     for i, name in enumerate(run.tiers):
-        t: dict[str, Any] = {
-            "f1": float(np.mean([it.scores[i] for it in run.items])),
-            "em": float(np.mean([it.ems[i] for it in run.items])),
-            "abstention_rate": float(np.mean([it.abstained[i] for it in run.items])),
-        }
-        if run.has_seconds:
-            t["answer_seconds"] = float(np.mean([it.answer_seconds[i] for it in run.items]))
-        answerable = [it for it in run.items if not it.unanswerable]
-        if len(answerable) < n:
-            t["f1_answerable"] = float(np.mean([it.scores[i] for it in answerable])) if answerable else math.nan
-            unans = [it for it in run.items if it.unanswerable]
-            t["f1_unanswerable"] = float(np.mean([it.scores[i] for it in unans]))
-        tiers[name] = t
-    res["tiers"] = tiers
-    res["small_correct_rate"] = float(np.mean(labels))
-
+        tiers[name] = TierQuality(
+            f1=float(np.mean([it.scores[i] for it in run.items])),
+            em=float(np.mean([it.ems[i] for it in run.items])),
+            abstention_rate=float(np.mean([it.abstained[i] for it in run.items])),
+            answer_seconds=float(np.mean([it.answer_seconds[i] for it in run.items])) if run.has_seconds else None,
+            f1_answerable=(float(np.mean([it.scores[i] for it in answerable])) if answerable else math.nan)
+            if unanswerable
+            else None,
+            f1_unanswerable=float(np.mean([it.scores[i] for it in unanswerable])) if unanswerable else None,
+        )
     specs = signal_specs(run.signals)
-    res["signals"] = signal_table(run, specs, primary, seeds)
-    res["abstain"] = abstain_table(run, primary, seeds)
-    res["oracle_share"] = oracle_shares(run, specs, primary, seeds)
-
+    signals = signal_table(run, specs, primary, seeds)
+    abstain = abstain_table(run, primary, seeds)
+    oracle_share = oracle_shares(run, specs, primary, seeds)
     settings = []
     for cs in cost_settings(run, fixed_costs, verify_cost):
         curve_specs = router_specs(specs)
         routers = evaluate_routers(run, cs, primary, seeds, curve_specs, bootstrap=BOOTSTRAP)
         curves = {s.name: threshold_curve(run, cs, primary, seeds, s) for s in curve_specs}
         c_large, c_small = cs.tier_costs[-1], cs.tier_costs[0]
-        p_large = tiers[run.tiers[-1]]["f1"]
-        p_small = tiers[run.tiers[0]]["f1"]
+        p_large = tiers[run.tiers[-1]].f1
+        p_small = tiers[run.tiers[0]].f1
         half = c_large / 2
         retained = {name: value_at_cost(c, half) / p_large if p_large else math.nan for name, c in curves.items()}
         mix_at_half = (
@@ -81,25 +63,36 @@ def build_results(
         )
         fitted = {k: v for k, v in routers.items() if k.fitted}
         best = _best(fitted)
-        learning: dict[str, Any] = {}
+        learning = {}
         if best:
             spec = next(s for s in specs if s.name == best.signal)
             for m in sizes:
-                learning[str(m)] = evaluate_routers(run, cs, m, seeds, [spec])[best]["delta_ibc"]
+                learning[str(m)] = evaluate_routers(run, cs, m, seeds, [spec])[best].delta_ibc
         settings.append(
-            {
-                "name": cs.name,
-                "tier_costs": dict(zip(run.tiers, cs.tier_costs, strict=True)),
-                "verify_costs": {s: list(v) for s, v in cs.verify_costs.items()},
-                "routers": routers,
-                "best": best,
-                "curves": curves,
-                "retained_at_half_large_cost": retained,
-                "random_mixing_retained_at_half_large_cost": mix_at_half / p_large if p_large else math.nan,
-                "learning_curve": {"router": best, "delta_ibc": learning},
-                "regime": _regime(cs, run),
-                "warnings": _warnings(routers, cs),
-            }
+            CostSettingResult(
+                name=cs.name,
+                tier_costs=dict(zip(run.tiers, cs.tier_costs, strict=True)),
+                verify_costs={s: list(v) for s, v in cs.verify_costs.items()},
+                routers=routers,
+                best=best,
+                curves=curves,
+                retained_at_half_large_cost=retained,
+                random_mixing_retained_at_half_large_cost=mix_at_half / p_large if p_large else math.nan,
+                learning_curve=LearningCurve(best, learning),
+                regime=_regime(cs, run),
+                warnings=_warnings(routers, cs),
+            )
         )
-    res["cost_settings"] = settings
-    return res
+    return Results(
+        run=RunSummary(run.source, run.tiers, n, run.errors, {k: v for k, v in run.meta.items() if k != "ids"}),
+        correct_f1=CORRECT_F1,
+        train_size=primary,
+        train_sizes=sizes,
+        seeds=seeds,
+        tiers=tiers,
+        small_correct_rate=float(np.mean(labels)),
+        signals=signals,
+        abstain=abstain,
+        oracle_share=oracle_share,
+        cost_settings=settings,
+    )

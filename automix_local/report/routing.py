@@ -29,6 +29,7 @@ from ..signals import (
     VERIFIER_FEATURES,
     Signal,
 )
+from .model import Interval, MeanStd, RouterKey, RouterResult
 from .runs import EvalItem, ReportError, Run
 from .signals import SignalSpec
 from .stats import BOOTSTRAP_SEED, MIN_GAP, _ms, _split
@@ -106,25 +107,6 @@ def _score(out: Any, test: Sequence[EvalItem], costs: CostSetting) -> dict[str, 
     }
 
 
-class RouterKey(str):
-    """A router table's key, the pair (kind, signal); its string is how the report prints it ("pomdp ·
-    mean_logprob"), so results.json is keyed as before. A baseline (always_small, random p=0.5) has no
-    signal."""
-
-    kind: str
-    signal: str | None
-
-    def __new__(cls, kind: str, signal: str | None = None) -> RouterKey:
-        key = super().__new__(cls, kind if signal is None else f"{kind} · {signal}")
-        key.kind, key.signal = kind, signal
-        return key
-
-    @property
-    def fitted(self) -> bool:
-        """A router fitted on a signal, not a baseline."""
-        return self.signal is not None
-
-
 def _delta_ibc(perf: float, cost: float, p_small: float, c_small: float, p_large: float, c_large: float) -> float:
     """ΔIBC, left undefined (nan) on a test part where the tiers' qualities differ by less than MIN_GAP:
     IBC_BASE is the slope between the two tiers, ~0 there, and ΔIBC, a ratio to it, explodes."""
@@ -135,7 +117,7 @@ def _delta_ibc(perf: float, cost: float, p_small: float, c_small: float, p_large
 
 def evaluate_routers(
     run: Run, costs: CostSetting, train_size: int, seeds: int, specs: Sequence[SignalSpec], bootstrap: int = 0
-) -> dict[RouterKey, dict[str, Any]]:
+) -> dict[RouterKey, RouterResult]:
     """Every (signal, router) and the baselines, fitted on ``train_size`` items, scored on the rest.
 
     With ``bootstrap`` > 0, each also gets ``delta_ibc_ci``: a percentile interval over that many
@@ -166,14 +148,24 @@ def evaluate_routers(
             for kind in kinds:
                 router = _make_router(kind).fit(train_recs, rcosts)
                 add(RouterKey(kind, spec.name), simulate(router, test_recs, rcosts), te, test)
-    out = {name: {k: _ms(v) for k, v in row.items()} for name, row in rows.items()}
+    out = {
+        name: RouterResult(
+            performance=_ms(row["performance"]),
+            cost=_ms(row["cost"]),
+            escalation=_ms(row["escalation"]),
+            delta_ibc=_ms(row["delta_ibc"]),
+            retained=_ms(row["retained"]),
+            ibc_defined=_ms(row["ibc_defined"]),
+        )
+        for name, row in rows.items()
+    }
     if bootstrap:
         small = np.array([it.scores[0] for it in items])
         large = np.array([it.scores[-1] for it in items])
         n = len(items)
         weights = np.random.default_rng(BOOTSTRAP_SEED).multinomial(n, [1 / n] * n, bootstrap)
         for name, parts in held_out.items():
-            out[name]["delta_ibc_ci"] = bootstrap_delta_ibc(parts, small, large, costs.tier_costs, weights)
+            out[name].delta_ibc_ci = bootstrap_delta_ibc(parts, small, large, costs.tier_costs, weights)
     return out
 
 
@@ -183,7 +175,7 @@ def bootstrap_delta_ibc(
     large: np.ndarray,
     tier_costs: Sequence[float],
     weights: np.ndarray,
-) -> dict[str, float]:
+) -> Interval:
     """A 95 % percentile interval for the mean held-out ΔIBC, resampling the items.
 
     ``parts`` holds, per seed, the test items' indices and the fitted router's outcome on them;
@@ -212,9 +204,9 @@ def bootstrap_delta_ibc(
         means = np.nanmean(arr, axis=0)
     means = means[~np.isnan(means)]
     if len(means) == 0:
-        return {"low": math.nan, "high": math.nan, "p_positive": math.nan, "replicates": 0}
+        return Interval(math.nan, math.nan, math.nan, 0)
     low, high = np.percentile(means, [2.5, 97.5])
-    return {"low": float(low), "high": float(high), "p_positive": float(np.mean(means > 0)), "replicates": len(means)}
+    return Interval(float(low), float(high), float(np.mean(means > 0)), len(means))
 
 
 def threshold_curve(
@@ -254,7 +246,7 @@ def value_at_cost(curve: Sequence[dict[str, float]], cost: float) -> float:
 MIXING = (0.1, 0.9)  # a router counts as a real operating point when it escalates 10–90 % of items
 
 
-def _best(fitted: dict[RouterKey, dict[str, Any]]) -> RouterKey | None:
+def _best(fitted: dict[RouterKey, RouterResult]) -> RouterKey | None:
     """The router most reliably ahead on held-out items: the highest mean − std of ΔIBC over the seeds,
     among routers that really mix the tiers.
 
@@ -265,15 +257,14 @@ def _best(fitted: dict[RouterKey, dict[str, Any]]) -> RouterKey | None:
     """
     if not fitted:
         return None
-    mixing = {k: v for k, v in fitted.items() if MIXING[0] <= v["escalation"]["mean"] <= MIXING[1]}
+    mixing = {k: v for k, v in fitted.items() if MIXING[0] <= v.escalation.mean <= MIXING[1]}
     pool = mixing or fitted
-    return max(pool, key=lambda k: _lower(pool[k]["delta_ibc"]))
+    return max(pool, key=lambda k: _lower(pool[k].delta_ibc))
 
 
-def _lower(d: dict[str, float]) -> float:
+def _lower(d: MeanStd) -> float:
     """mean − std, a one-sigma lower bound over seeds (−inf when undefined)."""
-    m, sd = d.get("mean", math.nan), d.get("std", 0.0)
-    return _nan_low(m - (0.0 if math.isnan(sd) else sd))
+    return _nan_low(d.mean - (0.0 if math.isnan(d.std) else d.std))
 
 
 def _nan_low(x: float) -> float:
@@ -303,18 +294,17 @@ def _regime(cs: CostSetting, run: Run) -> str:
     return f"{cs.name}: large/small cost ratio {ratio:.1f}×" + (f"; {vtxt}" if vtxt else "") + f". {kind}."
 
 
-def _warnings(routers: dict[RouterKey, dict[str, Any]], cs: CostSetting) -> list[str]:
+def _warnings(routers: dict[RouterKey, RouterResult], cs: CostSetting) -> list[str]:
     fitted = {k: v for k, v in routers.items() if k.fitted}
     out = []
     for base in (RouterKey("always_large"), RouterKey("always_small")):
         b = routers[base]
         beaten = all(
-            b["performance"]["mean"] >= r["performance"]["mean"] - 1e-12
-            and b["cost"]["mean"] <= r["cost"]["mean"] + 1e-12
+            b.performance.mean >= r.performance.mean - 1e-12 and b.cost.mean <= r.cost.mean + 1e-12
             for r in fitted.values()
         )
         if fitted and beaten:
             out.append(f"with {cs.name} costs, {base} is at least as good and no dearer than every router")
-    if fitted and all(_nan_low(r["delta_ibc"]["mean"]) <= 0 for r in fitted.values()):
+    if fitted and all(_nan_low(r.delta_ibc.mean) <= 0 for r in fitted.values()):
         out.append(f"with {cs.name} costs, no router beats random mixing of always-small and always-large (ΔIBC ≤ 0)")
     return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from ..signals import (
     Signal,
     fit_logistic,
 )
+from .model import AbstainQuality, OracleShare, SignalQuality, SignalShare
 from .runs import EvalItem, Run
 from .stats import CORRECT_F1, _ms, _split, auroc, reliability
 
@@ -108,19 +108,19 @@ def router_specs(specs: Sequence[SignalSpec]) -> list[SignalSpec]:
     ]
 
 
-def signal_table(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: int) -> dict[str, Any]:
+def signal_table(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: int) -> dict[str, SignalQuality]:
     """Per signal: AUROC of its raw value against "the small answer is right", held-out AUROC and
     calibration of the fitted model, and the verification's seconds when it needs one."""
     n = len(run.items)
     labels = [it.scores[0] >= CORRECT_F1 for it in run.items]
-    sig: dict[str, Any] = {}
+    sig: dict[str, SignalQuality] = {}
     for spec in specs:
-        entry: dict[str, Any] = {"features": list(spec.features), "needs_verifier": spec.needs_verifier}
+        raw = held = None
         if spec.raw or len(spec.features) == 1:
             vals = [it.features[0][spec.features[0]] for it in run.items]
-            entry["auroc_raw"] = auroc(vals, labels)
+            raw = auroc(vals, labels)
         if spec.raw:
-            entry["reliability"] = reliability(vals, labels)
+            calibration = reliability(vals, labels)
         else:  # held-out AUROC and calibration of the fitted logistic model
             aucs, confs, labs = [], [], []
             for seed in range(seeds):
@@ -131,11 +131,18 @@ def signal_table(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: 
                 aucs.append(auroc(c, lab))
                 confs += c
                 labs += lab
-            entry["auroc_heldout"] = _ms(aucs)
-            entry["reliability"] = reliability(confs, labs)
+            held, calibration = _ms(aucs), reliability(confs, labs)
+        seconds = None
         if (spec.needs_verifier or spec.needs_samples) and run.has_seconds:
-            entry["verify_seconds"] = float(np.mean([spec.seconds(it) for it in run.items]))
-        sig[spec.name] = entry
+            seconds = float(np.mean([spec.seconds(it) for it in run.items]))
+        sig[spec.name] = SignalQuality(
+            features=list(spec.features),
+            needs_verifier=spec.needs_verifier,
+            auroc_raw=raw,
+            auroc_heldout=held,
+            reliability=calibration,
+            verify_seconds=seconds,
+        )
     return sig
 
 
@@ -186,13 +193,13 @@ def abstain_thresholds(run: Run) -> dict[str, float]:
     return {name: tau for name, tau in fitted.items() if tau is not None}
 
 
-def abstain_table(run: Run, train_size: int, seeds: int) -> dict[str, Any] | None:
+def abstain_table(run: Run, train_size: int, seeds: int) -> dict[str, AbstainQuality] | None:
     """Per local tier: F1 as recorded, and with an abstention threshold fitted on the train part and applied
     to the held-out part (mean over the splits); the threshold fitted on every item (what `calibrate` writes)
     and how many items it turns into abstentions. None when the run has no P(abstain) or no unanswerable item."""
     items = run.items
     una = np.array([it.unanswerable for it in items])
-    out: dict[str, Any] = {}
+    out: dict[str, AbstainQuality] = {}
     for name, (p, f1) in _abstain_data(run).items():
         before, after = [], []
         for seed in range(seeds):
@@ -201,16 +208,12 @@ def abstain_table(run: Run, train_size: int, seeds: int) -> dict[str, Any] | Non
             before.append(float(f1[te].mean()))
             after.append(float(_with_abstain(p[te], f1[te], una[te], tau).mean()))
         tau_all = fit_abstain(p, f1, una)
-        out[name] = {
-            "f1": _ms(before),
-            "f1_heldout_with_threshold": _ms(after),
-            "threshold": tau_all,
-            "abstains": float(np.mean(p >= tau_all)) if tau_all is not None else 0.0,
-        }
+        abstains = float(np.mean(p >= tau_all)) if tau_all is not None else 0.0
+        out[name] = AbstainQuality(_ms(before), _ms(after), tau_all, abstains)
     return out or None
 
 
-def oracle_shares(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: int) -> dict[str, Any]:
+def oracle_shares(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds: int) -> OracleShare:
     """Per signal, held out: the share of the oracle's gain over random mixing when it escalates 25 % and
     50 % of the items (see gain.py); beside it, on all items, what random mixing and the oracle keep of
     the large tier's F1 at those rates, and each signal's cost as a share of the small tier's answer."""
@@ -219,23 +222,23 @@ def oracle_shares(run: Run, specs: Sequence[SignalSpec], train_size: int, seeds:
     large = np.array([it.scores[-1] for it in items])
     splits = [_split(len(items), train_size, seed) for seed in range(seeds)]
     answer_s = float(np.mean([it.answer_seconds[0] for it in items])) if run.has_seconds else math.nan
-    signals: dict[str, Any] = {}
+    signals: dict[str, SignalShare] = {}
     for spec in specs:
 
         def confidences(tr: np.ndarray, te: np.ndarray, spec: SignalSpec = spec) -> np.ndarray:
             fitted = spec.fit([items[i] for i in tr])
             return np.array([fitted.confidence(items[i].features[0]) for i in te])
 
-        entry: dict[str, Any] = {"rates": heldout_shares(small, large, confidences, splits, RATES)}
+        cost = None
         if not (spec.needs_verifier or spec.needs_samples):
-            entry["cost_ratio"] = 0.0
+            cost = 0.0
         elif run.has_seconds and answer_s > 0:
-            entry["cost_ratio"] = float(np.mean([spec.seconds(it) for it in items])) / answer_s
-        signals[spec.name] = entry
+            cost = float(np.mean([spec.seconds(it) for it in items])) / answer_s
+        signals[spec.name] = SignalShare(heldout_shares(small, large, confidences, splits, RATES), cost)
     p_large = float(large.mean()) or math.nan
-    return {
-        "rates": list(RATES),
-        "random_vs_large": {f"{r:g}": random_quality(small, large, r) / p_large for r in RATES},
-        "oracle_vs_large": {f"{r:g}": oracle_quality(small, large, r) / p_large for r in RATES},
-        "signals": signals,
-    }
+    return OracleShare(
+        list(RATES),
+        {f"{r:g}": random_quality(small, large, r) / p_large for r in RATES},
+        {f"{r:g}": oracle_quality(small, large, r) / p_large for r in RATES},
+        signals,
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
+
+from .model import MeanStd, Reliability, ReliabilityBin
 
 CORRECT_F1 = 0.5  # an answer "is correct" (for AUROC and calibration) when its F1 reaches this
 BOOTSTRAP = 1000  # item resamples behind each ΔIBC interval
@@ -37,7 +38,7 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def reliability(conf: Sequence[float], labels: Sequence[bool], bins: int = 10) -> dict[str, Any]:
+def reliability(conf: Sequence[float], labels: Sequence[bool], bins: int = 10) -> Reliability:
     """Reliability-diagram data (equal-width bins) and the expected calibration error."""
     c = np.clip(np.asarray(conf, dtype=float), 0, 1)
     y = np.asarray(labels, dtype=float)
@@ -47,22 +48,17 @@ def reliability(conf: Sequence[float], labels: Sequence[bool], bins: int = 10) -
         m = idx == b
         if m.any():
             rows.append(
-                {
-                    "bin": [b / bins, (b + 1) / bins],
-                    "count": int(m.sum()),
-                    "confidence": float(c[m].mean()),
-                    "accuracy": float(y[m].mean()),
-                }
+                ReliabilityBin((b / bins, (b + 1) / bins), int(m.sum()), float(c[m].mean()), float(y[m].mean()))
             )
             ece += m.sum() / len(c) * abs(c[m].mean() - y[m].mean())
-    return {"bins": rows, "ece": float(ece)}
+    return Reliability(rows, float(ece))
 
 
-def _ms(values: Sequence[float]) -> dict[str, float]:
+def _ms(values: Sequence[float]) -> MeanStd:
     v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
     if len(v) == 0:
-        return {"mean": math.nan, "std": math.nan, "n": 0}
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
+        return MeanStd(math.nan, math.nan, 0)
+    return MeanStd(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v))
 
 
 def _split(n: int, train: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
