@@ -36,7 +36,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,10 +51,8 @@ from .cascade import (
     Cascade,
     CascadeError,
     Decided,
-    Escalated,
     Event,
     Finished,
-    RemoteFailed,
     TierStarted,
     Token,
     Trace,
@@ -667,116 +665,113 @@ async def _stream(
     watcher = asyncio.create_task(_watch(request, job))
     first: list[Event] = []
     tier, decision = "", "provisional"
-    async for event in events:
-        first.append(event)
-        if isinstance(event, TierStarted) and (req.provisional or event.index == n - 1):
-            tier, decision = event.tier, ("provisional" if req.provisional else "escalate" if event.index else "direct")
-            break
-        if isinstance(event, Decided) and event.decision.action == "keep":
-            tier, decision = event.tier, "keep"
-            break
-    else:
+    try:
+        async for event in events:
+            first.append(event)
+            if isinstance(event, TierStarted) and (req.provisional or event.index == n - 1):
+                decision = "provisional" if req.provisional else "escalate" if event.index else "direct"
+                tier = event.tier
+                break
+            if isinstance(event, Decided) and event.decision.action == "keep":
+                tier, decision = event.tier, "keep"
+                break
+        else:
+            if job.error is not None and not isinstance(job.error, NotInDocuments):  # not found: one chunk below
+                return refuse(_error_for(job.error))
+    finally:
         watcher.cancel()
-        if isinstance(job.error, NotInDocuments):
-            pass  # streamed below as one chunk
-        elif job.error is not None:
-            return refuse(_error_for(job.error))
-    watcher.cancel()
 
-    def chunk(delta: dict[str, Any], model: str, finish: str | None = None, **extra: Any) -> dict[str, str]:
+    async def replay() -> AsyncIterator[Event]:
+        for e in first:
+            yield e
+        async for e in events:
+            yield e
+
+    async def body() -> AsyncIterator[dict[str, str]]:
+        out = _Chunks(cid, created, req, n)
+        try:
+            yield out.chunk({"role": "assistant", "content": ""}, tier or CASCADE_MODEL)
+            if isinstance(job.error, NotInDocuments):
+                trace = _not_found_trace(req.question, str(job.error))
+                yield out.chunk({"content": trace.notice}, tier or CASCADE_MODEL)
+                yield out.chunk({}, tier or CASCADE_MODEL, "stop", automix=automix_field(trace, {"not_found": True}))
+                yield {"data": "[DONE]"}
+                return
+            async for event in replay():
+                for c in out.on(event):
+                    yield c
+            if job.error is not None:
+                yield {"data": json.dumps(_error_for(job.error).body())}
+                yield {"data": "[DONE]"}
+            elif out.finished is not None:  # None: cancelled, the client is gone
+                for c in out.end(out.finished, job.extra(out.finished)):
+                    yield c
+        finally:
+            job.cancel()  # a client gone mid-stream: its question stops at the next token
+
+    return sse(body(), headers=trace_headers(None, tier or CASCADE_MODEL, decision), ping=15)
+
+
+class _Chunks:
+    """The SSE chunks of one streamed answer, made from the cascade's events: the streaming tier's text as it
+    comes (the last tier's, or every tier's when provisional), a kept answer at once, a separator on
+    escalation, a fallback answer when the remote tier failed, and the closing chunks with the trace."""
+
+    def __init__(self, cid: str, created: int, req: ChatRequest, tiers: int) -> None:
+        self.cid, self.created, self.req, self.tiers = cid, created, req, tiers
+        self.live: LiveText | None = None  # the text of the tier being streamed
+        self.live_tier = ""
+        self.answers: dict[str, str] = {}
+        self.shown_any = False
+        self.finished: Trace | None = None  # from the Finished event: the worker may not have stored it yet
+
+    def chunk(self, delta: dict[str, Any], model: str, finish: str | None = None, **extra: Any) -> dict[str, str]:
         body = {
-            "id": cid,
+            "id": self.cid,
             "object": "chat.completion.chunk",
-            "created": created,
+            "created": self.created,
             "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
         } | extra
         return {"data": json.dumps(body, ensure_ascii=False)}
 
-    async def body() -> AsyncIterator[dict[str, str]]:
-        try:
-            model = tier or CASCADE_MODEL
-            yield chunk({"role": "assistant", "content": ""}, model)
-            if isinstance(job.error, NotInDocuments):
-                trace = _not_found_trace(req.question, str(job.error))
-                yield chunk({"content": trace.notice}, model)
-                yield chunk({}, model, "stop", automix=automix_field(trace, {"not_found": True}))
-                yield {"data": "[DONE]"}
-                return
-            live: LiveText | None = None
-            live_tier = ""
-            finished: Trace | None = None
-            answers: dict[str, str] = {}
-            shown_any = False
+    def _text(self, text: str, tier: str) -> Iterator[dict[str, str]]:
+        if text:
+            self.shown_any = True
+            yield self.chunk({"content": text}, tier)
 
-            async def replay() -> AsyncIterator[Event]:
-                for e in first:
-                    yield e
-                async for e in events:
-                    yield e
+    def on(self, event: Event) -> Iterator[dict[str, str]]:
+        if isinstance(event, TierStarted):
+            streaming = self.req.provisional or event.index == self.tiers - 1
+            self.live, self.live_tier = (LiveText(), event.tier) if streaming else (None, "")
+            if streaming and self.shown_any:
+                sep = f"\n\n— escalated to {event.tier} —\n\n"
+                yield self.chunk({"content": sep}, event.tier, automix={"event": "escalated", "to_tier": event.tier})
+        elif isinstance(event, Token) and self.live is not None and event.tier == self.live_tier:
+            yield from self._text(self.live.feed(event.text), event.tier)
+        elif isinstance(event, Answered):
+            self.answers[event.tier] = event.answer
+            if self.live is not None and event.tier == self.live_tier:
+                yield from self._text(self.live.finish(shown_answer(event.answer)), event.tier)
+        elif isinstance(event, Decided) and event.decision.action == "keep" and self.live is None:
+            yield from self._text(shown_answer(self.answers.get(event.tier, "")), event.tier)
+        elif isinstance(event, Finished):
+            self.finished = event.trace
+        # RemoteFailed, Escalated: in the trace; a fallback answer is sent by end() if it was not streamed
 
-            async for event in replay():
-                if isinstance(event, TierStarted):
-                    streaming = req.provisional or event.index == n - 1
-                    live, live_tier = (LiveText(), event.tier) if streaming else (None, "")
-                    if streaming and shown_any:
-                        sep = f"\n\n— escalated to {event.tier} —\n\n"
-                        yield chunk({"content": sep}, event.tier, automix={"event": "escalated", "to_tier": event.tier})
-                elif isinstance(event, Token) and live is not None and event.tier == live_tier:
-                    out = live.feed(event.text)
-                    if out:
-                        shown_any = True
-                        yield chunk({"content": out}, event.tier)
-                elif isinstance(event, Answered):
-                    answers[event.tier] = event.answer
-                    if live is not None and event.tier == live_tier:
-                        rest = live.finish(shown_answer(event.answer))
-                        if rest:
-                            shown_any = True
-                            yield chunk({"content": rest}, event.tier)
-                elif isinstance(event, Decided) and event.decision.action == "keep" and live is None:
-                    text = shown_answer(answers.get(event.tier, ""))
-                    if text:
-                        shown_any = True
-                        yield chunk({"content": text}, event.tier)
-                elif isinstance(event, RemoteFailed | Escalated):
-                    pass  # in the trace; a fallback answer is sent below if it was not streamed
-                elif isinstance(event, Finished):
-                    finished = event.trace  # the worker may not have stored it yet: read it from the event
-            if job.error is not None:
-                err = _error_for(job.error)
-                yield {"data": json.dumps(err.body())}
-                yield {"data": "[DONE]"}
-                return
-            if finished is None:
-                return  # cancelled: the client is gone
-            trace = finished
-            final = shown_answer(trace.answer)
-            if not shown_any or (live is not None and live.sent != final and trace.tier != live_tier):
-                # nothing shown yet, or a fallback to an earlier local answer after a remote failure
-                if shown_any:
-                    yield chunk({"content": "\n\n— answered locally —\n\n"}, trace.tier)
-                yield chunk({"content": final or "(the model gave an empty answer)"}, trace.tier)
-            extra: dict[str, Any] = {"automix": automix_field(trace, job.extra(trace))}
-            yield chunk({}, trace.tier, "stop", **extra)
-            if req.include_usage:
-                yield {
-                    "data": json.dumps(
-                        {
-                            "id": cid,
-                            "object": "chat.completion.chunk",
-                            "created": created,
-                            "model": trace.tier,
-                            "choices": [],
-                            "usage": usage(trace),
-                        }
-                    )
-                }
-            yield {"data": "[DONE]"}
-        finally:
-            job.cancel()  # a client gone mid-stream: its question stops at the next token
-
-    return sse(body(), headers=trace_headers(None, tier or CASCADE_MODEL, decision), ping=15)
+    def end(self, trace: Trace, extra: dict[str, Any]) -> Iterator[dict[str, str]]:
+        final = shown_answer(trace.answer)
+        live = self.live
+        if not self.shown_any or (live is not None and live.sent != final and trace.tier != self.live_tier):
+            # nothing shown yet, or a fallback to an earlier local answer after a remote failure
+            if self.shown_any:
+                yield self.chunk({"content": "\n\n— answered locally —\n\n"}, trace.tier)
+            yield self.chunk({"content": final or "(the model gave an empty answer)"}, trace.tier)
+        yield self.chunk({}, trace.tier, "stop", automix=automix_field(trace, extra))
+        if self.req.include_usage:
+            usage_only = {"id": self.cid, "object": "chat.completion.chunk", "created": self.created}
+            yield {"data": json.dumps(usage_only | {"model": trace.tier, "choices": [], "usage": usage(trace)})}
+        yield {"data": "[DONE]"}
 
 
 def serve(config: Config, host: str, port: int, api_key: str | None, log: Callable[[str], None] = print) -> None:

@@ -91,13 +91,18 @@ def test_streamed_an_escalation_shows_only_the_kept_answer_or_both_when_provisio
     large one. Either way the last chunk carries the trace and the stream ends with [DONE]."""
     with running(cascade_config('router = "random"\nrandom_p = 1.0\n')) as (url, _):
         c = client(url)
-        chunks = list(c.chat.completions.create(model="automix", messages=MESSAGES, stream=True))
+        stream = c.chat.completions.create(
+            model="automix", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        *chunks, usage_only = list(stream)
         text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
         trace = chunks[-1].model_extra["automix"]
         assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].model == "large"
         assert [s["tier"] for s in trace["steps"]] == ["small", "large"]
         assert text == trace["answer_shown"] and text
         assert all(ch.model == "large" for ch in chunks)
+        assert usage_only.choices == [] and usage_only.usage is not None  # asked for: the usage in a last chunk
+        assert usage_only.usage.prompt_tokens == sum(s["tokens_in"] for s in trace["steps"])
 
         chunks = list(
             c.chat.completions.create(
@@ -298,6 +303,28 @@ def test_the_privacy_policy_and_the_egress_log_apply_to_served_questions(
             assert sent == [] and done.model == "small" and raw.headers["x-automix-egress"] == "none"
             if mode == "ask":
                 assert "nobody can be asked over HTTP" in trace["notice"]
+
+
+def test_a_remote_tier_cut_off_mid_stream_falls_back_to_the_local_answer_in_the_stream(
+    model_path: Path, write_config: Callable[[str], Path], hermetic_home: Path
+):
+    """The remote tier (the last, so streamed) sends "Pari" and drops the connection: the stream says the
+    answer was given locally, then sends the small tier's answer, and the trace names it."""
+    with RecordingServer(mode="drop") as remote:
+        text = tier_toml("small", model_path, cost=1.0, max_tokens=16)
+        text += (
+            f'[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "{remote.base_url}"\nmodel = "m"\n'
+            'timeout = 5\nretries = 0\ncost = 50.0\n[cascade]\nrouter = "random"\nrandom_p = 1.0\n'
+            '[policy]\nremote = "allow"\n'
+        )
+        with running(load_config(write_config(text), default_paths())) as (url, _):
+            chunks = list(client(url).chat.completions.create(model="automix", messages=MESSAGES, stream=True))
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    trace = chunks[-1].model_extra["automix"]
+    assert trace["tier"] == "small" and chunks[-1].model == "small"
+    partial, _, local = text.partition("\n\n— answered locally —\n\n")
+    assert partial and "Pari".startswith(partial)  # what was shown of the remote answer (LiveText holds a tail back)
+    assert local == trace["answer_shown"] and local
 
 
 def test_live_text_shows_the_clean_answer_and_holds_an_abstention_back():
