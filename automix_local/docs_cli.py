@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .documents.library import AddReport, Library, LibraryError, default_path
-from .progress import count_bar
+from .documents.library import Progress as FileProgress
+from .progress import Update, count_bar
 
 if TYPE_CHECKING:
     from .config import Config
@@ -32,11 +33,11 @@ def _progress(what: str, unit: str = "files") -> Any:
     return count_bar(what, unit, "· {task.fields[passages]} passages" if unit == "files" else None)
 
 
-def _file_progress(update: object) -> object:
+def _file_progress(update: Update | None) -> FileProgress | None:
     """The library's (file, done, total, passages) callback onto a progress bar's update."""
     if update is None:
         return None
-    return lambda name, done, total, passages: update(done, total, Path(name).name, passages=passages)  # type: ignore[operator]
+    return lambda name, done, total, passages: update(done, total, Path(name).name, passages=passages)
 
 
 def _summary(report: AddReport) -> str:
@@ -63,7 +64,7 @@ def cmd_docs_add(args: argparse.Namespace, config: Config) -> int:
     with open_library(config) as lib:
         with _progress("indexing") as update:
             try:
-                report = lib.add(args.paths, progress=_file_progress(update))  # type: ignore[arg-type]
+                report = lib.add(args.paths, progress=_file_progress(update))
             except LibraryError as exc:
                 raise DocsError(f"{exc} (what was indexed before is kept; run the command again to resume)") from None
         code = _report(report)
@@ -75,7 +76,7 @@ def cmd_docs_reindex(args: argparse.Namespace, config: Config) -> int:
     with open_library(config) as lib:
         with _progress("re-indexing") as update:
             try:
-                report = lib.reindex(progress=_file_progress(update))  # type: ignore[arg-type]
+                report = lib.reindex(progress=_file_progress(update))
             except LibraryError as exc:
                 raise DocsError(str(exc)) from None
         code = _report(report)
@@ -88,11 +89,11 @@ def _fill_vectors(lib: Library, config: Config) -> None:
     from .documents.vectors import counts, fill, model_key, open_embedder
 
     embedder = open_embedder(config)
-    if embedder is None:
+    if embedder is None or config.embedding is None:
         if config.embedding is not None:
             print("vectors: the embedding model is not downloaded (BM25 only): automix-local models pull embedding")
         return
-    key = model_key(config.embedding)  # type: ignore[arg-type]
+    key = model_key(config.embedding)
     done, total = counts(lib, key)
     if done >= total:
         return
@@ -114,8 +115,8 @@ def cmd_docs_list(args: argparse.Namespace, config: Config) -> int:
     with open_library(config) as lib:
         docs = lib.documents()
         vectors = state_line(lib, config)
-        if vectors.startswith("vectors "):
-            done, total = counts(lib, model_key(config.embedding))  # type: ignore[arg-type]
+        if vectors.startswith("vectors ") and config.embedding is not None:
+            done, total = counts(lib, model_key(config.embedding))
             if done < total:
                 vectors += " (docs add or docs reindex fills in the rest)"
     if args.json:

@@ -373,7 +373,8 @@ class POMDPRouter(Router):
             raise RouterError(f"the POMDP router was fitted for {self.n_tiers} tiers, the cascade has {obs.n_tiers}")
         belief = self._belief(obs)
         value, target = self._value(obs.tier, belief)
-        keep = float(belief @ self.rewards[:, obs.tier])  # type: ignore[index]
+        assert self.rewards is not None  # fitted: checked above
+        keep = float(belief @ self.rewards[:, obs.tier])
         names = self.state_names()
         shown = ", ".join(f"{names[s]} {belief[s]:.2f}" for s in np.argsort(-belief)[:3])
         if target is None:
@@ -537,6 +538,7 @@ def load(path: Path) -> Router:
 
 def make_router(config: Config) -> Router:
     cfg = config.cascade
+    router: Router
     if cfg.calibration is not None:
         router = load(cfg.calibration)
         if router.kind != cfg.router:
@@ -566,12 +568,11 @@ def make_router(config: Config) -> Router:
         if cfg.lambda_ is not None and isinstance(router, POMDPRouter):
             router.set_lambda(cfg.lambda_)  # the config's trade-off overrides the fitted one
         return router
-    cls = ROUTER_CLASSES[cfg.router]
     if cfg.router == "random":
-        router = cls(p=cfg.random_p, seed=cfg.seed)  # type: ignore[call-arg]
+        router = RandomRouter(p=cfg.random_p, seed=cfg.seed)
     elif cfg.router == "threshold":
-        router = cls(threshold=cfg.threshold)  # type: ignore[call-arg]
+        router = ThresholdRouter(threshold=cfg.threshold)
     else:
-        router = cls()
+        router = ROUTER_CLASSES[cfg.router]()
     router.costs = tuple(t.cost for t in config.tiers)
     return router

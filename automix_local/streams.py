@@ -5,7 +5,7 @@ instead of a hand-written ``next`` / ``StopIteration`` loop at every call site."
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 Y = TypeVar("Y")
 R = TypeVar("R")
@@ -28,7 +28,7 @@ class Returning(Generic[Y, R]):
     def value(self) -> R:
         if not self._done:
             raise RuntimeError("the generator has not finished: its return value is not there yet")
-        return self._value  # type: ignore[return-value]
+        return cast(R, self._value)
 
     def close(self) -> None:
         self._gen.close()
