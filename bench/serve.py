@@ -65,6 +65,16 @@ def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> No
     raise SystemExit(f"no answer from {url}")
 
 
+def start_serve(config_path: Path, port: int) -> subprocess.Popen[bytes]:
+    """The installed `automix-local serve` on ``port`` (two models in one process: OMP_WAIT_POLICY=PASSIVE)."""
+    return subprocess.Popen(
+        [str(BIN / "automix-local"), "--config", str(config_path), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"),
+    )
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -107,20 +117,14 @@ def overhead(config_path: Path, items: list[dict[str, Any]], threads: int) -> tu
     ]
     backend.close()
     ours_port, theirs_port = free_port(), free_port()
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    ours = subprocess.Popen(
-        [str(BIN / "automix-local"), "--config", str(config_path), "serve", "--port", str(ours_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    ours = start_serve(config_path, ours_port)
     theirs = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
          "--port", str(theirs_port), "--n_ctx", str(tier.n_ctx), "--n_batch", str(min(tier.n_batch, tier.n_ctx)),
          "--n_threads", str(threads), "--n_threads_batch", str(threads), "--verbose", "false"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=env,
+        env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"),  # as ours: the same threading policy side by side
     )  # fmt: skip
     rows = []
     try:
@@ -177,13 +181,7 @@ def overhead(config_path: Path, items: list[dict[str, Any]], threads: int) -> tu
 
 def load(config_path: Path, items: list[dict[str, Any]], clients: list[int], per_client: int) -> tuple[list[str], Any]:
     port = free_port()
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    proc = subprocess.Popen(
-        [str(BIN / "automix-local"), "--config", str(config_path), "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    proc = start_serve(config_path, port)
     url = f"http://127.0.0.1:{port}"
     out = []
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,20 @@ MARGIN = 0.05  # and replaces the shipped signal only when ahead by more than th
 BASELINE = "mean_logprob"
 
 
+def held_out_by_dataset(
+    runs: dict[str, Run], spec: Any, seeds: int
+) -> Iterator[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per split: the signal fitted on half of all the runs' items together, and for each dataset its held-out
+    items (indices into all the items, in run order) with the signal's confidence on them."""
+    items = [it for r in runs.values() for it in r.items]
+    origin = np.array([k for k, r in runs.items() for _ in r.items])
+    for seed in range(seeds):
+        tr, te = _split(len(items), len(items) // 2, seed)
+        fitted = spec.fit([items[i] for i in tr])
+        conf = np.array([fitted.confidence(items[i].features[0]) for i in te])
+        yield {d: (te[origin[te] == d], conf[origin[te] == d]) for d in runs}
+
+
 def default_rule(runs: dict[str, Run], costs: dict[str, float], seeds: int) -> list[str]:
     """The rule that chooses the shipped signal: fitted on half of all the runs' items together (as the
     shipped router is fitted on a mix of datasets), scored on each dataset's held-out items separately;
@@ -52,7 +67,6 @@ def default_rule(runs: dict[str, Run], costs: dict[str, float], seeds: int) -> l
     highest score wins; it replaces the shipped signal only when ahead of it by more than MARGIN."""
     names = list(runs)
     items = [it for r in runs.values() for it in r.items]
-    origin = np.array([k for k, r in runs.items() for _ in r.items])
     small = np.array([it.scores[0] for it in items])
     large = np.array([it.scores[-1] for it in items])
     labels = small >= CORRECT_F1
@@ -62,16 +76,11 @@ def default_rule(runs: dict[str, Run], costs: dict[str, float], seeds: int) -> l
     for spec in signal_specs(common):
         shares = {d: {r: [] for r in RATES} for d in names}
         aucs = {d: [] for d in names}
-        for seed in range(seeds):
-            tr, te = _split(len(items), len(items) // 2, seed)
-            fitted = spec.fit([items[i] for i in tr])
-            conf = np.array([fitted.confidence(items[i].features[0]) for i in te])
-            for d in names:
-                m = origin[te] == d
-                idx = te[m]
-                aucs[d].append(auroc(conf[m], labels[idx]))
+        for split in held_out_by_dataset(runs, spec, seeds):
+            for d, (idx, c) in split.items():
+                aucs[d].append(auroc(c, labels[idx]))
                 for r in RATES:
-                    shares[d][r].append(oracle_share(small[idx], large[idx], conf[m], r))
+                    shares[d][r].append(oracle_share(small[idx], large[idx], c, r))
         per = {d: float(np.mean([np.nanmean(shares[d][r]) for r in RATES])) for d in names}
         rows.append((spec.name, per, {d: float(np.mean(aucs[d])) for d in names}, costs.get(spec.name, np.nan)))
     eligible = [r for r in rows if r[3] <= NEAR_FREE]
@@ -107,7 +116,6 @@ def anatomy(runs: dict[str, Run], spec: Any, seeds: int, rate: float = 0.25) -> 
     """What the remaining errors look like: the items a signal escalates at ``rate`` (held out, fitted on
     half of all items), and those the oracle would have escalated instead, by what escalating them does."""
     items = [it for r in runs.values() for it in r.items]
-    origin = np.array([k for k, r in runs.items() for _ in r.items])
     small = np.array([it.scores[0] for it in items])
     large = np.array([it.scores[-1] for it in items])
     unans = np.array([it.unanswerable for it in items])
@@ -126,13 +134,8 @@ def anatomy(runs: dict[str, Run], spec: Any, seeds: int, rate: float = 0.25) -> 
     picked = {d: {k: 0 for k in kinds} for d in runs}
     missed = {d: {k: 0 for k in ("confident (kept)",)} for d in runs}
     wanted = {d: 0 for d in runs}
-    for seed in range(seeds):
-        tr, te = _split(len(items), len(items) // 2, seed)
-        fitted = spec.fit([items[i] for i in tr])
-        conf = np.array([fitted.confidence(items[i].features[0]) for i in te])
-        for d in runs:
-            m = origin[te] == d
-            idx, c = te[m], conf[m]
+    for split in held_out_by_dataset(runs, spec, seeds):
+        for d, (idx, c) in split.items():
             k = round(rate * len(idx))
             esc = set(idx[np.argsort(c, kind="stable")[:k]].tolist())
             for i in esc:

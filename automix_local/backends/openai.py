@@ -194,7 +194,6 @@ def estimate_tokens(text: str) -> int:
 
 class _Deadline:
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
         self.end = time.monotonic() + seconds
 
     def remaining(self) -> float:
