@@ -8,6 +8,8 @@ in a header, and headers are not logged.
 
 from __future__ import annotations
 
+from .errors import AutomixError
+
 import builtins
 import hashlib
 import json
@@ -42,7 +44,7 @@ MIGRATIONS: list[str] = [
 ]
 
 
-class AuditError(Exception):
+class AuditError(AutomixError):
     """The egress log cannot be used. str() is the one line shown to the user."""
 
 

@@ -6,6 +6,8 @@ or a TUI renders; it returns the ``Trace`` (also carried by the final ``Finished
 
 from __future__ import annotations
 
+from .errors import AutomixError
+
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -40,8 +42,9 @@ MAX_TURNS = 20  # earlier turns considered at most (the token budget usually sto
 HISTORY_MARGIN = 16  # tokens kept free beside the answer's max_tokens (the shared layout's verdict suffix)
 
 
-class CascadeError(Exception):
+class CascadeError(AutomixError):
     """A question the cascade cannot run as asked. str() is the one line shown to the user."""
+    http_status = 400
 
 
 # --------------------------------------------------------------------------- events

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .errors import EXIT_FAIL, EXIT_USAGE, AutomixError, UsageError
 from .audit import Receipt
 from .backends.base import BackendError
 from .cascade import Cascade, CascadeError, Decided
@@ -27,16 +28,14 @@ if TYPE_CHECKING:
     from .documents.asking import Retrieved
     from .storage import Conversation, Store
 
-EXIT_USAGE = 2
-EXIT_FAIL = 1
 
 
-class UserError(Exception):
-    """A foreseeable mistake: shown as one line, no traceback."""
+class UserError(UsageError):
+    """A foreseeable mistake on the command line: shown as one line, no traceback, exit ``code``."""
 
     def __init__(self, message: str, code: int = EXIT_FAIL) -> None:
         super().__init__(message)
-        self.code = code
+        self.exit_code = code
 
 
 def _err(message: str) -> None:
@@ -830,15 +829,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func = cmd_tui
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except AutomixError as exc:  # every foreseeable failure (errors.py): one line, its exit code
         _err(str(exc))
-        return EXIT_USAGE
-    except UserError as exc:
-        _err(str(exc))
-        return exc.code
-    except (ModelError, BackendError, RouterError, CascadeError, EvalError, ReportError) as exc:
-        _err(str(exc))
-        return EXIT_FAIL
+        return exc.exit_code
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

@@ -6,6 +6,8 @@ message is one line naming the file, the key and what is expected.
 
 from __future__ import annotations
 
+from .errors import AutomixError
+
 import dataclasses
 import difflib
 import os
@@ -31,8 +33,9 @@ _PIP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(\[[^\]]*\])?\s*==\s*[\w.!+-]+
 _PIECE_RE = re.compile(r"^(.+)@(\d+)$")
 
 
-class ConfigError(Exception):
+class ConfigError(AutomixError):
     """A problem in a config file. str() is the one line shown to the user."""
+    exit_code = 2
 
     def __init__(self, file: str | Path, key: str, message: str) -> None:
         self.file = str(file)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .errors import AutomixError
+
 import argparse
 import json
 import sys
@@ -17,8 +19,9 @@ if TYPE_CHECKING:
     from .config import Config
 
 
-class DocsError(Exception):
+class DocsError(AutomixError):
     """One line for the user (the CLI prints it like its other errors)."""
+    http_status = 400
 
 
 def open_library(config: Config) -> Library:

@@ -12,6 +12,8 @@ the answer, which is what makes them cheap), through the same ``Cascade.answer_s
 
 from __future__ import annotations
 
+from .errors import AutomixError
+
 import base64
 import hashlib
 import json
@@ -40,7 +42,7 @@ ITEMS_FILE = "items.jsonl"
 REQUIRED = ("id", "context", "question")
 
 
-class EvalError(Exception):
+class EvalError(AutomixError):
     """A run that cannot start or resume as asked. str() is the one line shown to the user."""
 
 

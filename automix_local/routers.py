@@ -7,6 +7,8 @@ same code. ``start`` says which tier the cascade runs first (``always_large`` sk
 
 from __future__ import annotations
 
+from .errors import AutomixError
+
 import itertools
 import json
 import math
@@ -64,8 +66,9 @@ class Decision:
     confidence: float | None = None
 
 
-class RouterError(Exception):
+class RouterError(AutomixError):
     """A router file or fit that cannot be used. str() is the one line shown to the user."""
+    http_status = 400
 
 
 class Router(ABC):

@@ -45,6 +45,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
 from . import prompts
+from .errors import AutomixError, UsageError
 from .backends.base import Backend, BackendError
 from .cascade import (
     Answered,
@@ -71,12 +72,12 @@ ASK_OVER_HTTP = (
 )
 
 
-class ServeError(Exception):
+class ServeError(UsageError):
     """The server cannot start as asked. str() is the one line shown to the user."""
 
 
-class ApiError(Exception):
-    """A request refused with an OpenAI-style error body."""
+class ApiError(AutomixError):
+    """A request refused with an OpenAI-style error body (``http_status`` set per request)."""
 
     def __init__(
         self,
@@ -88,6 +89,7 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.param = status, message, code, param
+        self.http_status, self.api_code = status, code
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
@@ -482,16 +484,14 @@ class NotInDocuments(Exception):
 
 
 def _error_for(exc: BaseException) -> ApiError:
+    """Any failure as the HTTP error it maps to (``AutomixError.http_status``, errors.py)."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, CascadeError | RouterError):
-        return ApiError(400, str(exc))
-    from .documents.library import LibraryError
+    if isinstance(exc, AutomixError):
+        from .documents.library import LibraryError
 
-    if isinstance(exc, LibraryError):
-        return ApiError(400, str(exc), param="documents")
-    if isinstance(exc, ModelError | BackendError):
-        return ApiError(500, str(exc), code="model_error")
+        param = "documents" if isinstance(exc, LibraryError) else None
+        return ApiError(exc.http_status, str(exc), code=exc.api_code, param=param)
     return ApiError(500, f"internal error: {type(exc).__name__}: {exc}")
 
 

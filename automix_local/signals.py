@@ -11,6 +11,8 @@ it abstained, and its length. A ``Signal`` turns such features into one confiden
 
 from __future__ import annotations
 
+from .errors import AutomixError
+
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ FEATURES = (*VERIFIER_FEATURES, *FREE_FEATURES, *TOKEN_FEATURES, *GROUNDING_FEAT
 MISSING_LOGPROB = -10.0  # an empty answer has no token log-probabilities: treat it as very unsure
 
 
-class SignalError(Exception):
+class SignalError(AutomixError):
     """A signal that cannot be computed or loaded. str() is the one line shown to the user."""
 
 

@@ -15,6 +15,8 @@ lists everything ``models list / pull / verify`` handle.
 
 from __future__ import annotations
 
+from .errors import AutomixError
+
 import hashlib
 import json
 import os
@@ -39,8 +41,9 @@ ByteProgress = Callable[[int, int], None]
 ModelSpec = TierConfig | EmbeddingConfig  # anything with a model file to list, pull and verify
 
 
-class ModelError(Exception):
+class ModelError(AutomixError):
     """A model that cannot be used as configured. str() is the one line shown to the user."""
+    api_code = "model_error"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ WAL mode, so a crash loses at most the answer being generated. The schema is ver
 
 from __future__ import annotations
 
+from .errors import AutomixError
+
 import json
 import sqlite3
 import time
@@ -50,7 +52,7 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class StoreError(Exception):
+class StoreError(AutomixError):
     """The conversation database cannot be used. str() is the one line shown to the user."""
 
 

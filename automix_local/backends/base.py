@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import AutomixError
+
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -58,8 +60,9 @@ class Sampled:
     seconds: float
 
 
-class BackendError(Exception):
+class BackendError(AutomixError):
     """A backend failure the user can act on. str() is the one line shown to the user."""
+    api_code = "model_error"
 
 
 class Backend(Protocol):

@@ -13,6 +13,8 @@ folder.
 
 from __future__ import annotations
 
+from ..errors import AutomixError
+
 import glob
 import hashlib
 import sqlite3
@@ -74,8 +76,9 @@ HEADING_SEP = " › "
 _PASSAGE_COLUMNS = 'p.id, d.name, p.document_id, p.seq, p.page, p.heading, p.start, p."end", p.text'
 
 
-class LibraryError(Exception):
+class LibraryError(AutomixError):
     """The library cannot be used as asked. str() is the one line shown to the user."""
+    http_status = 400
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ whose ``str()`` is one line naming the file and, where there is one, the fix.
 
 from __future__ import annotations
 
+from ..errors import AutomixError
+
 import io
 import logging
 import re
@@ -40,8 +42,9 @@ SEPARATOR = "\n\n"  # between sections in ParsedDocument.text
 logging.getLogger("pypdf").addHandler(logging.NullHandler())
 
 
-class DocumentError(Exception):
+class DocumentError(AutomixError):
     """A file that cannot be indexed. str() is one line naming the file and, where there is one, the fix."""
+    http_status = 400
 
 
 @dataclass(frozen=True)

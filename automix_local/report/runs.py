@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import AutomixError
+
 import json
 import math
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from ..signals import (
 )
 
 
-class ReportError(Exception):
+class ReportError(AutomixError):
     """A run that cannot be reported. str() is the one line shown to the user."""
 
 
