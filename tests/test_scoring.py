@@ -19,13 +19,13 @@ from automix_local.scoring import (
     token_f1,
 )
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # ../shared/data beside the repository
 
 
 def _first_item(name: str) -> dict:
     path = DATA / name
     if not path.is_file():
-        pytest.skip(f"{path} not present")
+        pytest.skip(f"{path} not present (it lives outside the repository)")
     with path.open(encoding="utf-8") as f:
         return json.loads(f.readline())
 
