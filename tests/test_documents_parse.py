@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import os
+import pickle
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from fpdf import FPDF
@@ -11,6 +17,8 @@ from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
 from automix_local.documents.parse import SUFFIXES, DocumentError, ParsedDocument, parse
+
+T = TypeVar("T")
 
 
 def check_spans(doc: ParsedDocument) -> None:
@@ -134,15 +142,106 @@ def test_directory(tmp_path: Path) -> None:
     error_for(tmp_path, "directory")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file; permissions need a user")
-def test_permission_denied(tmp_path: Path) -> None:
-    path = tmp_path / "secret.txt"
-    path.write_text("hidden")
-    path.chmod(0)
+def _unprivileged_ids() -> tuple[int, int] | None:
+    """(uid, gid) to drop to when the tests run as root (root reads any file whatever its mode): nobody's,
+    else 65534, a uid with no account and no home. None when the tests already run as a user."""
+    if os.geteuid() != 0:
+        return None
+    import pwd  # POSIX only
+
     try:
-        error_for(path, "permission denied")
+        user = pwd.getpwnam("nobody")
+    except KeyError:
+        return 65534, 65534
+    return user.pw_uid, user.pw_gid
+
+
+def as_unprivileged(work: Callable[[], T]) -> T:
+    """``work()`` run by a user who is not root, so that file permissions apply.
+
+    As root: in a forked child that drops to nobody's uid and gid for good, does the work and pipes its
+    (picklable) result back. A forked child has every module already loaded, so it needs no file outside the
+    test's own (the venv and its interpreter may live where nobody may read, e.g. under /root): do the same
+    work on readable files first, so that what it imports lazily (a codec, a parser) is loaded before the
+    fork. As a user: here, directly."""
+    ids = _unprivileged_ids()
+    if ids is None:
+        return work()
+    uid, gid = ids
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            try:
+                result: tuple[str, object] = ("ok", work()) if os.geteuid() == uid else ("error", "still root")
+            except BaseException as exc:  # reported to the parent, which fails the test
+                result = ("error", f"{type(exc).__name__}: {exc}")
+            with os.fdopen(write, "wb") as f:
+                pickle.dump(result, f)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0 and data, f"the child running as uid {uid} died (wait status {status})"
+    kind, value = pickle.loads(data)
+    assert kind == "ok", f"as uid {uid}: {value}"
+    return value  # type: ignore[return-value]
+
+
+@contextmanager
+def unprivileged_dir() -> Iterator[Path]:
+    """A fresh folder owned by the user ``as_unprivileged`` runs as (tmp_path's parents are private to root)."""
+    d = Path(tempfile.mkdtemp(prefix="automix-permissions-"))
+    try:
+        ids = _unprivileged_ids()
+        if ids is not None:
+            os.chown(d, *ids)
+        yield d
     finally:
-        path.chmod(0o600)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def parse_error(path: Path) -> str:
+    """The one line a failed parse says (or "parsed" when it did not fail)."""
+    try:
+        parse(path)
+    except DocumentError as exc:
+        return str(exc)
+    return "parsed"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_permission_denied() -> None:
+    """A file its reader may not read, and a file in a folder its reader may not enter: each a one-line
+    message saying which to fix. As root, the parse runs as nobody (see ``as_unprivileged``)."""
+    with unprivileged_dir() as d:
+        readable, secret = d / "notes.txt", d / "secret.txt"
+        readable.write_text("open to all")
+        secret.write_text("hidden")
+        secret.chmod(0)
+        closed = d / "closed"
+        closed.mkdir()
+        inside = closed / "inner.txt"
+        inside.write_text("behind a closed door")
+        closed.chmod(0)
+        assert parse_error(readable) == "parsed"  # and what parsing imports is loaded before the fork
+        try:
+            seen = as_unprivileged(lambda: [parse_error(p) for p in (readable, secret, inside)])
+        finally:
+            closed.chmod(0o700)
+    assert seen == [
+        "parsed",  # the same user reads a readable file in the same folder: the denials below are the modes'
+        f"{secret}: permission denied (make the file readable, e.g. chmod u+r)",
+        f"{inside}: permission denied (check the permissions of the file and its folder)",
+    ]
 
 
 # --------------------------------------------------------------------------- Markdown
