@@ -8,8 +8,6 @@ in a header, and headers are not logged.
 
 from __future__ import annotations
 
-from .errors import AutomixError
-
 import builtins
 import hashlib
 import json
@@ -18,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .errors import AutomixError
 
 MIGRATIONS: list[str] = [
     """

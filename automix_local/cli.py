@@ -11,23 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import EXIT_FAIL, EXIT_USAGE, AutomixError, UsageError
 from .audit import Receipt
-from .backends.base import BackendError
-from .cascade import Cascade, CascadeError, Decided
-from .config import Config, ConfigError, find_config, load_config
-from .evaluation import EvalError
-from .explain import shown_answer
+from .cascade import Cascade, Decided
+from .config import Config, find_config, load_config
+from .errors import EXIT_FAIL, EXIT_USAGE, AutomixError, UsageError
 from .paths import default_paths
 from .progress import ByteBar, ItemBar, print_table
-from .report import ReportError
-from .routers import RouterError
 from .sources import ModelError
 
 if TYPE_CHECKING:
-    from .documents.asking import Retrieved
-    from .storage import Conversation, Store
-
+    from .ask import Answer, Source
 
 
 class UserError(UsageError):
@@ -90,186 +83,125 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
 
 
+def _ask_source(args: argparse.Namespace, continuing: bool) -> Source | None:
+    """What ``ask`` asks over, from its flags (None: the continued conversation's own source)."""
+    from .ask import Source
+
+    if (args.doc or args.all) and (args.context is not None or args.no_context):
+        raise UserError("--doc/--all ask the document library: leave out --context and --no-context", EXIT_USAGE)
+    if args.doc or args.all:
+        return Source.library(args.doc or ())
+    tags = tuple(t for t in (args.tag or []) if t)
+    if args.context is not None:
+        context = _read_context(args.context)
+        document = str(Path(args.context).expanduser()) if args.context != "-" else None
+        if context.strip() or not args.no_context:
+            if not context.strip():
+                raise UserError(
+                    "the context is empty: pass --context FILE (or pipe a text to --context -), "
+                    "or add --no-context to ask without a document",
+                    EXIT_USAGE,
+                )
+            return Source.context(context, document, tags)
+    if args.no_context:
+        return Source.nothing()
+    if continuing:
+        return None
+    # Without a document the model answers from nothing, and confidently: ask for one first.
+    raise UserError(
+        "the context was not given: pass --context FILE (or pipe a text to --context -), "
+        "or add --no-context to ask without a document",
+        EXIT_USAGE,
+    )
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .cascade import Answered, Blocked, Cascade, Decided, EgressSent, Escalated, RemoteFailed, Token, VerifyStarted
-    from .policy import override
+    from .ask import AskService, Question
+    from .cascade import Cascade
+    from .streams import Returning
 
     question = " ".join(args.question).strip()
     if not question:
         raise UserError('the question is empty: automix-local ask --context FILE "your question"', EXIT_USAGE)
-    context = _read_context(args.context)
+    if args.conversation is not None and args.continue_:
+        raise UserError("--conversation ID and -c/--continue both say which conversation: give one", EXIT_USAGE)
+    if args.no_save and (args.conversation is not None or args.continue_):
+        raise UserError("--no-save asks a one-off question: leave out --conversation and -c/--continue", EXIT_USAGE)
+    continuing = args.conversation is not None or args.continue_
+    source = _ask_source(args, continuing)
     config = _config(args)
-    conv, store = _continue_conversation(config, args.conversation) if args.conversation is not None else (None, None)
-    history: list[tuple[str, str]] = []
-    saved_policy: dict[str, str] = {}
-    document = str(Path(args.context).expanduser()) if args.context and args.context != "-" else None
-    if conv is not None:
-        history = [(t.question, t.answer) for t in conv.turns if t.status == "done" and t.answer]
-        saved_policy = dict(conv.policy or {})
-        if args.context is None:  # the conversation's own document, unless another was given
-            context, document = conv.context, conv.document
-    # what the question is asked over: the documents named, the whole library ([]), or (None) the context;
-    # a saved conversation keeps asking over what it asked before unless --context/--doc/--all says otherwise
-    scope: list[str] | None = list(args.doc) if args.doc else ([] if args.all else None)
-    if (args.doc or args.all) and (args.context is not None or args.no_context):
-        raise UserError("--doc/--all ask the document library: leave out --context and --no-context", EXIT_USAGE)
-    if scope is None and conv is not None and args.context is None:
-        scope = conv.scope
-    library = scope is not None
-    if not library and not context.strip() and not args.no_context:
-        # Without a document the model answers from nothing, and confidently: ask for one first.
-        given = "is empty" if args.context is not None or conv is not None else "was not given"
-        raise UserError(
-            f"the context {given}: pass --context FILE (or pipe a text to --context -), "
-            "or add --no-context to ask without a document",
-            EXIT_USAGE,
-        )
-    changes = {**saved_policy, **{k: v for k, v in (("remote", args.remote), ("send", args.send)) if v}}
-    policy = override(config.policy, changes)
     if args.yes:
         approve: Callable[[Receipt], bool] | None = lambda receipt: True  # noqa: E731
     else:  # ask on the terminal (stdin may be the context); with no terminal, nobody is asked: nothing is sent
         approve = _tty_approver if sys.stderr.isatty() and _has_tty() else None
-    tags = tuple(t for t in (args.tag or []) if t)
-    cascade = Cascade(config, policy=policy, approve=approve)
+    cascade = Cascade(config, approve=approve)
+    service = AskService(config, cascade)
     live = not args.json and sys.stdout.isatty()
-    retrieved: Retrieved | None = None
-    sources = None
-    if library:
-        try:
-            retrieved = _retrieve(config, scope or [], question, cascade)
-        except BaseException:
-            cascade.close()
-            raise
-        if retrieved.not_found:
-            cascade.close()
-            return _not_in_documents(args, question, retrieved)
-        context, sources = retrieved.context, retrieved.sources
-
-    def on_event(event: object) -> None:
-        if not live:
-            return
-        if isinstance(event, Token):
-            print(event.text, end="", flush=True)
-        elif isinstance(event, Answered):
-            print(flush=True)
-        elif isinstance(event, VerifyStarted):
-            print(f"  [{event.tier}: checking ({event.strategy})…]", file=sys.stderr, flush=True)
-        elif isinstance(event, Decided):
-            print(f"  [{event.tier}: {_decided_words(cascade, event)}]", file=sys.stderr, flush=True)
-        elif isinstance(event, Escalated):
-            print(f"  [escalating to {event.to_tier}]", file=sys.stderr, flush=True)
-        elif isinstance(event, EgressSent):
-            r = event.receipt
-            red = f", redacted {_counts(r.redactions)}" if r.redactions else ""
-            print(
-                f"  [sending {r.size} bytes to {r.host} (egress log #{event.entry_id}{red})]",
-                file=sys.stderr,
-                flush=True,
-            )
-        elif isinstance(event, Blocked | RemoteFailed):
-            print(f"  [{event.tier}: {event.reason}]", file=sys.stderr, flush=True)
-
-    tid = None
-    if conv is not None and store is not None:
-        if args.context is not None:
-            store.set_context(conv.id, context)
-            store.set_privacy(conv.id, conv.policy, document)
-        if scope != conv.scope:
-            store.set_scope(conv.id, scope)
-        tid = store.add_turn(conv.id, question)
     try:
-        trace = cascade.ask(context, question, on_event, document=document, tags=tags, history=history, sources=sources)
-    except BaseException as exc:
-        if store is not None and tid is not None:
-            store.finish_turn(tid, "cancelled" if isinstance(exc, KeyboardInterrupt) else "error", str(exc) or None)
-        raise
+        conversation = args.conversation
+        if args.continue_:
+            conversation = service.latest_conversation()
+        changes = {k: v for k, v in (("remote", args.remote), ("send", args.send)) if v}
+        events = Returning(service.ask(Question(question, source, conversation, policy=changes, save=not args.no_save)))
+        for event in events:
+            if live:
+                _print_event(cascade, event)
+        answer = events.value
     finally:
+        service.close()
         cascade.close()
-    data = trace.to_json()
-    if store is not None and tid is not None:
-        store.finish_turn(tid, "done", trace.answer, trace.tier, data)
-        store.close()
-        data["conversation"] = conv.id if conv is not None else None
-    cited = None
-    if retrieved is not None:
-        from .documents.retrieval import cite
-        from .prompts import is_abstention
-
-        not_found = is_abstention(trace.answer) or not trace.answer.strip()
-        cited = [] if not_found else cite(trace.answer, retrieved.packed.passages)
-        data["citations"] = [c.to_json() for c in cited]
-        data["not_found"] = not_found
-        data["retrieval"] = retrieved.packed.to_json() | {
-            "documents": [d.name for d in retrieved.documents],
-            "dense": retrieved.dense,
-        }
     if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        if not live:
-            print(shown_answer(trace.answer))
-        if retrieved is not None:
-            _print_sources(data, cited or [], retrieved, sys.stderr if live else sys.stdout)
-        print(trace.summary(), file=sys.stderr if live else sys.stdout)
+        print(json.dumps(answer.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    out = sys.stderr if live else sys.stdout
+    if not live or answer.not_found_reason == "retrieval":
+        print(answer.text)
+    if answer.retrieved is not None:
+        _print_sources(answer, out)
+    if answer.not_found_reason != "retrieval":
+        print(answer.trace.summary(), file=out)
+    for warning in answer.warnings:
+        print(f"note: {warning}", file=sys.stderr)
+    if answer.conversation is not None:
+        print(f"saved as conversation {answer.conversation} (follow up: automix-local ask -c …)", file=sys.stderr)
     return 0
 
 
-def _retrieve(config: Config, names: list[str], question: str, cascade: Cascade) -> Retrieved:
-    from .documents.asking import retrieve
-    from .documents.library import LibraryError, default_path
-    from .documents.vectors import model_key, open_embedder
+def _print_event(cascade: Cascade, event: object) -> None:
+    """The live view of ``ask`` on a terminal: the answer's tokens on stdout, what the cascade does on stderr."""
+    from .cascade import Answered, Blocked, Decided, EgressSent, Escalated, RemoteFailed, Token, VerifyStarted
 
-    embedder = open_embedder(config)
-    try:
-        return retrieve(
-            default_path(config.paths.data_dir),
-            names,
-            question,
-            cascade.document_budget,
-            embed_query=embedder.embed_query if embedder is not None else None,
-            model=model_key(config.embedding) if config.embedding is not None else None,
-            cap=config.documents.context_tokens,
+    if isinstance(event, Token):
+        print(event.text, end="", flush=True)
+    elif isinstance(event, Answered):
+        print(flush=True)
+    elif isinstance(event, VerifyStarted):
+        print(f"  [{event.tier}: checking ({event.strategy})…]", file=sys.stderr, flush=True)
+    elif isinstance(event, Decided):
+        print(f"  [{event.tier}: {_decided_words(cascade, event)}]", file=sys.stderr, flush=True)
+    elif isinstance(event, Escalated):
+        print(f"  [escalating to {event.to_tier}]", file=sys.stderr, flush=True)
+    elif isinstance(event, EgressSent):
+        r = event.receipt
+        red = f", redacted {_counts(r.redactions)}" if r.redactions else ""
+        print(
+            f"  [sending {r.size} bytes to {r.host} (egress log #{event.entry_id}{red})]", file=sys.stderr, flush=True
         )
-    except LibraryError as exc:
-        raise UserError(str(exc)) from None
-    finally:
-        if embedder is not None:
-            embedder.close()
+    elif isinstance(event, Blocked | RemoteFailed):
+        print(f"  [{event.tier}: {event.reason}]", file=sys.stderr, flush=True)
 
 
-def _not_in_documents(args: argparse.Namespace, question: str, retrieved: Retrieved) -> int:
-    names = retrieved.names()
-    if args.json:
-        out: dict[str, Any] = {
-            "question": question,
-            "answer": "",
-            "tier": None,
-            "decision": "not_found",
-            "confidence": None,
-            "steps": [],
-            "citations": [],
-            "not_found": True,
-            "retrieval": retrieved.packed.to_json()
-            | {
-                "documents": [d.name for d in retrieved.documents],
-                "dense": retrieved.dense,
-            },
-        }
-        print(json.dumps(out, indent=2, ensure_ascii=False))
-    else:
-        print(f"Not in your documents: no passage of {names} matches the question (no model was asked).")
-    return 0
-
-
-def _print_sources(data: dict[str, Any], cited: list[Any], retrieved: Retrieved, out: Any) -> None:
+def _print_sources(answer: Answer, out: Any) -> None:
     from .documents.retrieval import label
 
-    packed = retrieved.packed
+    assert answer.retrieved is not None
+    packed = answer.retrieved.packed
+    if answer.not_found_reason == "retrieval":
+        return
     how = "whole documents" if packed.mode == "whole" else f"{len(packed.passages)} retrieved passages"
-    if data.get("not_found"):
+    if answer.not_found:
         print("Not in your documents: the model found no answer in them.", file=out)
-    for c in cited:
+    for c in answer.citations or []:
         mark = "" if c.supported else "  (the answer is not verbatim in this passage: check it)"
         print(f"  [{c.n}] {label(c.passage)}{mark}", file=out)
     print(f"  ({how}, {packed.tokens} tokens of the window)", file=out)
@@ -296,20 +228,6 @@ def cmd_docs(args: argparse.Namespace) -> int:
         return int(func(args, _config(args)))
     except DocsError as exc:
         raise UserError(str(exc)) from None
-
-
-def _continue_conversation(config: Config, cid: int) -> tuple[Conversation, Store]:
-    """The saved conversation ``cid`` (the app's, in conversations.db) and its store, or a one-line error."""
-    from .storage import Store, StoreError
-
-    path = config.paths.data_dir / "conversations.db"
-    if not path.exists():
-        raise UserError(f"no saved conversations yet ({path} does not exist); `automix-local conversations` lists them")
-    try:
-        store = Store(path)
-        return store.load(cid), store
-    except StoreError as exc:
-        raise UserError(f"{exc} in {path}; `automix-local conversations` lists them") from None
 
 
 def cmd_conversations(args: argparse.Namespace) -> int:
@@ -341,7 +259,7 @@ def cmd_conversations(args: argparse.Namespace) -> int:
     for c in convs:
         when = _time.strftime("%Y-%m-%d %H:%M", _time.localtime(c.updated))
         print(f"{c.id:>4}  {when}  {len(c.turns):>3} question(s)  {c.title}")
-    print("continue one: automix-local ask --conversation ID QUESTION", file=sys.stderr)
+    print("continue one: automix-local ask --conversation ID QUESTION (the latest: ask -c QUESTION)", file=sys.stderr)
     return 0
 
 
@@ -725,6 +643,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="continue a saved conversation: its document and earlier turns (the question is saved to it)",
     )
+    ask.add_argument(
+        "-c",
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="continue the latest conversation (every question is saved: `conversations` lists them)",
+    )
+    ask.add_argument("--no-save", action="store_true", help="a one-off question: do not save it as a conversation")
     ask.add_argument(
         "--no-context", action="store_true", help="ask without a document (the model answers from what it knows)"
     )

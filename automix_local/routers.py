@@ -7,8 +7,6 @@ same code. ``start`` says which tier the cascade runs first (``always_large`` sk
 
 from __future__ import annotations
 
-from .errors import AutomixError
-
 import itertools
 import json
 import math
@@ -22,6 +20,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from .config import Config
+from .errors import AutomixError
 from .metrics import delta_ibc
 from .signals import Signal, SignalError
 

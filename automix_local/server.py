@@ -45,12 +45,10 @@ from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
 from . import prompts
-from .errors import AutomixError, UsageError
-from .backends.base import Backend, BackendError
+from .backends.base import Backend
 from .cascade import (
     Answered,
     Cascade,
-    CascadeError,
     Decided,
     Event,
     Finished,
@@ -59,10 +57,9 @@ from .cascade import (
     Trace,
 )
 from .config import Config, TierConfig
+from .errors import AutomixError, UsageError
 from .explain import shown_answer
 from .policy import override
-from .routers import RouterError
-from .sources import ModelError
 from .streams import Returning
 
 CASCADE_MODEL = "automix"

@@ -11,8 +11,6 @@ it abstained, and its length. A ``Signal`` turns such features into one confiden
 
 from __future__ import annotations
 
-from .errors import AutomixError
-
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import AutomixError
 from .grounding import GROUNDING_FEATURES
 
 VERIFIER_FEATURES = {"verifier_logprob": "logprob", "verifier_sampled": "sampled"}

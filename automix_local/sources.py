@@ -15,8 +15,6 @@ lists everything ``models list / pull / verify`` handle.
 
 from __future__ import annotations
 
-from .errors import AutomixError
-
 import hashlib
 import json
 import os
@@ -31,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, EmbeddingConfig, HFSource, PathSource, PipSource, TierConfig
+from .errors import AutomixError
 from .paths import Paths
 
 GGUF_MAGIC = b"GGUF"

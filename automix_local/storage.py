@@ -6,14 +6,14 @@ WAL mode, so a crash loses at most the answer being generated. The schema is ver
 
 from __future__ import annotations
 
-from .errors import AutomixError
-
 import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .errors import AutomixError
 
 MIGRATIONS: list[str] = [
     # 1: conversations and their turns

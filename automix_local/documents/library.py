@@ -13,8 +13,6 @@ folder.
 
 from __future__ import annotations
 
-from ..errors import AutomixError
-
 import glob
 import hashlib
 import sqlite3
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import AutomixError
 from .parse import SUFFIXES, DocumentError, parse
 from .passages import split
 

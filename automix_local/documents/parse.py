@@ -9,8 +9,6 @@ whose ``str()`` is one line naming the file and, where there is one, the fix.
 
 from __future__ import annotations
 
-from ..errors import AutomixError
-
 import io
 import logging
 import re
@@ -23,6 +21,8 @@ from bs4 import BeautifulSoup
 from bs4.element import NavigableString, PageElement, PreformattedString, Tag
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
+
+from ..errors import AutomixError
 
 SUFFIXES: dict[str, str] = {
     ".txt": "text",

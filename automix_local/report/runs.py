@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from ..errors import AutomixError
-
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import AutomixError
 from ..evaluation import ITEMS_FILE, RUN_FILE
 from ..grounding import GROUNDING_FEATURES, grounding_features
 from ..jsonl import read_jsonl
