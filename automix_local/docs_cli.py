@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from .errors import AutomixError
-
 import argparse
 import json
 import sys
@@ -13,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .documents.library import AddReport, Library, LibraryError, default_path
 from .documents.library import Progress as FileProgress
+from .errors import AutomixError
 from .progress import Update, count_bar
 
 if TYPE_CHECKING:
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
 
 class DocsError(AutomixError):
     """One line for the user (the CLI prints it like its other errors)."""
+
     http_status = 400
 
 
@@ -89,11 +89,13 @@ def cmd_docs_reindex(args: argparse.Namespace, config: Config) -> int:
 
 def _fill_vectors(lib: Library, config: Config) -> None:
     """After BM25 (already searchable): the passages' vectors, with progress. Ctrl+C keeps what was done."""
-    from .documents.vectors import counts, fill, model_key, open_embedder
+    from .documents.vectors import counts, fill, model_key, open_embedder_checked
 
-    embedder = open_embedder(config)
+    embedder, warning = open_embedder_checked(config)
     if embedder is None or config.embedding is None:
-        if config.embedding is not None:
+        if warning is not None:  # the file is there but unusable: say which and how to fix it
+            print(warning, file=sys.stderr)
+        elif config.embedding is not None:
             print("vectors: the embedding model is not downloaded (BM25 only): automix-local models pull embedding")
         return
     key = model_key(config.embedding)
@@ -113,20 +115,23 @@ def _fill_vectors(lib: Library, config: Config) -> None:
 
 
 def cmd_docs_list(args: argparse.Namespace, config: Config) -> int:
-    from .documents.vectors import counts, model_key, state_line
+    from .documents.vectors import counts, embedding_warning, model_key, state_line
 
     with open_library(config) as lib:
         docs = lib.documents()
         vectors = state_line(lib, config)
-        if vectors.startswith("vectors ") and config.embedding is not None:
+        if config.embedding is not None:
             done, total = counts(lib, model_key(config.embedding))
-            if done < total:
+            if vectors == f"vectors {done}/{total}" and done < total:
                 vectors += " (docs add or docs reindex fills in the rest)"
-    if args.json:
-        print(json.dumps([d.to_json() for d in docs], indent=2, ensure_ascii=False))
-        return 0
-    if not docs:
-        print("the library is empty: automix-local docs add PATH…  (files, folders, globs)")
+    if args.json or not docs:
+        if args.json:
+            print(json.dumps([d.to_json() for d in docs], indent=2, ensure_ascii=False))
+        else:
+            print("the library is empty: automix-local docs add PATH…  (files, folders, globs)")
+        warning = embedding_warning(config)  # no summary line below to carry it
+        if warning is not None:
+            print(warning, file=sys.stderr)
         return 0
     width = max(len(d.name) for d in docs)
     for d in docs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -226,3 +227,31 @@ def test_a_saved_conversation_keeps_asking_its_documents(config: str, folder: Pa
     assert conv.scope == [] and [t.question for t in conv.turns] == ["When is the harbour festival?", "And the kettle?"]
     both = run("ask", "--all", "--no-context", "--config", config, "When?")
     assert both.returncode == 2 and "leave out --context and --no-context" in both.stderr
+
+
+def test_a_corrupt_embedding_model_is_said_in_docs_add_and_docs_list(embedding_model_path: Path, folder: Path):
+    """The default [embedding] model cut short on disk (its first 8 MB): indexing and listing say, in one line,
+    that retrieval is BM25 alone, which file is wrong and the command that fixes it; not "not downloaded"."""
+    from automix_local.config import load_config, packaged_default
+
+    default = load_config(packaged_default())
+    assert default.embedding is not None
+    path = default.paths.models_dir / default.embedding.filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with embedding_model_path.open("rb") as f:
+        path.write_bytes(f.read(8 << 20))
+    config = str(packaged_default())
+    warning = (
+        f"vectors off, BM25 only: the embedding model at {path} has sha256 "
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}…, expected {default.embedding.sha256[:12]}…: corrupt "
+        f"or a different file. Not loading it. Delete it and run: automix-local --config {config} models pull embedding"
+    )
+    added = run("docs", "add", str(folder), "--config", config)
+    assert added.returncode == 0, added.stderr
+    assert "3 indexed" in added.stdout and "not downloaded" not in added.stdout
+    assert added.stderr.splitlines() == [warning]
+    listed = run("docs", "list", "--config", config)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stderr.splitlines() == [f"3 document(s), 4 passages · BM25 ready · {warning}"]
+    as_json = run("docs", "list", "--json", "--config", config)
+    assert len(json.loads(as_json.stdout)) == 3 and as_json.stderr.splitlines() == [warning]

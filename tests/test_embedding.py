@@ -16,7 +16,17 @@ import pytest
 
 from automix_local.backends.base import BackendError
 from automix_local.backends.embed import LlamaEmbedder
-from automix_local.config import ConfigError, EmbeddingConfig, PathSource, PipSource, load_config, packaged_default
+from automix_local.config import (
+    Config,
+    ConfigError,
+    EmbeddingConfig,
+    PathSource,
+    PipSource,
+    load_config,
+    packaged_default,
+)
+from automix_local.documents.library import Library
+from automix_local.documents.vectors import embedding_warning, open_embedder, open_embedder_checked, state_line
 from automix_local.sources import ModelError, ensure_verified, model_specs, pull, pull_command, status
 
 from .conftest import EMBEDDING_FILE, EMBEDDING_SHA, TEST_SHA
@@ -330,3 +340,84 @@ def test_an_unloadable_file_is_a_one_line_backend_error(tmp_path: Path):
         emb.embed_query("anything")
     message = str(info.value)
     assert "\n" not in message and message.startswith("embedding model: llama.cpp could not load")
+
+
+# --------------------------------------------------------------------------- a model that is there but unusable
+
+
+@pytest.fixture
+def default_config() -> Config:
+    """The packaged default (its [embedding] a pip source: the file goes to models_dir) in the hermetic home."""
+    cfg = load_config(packaged_default())
+    assert cfg.embedding is not None and not cfg.paths.models_dir.joinpath(EMBEDDING_FILE).exists()
+    return cfg
+
+
+def place(cfg: Config, make: Callable[[Path], None]) -> Path:
+    """Put a file where the default embedding model goes."""
+    path = cfg.paths.models_dir / EMBEDDING_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make(path)
+    return path
+
+
+def truncated_copy(source: Path, size: int = 8 << 20) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        with source.open("rb") as f:
+            path.write_bytes(f.read(size))
+
+    return make
+
+
+def test_not_configured_or_not_downloaded_is_bm25_alone_quietly(default_config: Config, write_config):
+    assert open_embedder_checked(load_config(write_config(TIER))) == (None, None)
+    assert open_embedder_checked(default_config) == (None, None)
+    assert embedding_warning(default_config) is None
+    with Library(default_config.paths.data_dir / "library.sqlite") as lib:
+        assert state_line(lib, default_config) == (
+            "embedding model not downloaded: BM25 only (automix-local models pull embedding)"
+        )
+
+
+def test_a_truncated_model_is_one_line_naming_the_file_and_the_fix(default_config: Config, embedding_model_path):
+    """A download cut short: a GGUF's first 8 MB, its magic bytes right and its sha256 wrong."""
+    path = place(default_config, truncated_copy(embedding_model_path))
+    embedder, warning = open_embedder_checked(default_config)
+    assert embedder is None and open_embedder(default_config) is None
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert warning == (
+        f"vectors off, BM25 only: the embedding model at {path} has sha256 {digest[:12]}…, expected "
+        f"{EMBEDDING_SHA[:12]}…: corrupt or a different file. Not loading it. "
+        f"Delete it and run: {pull_command(default_config.embedding, default_config.source_file)}"
+    )
+    with Library(default_config.paths.data_dir / "library.sqlite") as lib:
+        assert state_line(lib, default_config) == warning  # what `docs list` and the app's documents pane say
+
+
+def test_another_model_in_its_place_is_a_wrong_sha256(default_config: Config, model_path: Path):
+    """A real GGUF of another model (SmolLM2) where the embedding model should be."""
+    path = place(default_config, lambda p: p.symlink_to(model_path))
+    embedder, warning = open_embedder_checked(default_config)
+    assert embedder is None and warning is not None and "\n" not in warning
+    assert warning.startswith(f"vectors off, BM25 only: the embedding model at {path} has sha256 {TEST_SHA[:12]}…")
+    assert warning.endswith(
+        "corrupt or a different file. Not loading it. Delete it and run: automix-local "
+        f"--config {default_config.source_file} models pull embedding"
+    )
+
+
+def test_a_file_that_is_no_gguf_says_so(default_config: Config):
+    path = place(default_config, lambda p: p.write_text("<html>502 Bad Gateway</html>", encoding="utf-8"))
+    assert embedding_warning(default_config) == (
+        f"vectors off, BM25 only: the embedding model at {path} is not a GGUF file (bad magic bytes); it is corrupt "
+        f"or the wrong file. Delete it and run: {pull_command(default_config.embedding, default_config.source_file)}"
+    )
+
+
+def test_the_verified_model_opens_without_a_warning(default_config: Config, embedding_model_path: Path):
+    place(default_config, lambda p: p.symlink_to(embedding_model_path))
+    embedder, warning = open_embedder_checked(default_config)
+    assert warning is None and embedder is not None and not embedder.loaded  # loaded on first use
+    assert embedder.model_path == default_config.paths.models_dir / EMBEDDING_FILE
+    with Library(default_config.paths.data_dir / "library.sqlite") as lib:
+        assert state_line(lib, default_config) == "vectors 0/0"

@@ -9,6 +9,7 @@ model fills the library again rather than mixing two vector spaces.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,29 +30,64 @@ def model_key(cfg: EmbeddingConfig) -> str:
 
 
 def open_embedder(config: Config) -> LlamaEmbedder | None:
-    """The configured embedding model when its file is present and verified, else None (BM25 alone)."""
-    if config.embedding is None:
-        return None
+    """The configured embedding model when its file is present and verified, else None (BM25 alone).
+    ``open_embedder_checked`` also says why a model that is there cannot be used."""
+    return open_embedder_checked(config)[0]
+
+
+def open_embedder_checked(config: Config) -> tuple[LlamaEmbedder | None, str | None]:
+    """(the embedding model or None, a one-line warning or None), without loading the model.
+
+    None and no warning when no model is configured or its file is not there (not downloaded yet): BM25
+    alone, quietly, as ``state_line`` says. A file that is there but cannot be used (not a GGUF, or not the
+    configured sha256: truncated, corrupt, another model) gives None and a warning naming the file and the
+    command that fixes it, to show wherever asking falls back to BM25 alone (and so to no not-found floor).
+    Checks the sha256 once per file version (cached by path, size and mtime, as ``models verify`` does)."""
+    path, problem = _verified(config)
+    if path is None or config.embedding is None:
+        return None, problem
     from ..backends.embed import LlamaEmbedder
+
+    return LlamaEmbedder(config.embedding, path), None
+
+
+def embedding_warning(config: Config) -> str | None:
+    """The warning of ``open_embedder_checked`` alone (no embedder made): None unless the configured model's
+    file is there and cannot be used."""
+    return _verified(config)[1]
+
+
+def _present(config: Config) -> bool:
+    from ..sources import local_path
+
+    path = local_path(config.embedding, config.paths) if config.embedding is not None else None
+    return path is not None and path.is_file()
+
+
+def _verified(config: Config) -> tuple[Path | None, str | None]:
+    """(the verified file, None); (None, why the file that is there cannot be used, in one line); or (None,
+    None) when no model is configured or its file is not there."""
+    if config.embedding is None or not _present(config):
+        return None, None
     from ..sources import ModelError, ensure_verified
 
     try:
-        path = ensure_verified(config.embedding, config.paths, config.source_file)
-    except ModelError:
-        return None
-    return LlamaEmbedder(config.embedding, path)
+        return ensure_verified(config.embedding, config.paths, config.source_file), None
+    except ModelError as exc:
+        return None, f"vectors off, BM25 only: {exc}"
 
 
 def state_line(lib: Library, config: Config) -> str:
-    """The library's vectors in a few words, without loading or hashing the model: "vectors 42/42",
-    or why retrieval is BM25 alone (no model configured, or not downloaded: the command that fixes it)."""
+    """The library's vectors in a few words, without loading the model: "vectors 42/42", or why retrieval
+    is BM25 alone (no model configured; not downloaded; there but unusable: the file, and the command that
+    fixes it). Checks the file's sha256 once per version of the file (then cached)."""
     if config.embedding is None:
         return "no [embedding] model configured: BM25 only"
-    from ..sources import local_path
-
-    path = local_path(config.embedding, config.paths)
-    if path is None or not path.is_file():
+    if not _present(config):
         return "embedding model not downloaded: BM25 only (automix-local models pull embedding)"
+    problem = embedding_warning(config)
+    if problem is not None:
+        return problem
     done, total = counts(lib, model_key(config.embedding))
     return f"vectors {done}/{total}"
 
