@@ -45,13 +45,12 @@ from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
 from . import prompts
+from .ask import Answer, AskEvent, AskService, Done, Question, Source
 from .backends.base import Backend
 from .cascade import (
     Answered,
     Cascade,
     Decided,
-    Event,
-    Finished,
     TierStarted,
     Token,
     Trace,
@@ -251,14 +250,13 @@ class Job:
     """One question run by the cascade in a worker thread; its events arrive on an asyncio queue. ``cancel``
     stops it at the next event (the generator is closed, which ends the model's decode and frees it)."""
 
-    def __init__(self, run: Callable[[], Generator[Event, None, Trace]], gate: Gate) -> None:
+    def __init__(self, run: Callable[[], Generator[AskEvent, None, Answer]], gate: Gate) -> None:
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._cancel = threading.Event()
         self._run, self._gate = run, gate
-        self.trace: Trace | None = None
+        self.answer: Answer | None = None
         self.error: BaseException | None = None
-        self.extra: Callable[[Trace], dict[str, Any]] = lambda trace: {}  # added to the response's trace
         self.finished = threading.Event()
         threading.Thread(target=self._work, name="automix-serve-question", daemon=True).start()
 
@@ -270,7 +268,7 @@ class Job:
 
     def _work(self) -> None:
         t0 = time.perf_counter()
-        events: Returning[Event, Trace] | None = None
+        events: Returning[AskEvent, Answer] | None = None
         try:
             events = Returning(self._run())
             for event in events:
@@ -278,17 +276,17 @@ class Job:
                     break
                 self._put(event)
             else:
-                self.trace = events.value
+                self.answer = events.value
         except BaseException as exc:  # handed to the request; the server goes on
             self.error = exc
         finally:
             if events is not None:
                 events.close()  # a cancelled question: GeneratorExit ends the decode loop, the model is free
             self.finished.set()
-            self._gate.release(time.perf_counter() - t0 if self.trace is not None else None)
+            self._gate.release(time.perf_counter() - t0 if self.answer is not None else None)
             self._put(_DONE)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncIterator[AskEvent]:
         while True:
             item = await self.queue.get()
             if item is _DONE:
@@ -345,12 +343,6 @@ def trace_headers(trace: Trace | None, tier: str, decision: str) -> dict[str, st
     return h
 
 
-def automix_field(trace: Trace, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    data = trace.to_json()
-    data["answer_shown"] = shown_answer(trace.answer)
-    return data | (extra or {})
-
-
 @dataclass
 class Server:
     """The state behind the HTTP routes: one cascade (the models), the queue, the key."""
@@ -370,10 +362,9 @@ class Server:
         self.policy = policy
         if self.cascade is None:
             self.cascade = Cascade(self.config, policy=policy, approve=None)
+        self.service = AskService(self.config, self.cascade, policy=policy, notices=self.notices)
         self.gate: Gate | None = None
         self._singles: dict[str, Cascade] = {}
-        self._embedder: Any = None
-        self._embedder_lock = threading.Lock()
 
     @property
     def models(self) -> list[str]:
@@ -400,84 +391,30 @@ class Server:
             self._singles[model] = Cascade(alone, policy=self.policy, backend_factory=same_model)
         return self._singles[model]
 
-    def embedder(self) -> Any:
-        with self._embedder_lock:
-            if self._embedder is None and self.config.embedding is not None:
-                from .documents.vectors import open_embedder
-
-                self._embedder = open_embedder(self.config)
-            return self._embedder
-
     def close(self) -> None:
-        if self._embedder is not None:
-            self._embedder.close()
+        self.service.close()
         for c in self._singles.values():
             c._backends.clear()  # the cascade's own backends: closed once, below
             c.close()
         if self.cascade is not None:
             self.cascade.close()
 
-    def question(
-        self, req: ChatRequest
-    ) -> tuple[Callable[[], Generator[Event, None, Trace]], Callable[[Trace], dict[str, Any]]]:
-        """What the worker thread runs (retrieval for a document scope, then the cascade), and what the
-        response adds to the trace afterwards: for the library, the passages the answer cites."""
+    def question(self, req: ChatRequest) -> Callable[[], Generator[AskEvent, None, Answer]]:
+        """What the worker thread runs: the ask service over the request's source, with the model asked."""
+        if req.scope is not None:
+            source = Source.library(req.scope)
+        elif req.context.strip():
+            source = Source.context(req.context)
+        else:
+            raise ApiError(
+                400,
+                "no context: put the text to answer from in a system message, or name documents from the "
+                'library ("documents": [...], [] for all of it)',
+                param="messages",
+            )
+        question = Question(req.question, source, history=tuple(req.history))
         cascade = self.cascade_for(req.model)
-        found: dict[str, Any] = {}
-
-        def library(trace: Trace) -> dict[str, Any]:
-            retrieved = found.get("retrieved")
-            if retrieved is None:
-                return {}
-            from .documents.retrieval import cite
-
-            not_found = prompts.is_abstention(trace.answer) or not trace.answer.strip()
-            cited = [] if not_found else cite(trace.answer, retrieved.packed.passages)
-            return {
-                "citations": [c.to_json() for c in cited],
-                "not_found": not_found,
-                "retrieval": retrieved.packed.to_json()
-                | {"documents": [d.name for d in retrieved.documents], "dense": retrieved.dense},
-            }
-
-        def run() -> Generator[Event, None, Trace]:
-            context, sources = req.context, None
-            if req.scope is not None:
-                from .documents.asking import retrieve
-                from .documents.library import default_path
-                from .documents.vectors import model_key
-
-                embedder = self.embedder()
-                retrieved = retrieve(
-                    default_path(self.config.paths.data_dir),
-                    req.scope,
-                    req.question,
-                    cascade.document_budget,
-                    embed_query=embedder.embed_query if embedder is not None else None,
-                    model=model_key(self.config.embedding) if self.config.embedding is not None else None,
-                    cap=self.config.documents.context_tokens,
-                )
-                if retrieved.not_found:
-                    raise NotInDocuments(retrieved.names())
-                context, sources = retrieved.context, retrieved.sources
-                found["retrieved"] = retrieved
-            elif not context.strip():
-                raise ApiError(
-                    400,
-                    "no context: put the text to answer from in a system message, or name documents from the "
-                    'library ("documents": [...], [] for all of it)',
-                    param="messages",
-                )
-            trace = yield from cascade.run(context, req.question, history=req.history, sources=sources)
-            if self.notices:
-                trace.notice = "; ".join([*([trace.notice] if trace.notice else []), *self.notices])
-            return trace
-
-        return run, library
-
-
-class NotInDocuments(Exception):
-    pass
+        return lambda: self.service.ask(question, cascade)
 
 
 def _error_for(exc: BaseException) -> ApiError:
@@ -578,12 +515,13 @@ def create_app(server: Server) -> Any:
         except Busy as busy:
             return refuse(ApiError(503, str(busy), code="server_busy", headers={"Retry-After": str(busy.retry_after)}))
         try:
-            run, library = server.question(req)
-            job = Job(run, gate)
+            job = Job(server.question(req), gate)
+        except ApiError as err:
+            gate.release()
+            return refuse(err)
         except BaseException:
             gate.release()
             raise
-        job.extra = library
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if req.stream:
@@ -602,20 +540,6 @@ async def _watch(request: Any, job: Job) -> None:
         await asyncio.sleep(0.25)
 
 
-def _not_found_trace(question: str, names: str) -> Trace:
-    return Trace(
-        question=question,
-        answer="",
-        tier="",
-        model="",
-        decision="not_found",
-        confidence=None,
-        seconds=0.0,
-        cost=0.0,
-        notice=f"Not in your documents: no passage of {names} matches the question (no model was asked).",
-    )
-
-
 async def _complete(request: Any, job: Job, req: ChatRequest, cid: str, created: int, refuse: Any) -> Any:
     watcher = asyncio.create_task(_watch(request, job))
     try:
@@ -623,16 +547,13 @@ async def _complete(request: Any, job: Job, req: ChatRequest, cid: str, created:
             pass
     finally:
         watcher.cancel()
-    if isinstance(job.error, NotInDocuments):
-        trace = _not_found_trace(req.question, str(job.error))
-        content, model = trace.notice or "", CASCADE_MODEL
-    elif job.error is not None:
+    if job.error is not None:
         return refuse(_error_for(job.error))
-    elif job.trace is None:  # cancelled: the client is gone
+    answer = job.answer
+    if answer is None:  # cancelled: the client is gone
         return JSONResponse({}, status_code=499)
-    else:
-        trace = job.trace
-        content, model = shown_answer(trace.answer) or "(the model gave an empty answer)", trace.tier
+    trace = answer.trace
+    content, model = answer.text or "(the model gave an empty answer)", trace.tier or CASCADE_MODEL
     body = {
         "id": cid,
         "object": "chat.completion",
@@ -647,7 +568,7 @@ async def _complete(request: Any, job: Job, req: ChatRequest, cid: str, created:
             }
         ],
         "usage": usage(trace),
-        "automix": automix_field(trace, job.extra(trace) if job.trace is not None else {"not_found": True}),
+        "automix": answer.to_json(),
     }
     return JSONResponse(body, headers=trace_headers(trace, model, trace.decision))
 
@@ -660,7 +581,7 @@ async def _stream(
     n = len(server.cascade_for(req.model).tiers)
     events = job.events()
     watcher = asyncio.create_task(_watch(request, job))
-    first: list[Event] = []
+    first: list[AskEvent] = []
     tier, decision = "", "provisional"
     try:
         async for event in events:
@@ -673,12 +594,12 @@ async def _stream(
                 tier, decision = event.tier, "keep"
                 break
         else:
-            if job.error is not None and not isinstance(job.error, NotInDocuments):  # not found: one chunk below
+            if job.error is not None:
                 return refuse(_error_for(job.error))
     finally:
         watcher.cancel()
 
-    async def replay() -> AsyncIterator[Event]:
+    async def replay() -> AsyncIterator[AskEvent]:
         for e in first:
             yield e
         async for e in events:
@@ -688,12 +609,6 @@ async def _stream(
         out = _Chunks(cid, created, req, n)
         try:
             yield out.chunk({"role": "assistant", "content": ""}, tier or CASCADE_MODEL)
-            if isinstance(job.error, NotInDocuments):
-                trace = _not_found_trace(req.question, str(job.error))
-                yield out.chunk({"content": trace.notice}, tier or CASCADE_MODEL)
-                yield out.chunk({}, tier or CASCADE_MODEL, "stop", automix=automix_field(trace, {"not_found": True}))
-                yield {"data": "[DONE]"}
-                return
             async for event in replay():
                 for c in out.on(event):
                     yield c
@@ -701,7 +616,7 @@ async def _stream(
                 yield {"data": json.dumps(_error_for(job.error).body())}
                 yield {"data": "[DONE]"}
             elif out.finished is not None:  # None: cancelled, the client is gone
-                for c in out.end(out.finished, job.extra(out.finished)):
+                for c in out.end(out.finished):
                     yield c
         finally:
             job.cancel()  # a client gone mid-stream: its question stops at the next token
@@ -720,7 +635,7 @@ class _Chunks:
         self.live_tier = ""
         self.answers: dict[str, str] = {}
         self.shown_any = False
-        self.finished: Trace | None = None  # from the Finished event: the worker may not have stored it yet
+        self.finished: Answer | None = None  # from the Done event: the worker may not have stored it yet
 
     def chunk(self, delta: dict[str, Any], model: str, finish: str | None = None, **extra: Any) -> dict[str, str]:
         body = {
@@ -737,7 +652,7 @@ class _Chunks:
             self.shown_any = True
             yield self.chunk({"content": text}, tier)
 
-    def on(self, event: Event) -> Iterator[dict[str, str]]:
+    def on(self, event: AskEvent) -> Iterator[dict[str, str]]:
         if isinstance(event, TierStarted):
             streaming = self.req.provisional or event.index == self.tiers - 1
             self.live, self.live_tier = (LiveText(), event.tier) if streaming else (None, "")
@@ -752,22 +667,23 @@ class _Chunks:
                 yield from self._text(self.live.finish(shown_answer(event.answer)), event.tier)
         elif isinstance(event, Decided) and event.decision.action == "keep" and self.live is None:
             yield from self._text(shown_answer(self.answers.get(event.tier, "")), event.tier)
-        elif isinstance(event, Finished):
-            self.finished = event.trace
+        elif isinstance(event, Done):
+            self.finished = event.answer
         # RemoteFailed, Escalated: in the trace; a fallback answer is sent by end() if it was not streamed
 
-    def end(self, trace: Trace, extra: dict[str, Any]) -> Iterator[dict[str, str]]:
-        final = shown_answer(trace.answer)
+    def end(self, answer: Answer) -> Iterator[dict[str, str]]:
+        trace, final = answer.trace, answer.text
+        model = trace.tier or CASCADE_MODEL
         live = self.live
         if not self.shown_any or (live is not None and live.sent != final and trace.tier != self.live_tier):
             # nothing shown yet, or a fallback to an earlier local answer after a remote failure
             if self.shown_any:
-                yield self.chunk({"content": "\n\n— answered locally —\n\n"}, trace.tier)
-            yield self.chunk({"content": final or "(the model gave an empty answer)"}, trace.tier)
-        yield self.chunk({}, trace.tier, "stop", automix=automix_field(trace, extra))
+                yield self.chunk({"content": "\n\n— answered locally —\n\n"}, model)
+            yield self.chunk({"content": final or "(the model gave an empty answer)"}, model)
+        yield self.chunk({}, model, "stop", automix=answer.to_json())
         if self.req.include_usage:
             usage_only = {"id": self.cid, "object": "chat.completion.chunk", "created": self.created}
-            yield {"data": json.dumps(usage_only | {"model": trace.tier, "choices": [], "usage": usage(trace)})}
+            yield {"data": json.dumps(usage_only | {"model": model, "choices": [], "usage": usage(trace)})}
         yield {"data": "[DONE]"}
 
 

@@ -417,21 +417,21 @@ def test_a_client_too_slow_to_send_its_body_gets_408(cascade_config):
 
 
 def test_a_stream_ends_with_its_trace_even_when_the_worker_is_slow_to_finish(cascade_config, monkeypatch):
-    """The Finished event can reach the stream before the worker thread has stored the trace (CI caught a
-    stream cut before its last chunk): the stream reads the trace from the event. Injected here by a worker
+    """The Done event can reach the stream before the worker thread has stored the answer (CI caught a
+    stream cut before its last chunk): the stream reads the answer from the event. Injected here by a worker
     that pauses between its last event and its return."""
     with running(cascade_config()) as (url, server):
         real = server.question
 
         def slow(req):
-            run, extra = real(req)
+            run = real(req)
 
             def paused():
-                trace = yield from run()
+                answer = yield from run()
                 time.sleep(0.5)
-                return trace
+                return answer
 
-            return paused, extra
+            return paused
 
         monkeypatch.setattr(server, "question", slow)
         r = httpx.post(f"{url}/v1/chat/completions", json={"messages": MESSAGES, "stream": True}, timeout=120)
