@@ -272,13 +272,9 @@ class AskService:
         with self._embedder_lock:
             if not self._embedder_tried:
                 self._embedder_tried = True
-                from .documents import vectors
+                from .documents.vectors import open_embedder_checked
 
-                checked = getattr(vectors, "open_embedder_checked", None)
-                if checked is not None:
-                    self._embedder, self._embedder_warning = checked(self.config)
-                else:
-                    self._embedder = vectors.open_embedder(self.config)
+                self._embedder, self._embedder_warning = open_embedder_checked(self.config)
             return self._embedder
 
     @property

@@ -165,3 +165,28 @@ def test_ask_continues_a_saved_conversation(two_tier_file, context_file, hermeti
     assert "2 earlier turns in the prompt" in plain.stdout
     missing = run("ask", "--config", cfg, "--conversation", "999", Q)
     assert missing.returncode == 1 and "no conversation 999" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_every_question_is_saved_and_ask_c_continues_the_latest(two_tier_file, context_file):
+    """`ask` saves each question as a conversation; `-c` continues the latest (its document and earlier turns);
+    `--no-save` leaves no trace; `conversations --json` lists them. Earlier turns asked over another source
+    do not go into the prompt."""
+    cfg = str(two_tier_file("always_small"))
+    early = run("ask", "--config", cfg, "-c", Q)
+    assert early.returncode == 1 and "no saved conversations yet" in early.stderr and "Traceback" not in early.stderr
+    first = json.loads(run("ask", "--config", cfg, "--context", str(context_file), "--json", Q).stdout)
+    cid = first["conversation"]
+    assert isinstance(cid, int) and first["turns"] == 0 and first["source"]["kind"] == "context"
+    follow = run("ask", "--config", cfg, "-c", "--json", "Where did he come from?")
+    assert follow.returncode == 0, follow.stderr
+    obj = json.loads(follow.stdout)
+    assert obj["conversation"] == cid and obj["turns"] == 1  # the saved document and the first turn
+    once = run("ask", "--config", cfg, "--context", str(context_file), "--no-save", "--json", Q)
+    assert json.loads(once.stdout)["conversation"] is None
+    elsewhere = json.loads(run("ask", "--config", cfg, "-c", "--no-context", "--json", "What is two plus two?").stdout)
+    assert elsewhere["conversation"] == cid and elsewhere["turns"] == 0  # another source: no earlier turns
+    listed = json.loads(run("conversations", "--config", cfg, "--json").stdout)
+    assert [(c["id"], c["turns"]) for c in listed] == [(cid, 3)]
+    assert listed[0]["document"] == str(context_file)
+    both = run("ask", "--config", cfg, "-c", "--conversation", str(cid), Q)
+    assert both.returncode == 2 and "give one" in both.stderr
