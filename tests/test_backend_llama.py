@@ -60,10 +60,18 @@ def test_each_token_comes_with_its_distributions_entropy_and_top_two_margin(shar
 
 
 def test_prefix_reuse_evaluates_only_new_tokens(shared_backend):
+    """After another question on the same context, only the prompt's tokens after the shared prefix are
+    evaluated (the last one alone); the same prompt again evaluates its last token only."""
+    other = qa_prompt(shared_backend)  # the session-wide backend: set what its cache holds
+    run_to_end(shared_backend.stream(other, max_tokens=4))
     p = qa_prompt(shared_backend, "In what country is Normandy located?")
+    tokens = shared_backend._tokenize(shared_backend._llm, p)
+    before = shared_backend._tokenize(shared_backend._llm, other)
+    shared = next(i for i, (a, b) in enumerate(zip(tokens, before, strict=False)) if a != b)
     first = run_to_end(shared_backend.stream(p, max_tokens=4))
     second = run_to_end(shared_backend.stream(p, max_tokens=4))
-    assert second.tokens_evaluated <= 1 < first.tokens_evaluated or first.tokens_evaluated <= 1
+    assert 1 < first.tokens_evaluated == len(tokens) - shared < len(tokens) // 2  # the context was reused
+    assert second.tokens_evaluated == 1
     assert second.text == first.text
 
 

@@ -10,6 +10,7 @@ import pytest
 from textual.widgets import DataTable, Input, OptionList, TextArea
 
 from automix_local.config import load_config
+from automix_local.explain import shown_answer
 from automix_local.tui.app import AutomixApp
 from automix_local.tui.screens import MissingModelsScreen
 from automix_local.tui.widgets import AnswerBlock, TurnView
@@ -64,7 +65,8 @@ async def test_ask_streams_the_answer_and_badges_it(make_app):
         block = app.query_one(AnswerBlock)
         assert block.tier == "small" and block.text.strip()
         assert "✓ small" in str(block.badge.content) and "kept" in str(block.badge.content)
-        assert app.last_answer == block.text.strip() or app.last_answer
+        # the kept answer (what ctrl+g copies) is the one on screen
+        assert app.last_answer and block.text == shown_answer(app.last_answer)
         status = str(app.query_one("#status").content)
         assert "tok/s" in status and "local only" in status and "small (CPU) → large (CPU)" in status
         await pilot.press("ctrl+t")

@@ -13,6 +13,7 @@ import pytest
 from textual.widgets import Button, DataTable, Static, TextArea
 
 from automix_local.config import load_config
+from automix_local.explain import shown_answer
 from automix_local.storage import Store
 from automix_local.tui.app import AutomixApp
 from automix_local.tui.screens import AuditScreen, EgressScreen
@@ -126,7 +127,7 @@ async def test_remote_failure_shows_the_local_answer_and_says_so(make_app, serve
         blocks = list(app.query(AnswerBlock).results(AnswerBlock))
         assert "failed" in str(blocks[-1].badge.content) and blocks[-1].has_class("superseded")
         assert not blocks[0].has_class("superseded")
-        assert app.last_answer == blocks[0].text.strip() or app.last_answer
+        assert app.last_answer and blocks[0].text == shown_answer(app.last_answer)  # the local answer is kept
         notes = [str(s.content) for s in app.query(".notice-line").results(Static)]
         assert any("best local answer" in n for n in notes)
 
