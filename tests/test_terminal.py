@@ -61,10 +61,17 @@ def test_a_question_typed_at_once_is_answered_on_screen(app_files, hermetic_home
 
 
 def test_the_placeholder_says_what_is_loading(app_files, hermetic_home):
-    config, ctx = app_files()
-    with start(config, ctx, hermetic_home) as term:
-        term.wait_for("all models ready", timeout=240)
-        term.wait_for("Ask about the context…", timeout=10)
+    """While the large tier loads (seconds, ``slow_large``), the question box says which tier is ready, which
+    is loading and that a question may be asked now, and the status bar says the same; once all are ready,
+    the box invites the question. Started without --context: its notice would cover the box's end at first."""
+    config, _ = app_files(slow_large=True)
+    with start(config, None, hermetic_home) as term:
+        screen = term.wait_for(
+            "▊  small ready; loading large… ask now: your question is answered", timeout=120, what="the loading text"
+        )
+        assert "small (CPU) → large (CPU) [small ready · loading large…]" in screen
+        screen = term.wait_for("▊  Ask about the context… (Enter to send, Esc to cancel)", timeout=240)
+        assert "[all models ready]" in screen and "loading" not in screen
 
 
 FOUNDERS = (
