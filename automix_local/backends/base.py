@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..errors import AutomixError
-
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
+from ..errors import AutomixError
 from ..streams import Returning
 
 R = TypeVar("R")
@@ -62,12 +62,27 @@ class Sampled:
 
 class BackendError(AutomixError):
     """A backend failure the user can act on. str() is the one line shown to the user."""
+
     api_code = "model_error"
+
+
+@dataclass(frozen=True)
+class Abilities:
+    """What a backend can do beyond the :class:`Backend` protocol. Each backend declares its own
+    (``abilities``); callers read these flags, never probe for methods (see :func:`loader`,
+    :func:`prefix_warmer`, :func:`batch_sampler` for the typed views)."""
+
+    loads: bool = False  # load(): make the model ready now (else it loads on first use)
+    warm_prefix: bool = False  # warm_prefix(text, cache_dir): a static prompt prefix into the KV cache
+    hidden_state: bool = False  # stream(hidden=True) fills Generation.hidden
+    batched_sampling: bool = False  # sample_batch(prompt, k, …): k answers drawn in one batched decode
+    token_distribution: bool = False  # a Generation carries token_entropies / token_margins
 
 
 class Backend(Protocol):
     name: str
     n_ctx: int
+    abilities: Abilities
 
     @property
     def uses_chat_template(self) -> bool: ...
@@ -92,6 +107,42 @@ class Backend(Protocol):
     def score(self, prompt: str, continuations: Sequence[str]) -> Scored: ...
 
     def close(self) -> None: ...
+
+
+class Loads(Protocol):
+    def load(self) -> None: ...
+
+
+class WarmsPrefix(Protocol):
+    def warm_prefix(self, text: str, cache_dir: Path | None = None) -> str: ...
+
+
+class SamplesBatch(Protocol):
+    def sample_batch(
+        self,
+        prompt: str,
+        k: int,
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+        temperature: float = 1.0,
+        seed: int | None = None,
+    ) -> Sampled: ...
+
+
+def loader(backend: Backend) -> Loads | None:
+    """The backend's ``load()``, if it declares ``abilities.loads``."""
+    return cast(Loads, backend) if backend.abilities.loads else None
+
+
+def prefix_warmer(backend: Backend) -> WarmsPrefix | None:
+    """The backend's ``warm_prefix()``, if it declares ``abilities.warm_prefix``."""
+    return cast(WarmsPrefix, backend) if backend.abilities.warm_prefix else None
+
+
+def batch_sampler(backend: Backend) -> SamplesBatch | None:
+    """The backend's ``sample_batch()``, if it declares ``abilities.batched_sampling``."""
+    return cast(SamplesBatch, backend) if backend.abilities.batched_sampling else None
 
 
 @runtime_checkable

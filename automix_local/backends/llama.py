@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..config import TierConfig
-from .base import BackendError, Generation, Sampled, Scored
+from .base import Abilities, BackendError, Generation, Sampled, Scored
 
 # llama.cpp's OpenMP threads busy-wait between calls and starve a second model in the same process;
 # the variable must be set before the OpenMP runtime starts (see automix_local/__init__.py too).
@@ -147,6 +147,12 @@ def _parallel_sequences(n: int) -> Iterator[None]:
 
 
 class LlamaBackend:
+    # sample_batch needs a backend built with ``parallel >= k`` (the default factory does so when
+    # ``[cascade] agreement_samples`` = k > 0)
+    abilities = Abilities(
+        loads=True, warm_prefix=True, hidden_state=True, batched_sampling=True, token_distribution=True
+    )
+
     def __init__(self, tier: TierConfig, model_path: Path, parallel: int = 1) -> None:
         self.tier = tier
         self.parallel = parallel  # sequences one decode may carry (sample_batch's k); 1: answers only

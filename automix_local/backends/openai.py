@@ -45,7 +45,7 @@ import httpx
 from httpx_sse import EventSource
 
 from ..config import TierConfig
-from .base import BackendError, Generation, Scored
+from .base import Abilities, BackendError, Generation, Scored
 
 KINDS = ("refused", "dns", "timeout", "auth", "rate_limit", "server", "http", "protocol", "config", "cancelled")
 USER_AGENT = "automix-local"
@@ -281,6 +281,8 @@ def _root(exc: BaseException) -> BaseException:
 
 class OpenAIBackend:
     """A remote tier behind an OpenAI-compatible chat-completions endpoint."""
+
+    abilities = Abilities()  # nothing to load or warm; an API returns neither hidden states nor distributions
 
     def __init__(self, tier: TierConfig, env: Mapping[str, str] | None = None) -> None:
         self.tier = tier
