@@ -6,8 +6,6 @@ or a TUI renders; it returns the ``Trace`` (also carried by the final ``Finished
 
 from __future__ import annotations
 
-from .errors import AutomixError
-
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -17,8 +15,17 @@ from typing import Any
 
 from . import prompts
 from .audit import AuditError, EgressLog, Receipt
-from .backends.base import Backend, BackendError, Generation, RemoteBackend
-from .config import Config, PolicyConfig, TierConfig
+from .backends.base import (
+    Backend,
+    BackendError,
+    Generation,
+    RemoteBackend,
+    batch_sampler,
+    loader,
+    prefix_warmer,
+)
+from .config import Config, PolicyConfig, TierConfig, source_filename
+from .errors import AutomixError
 from .grounding import grounding_features
 from .policy import EgressRequest, PolicyResult
 from .policy import decide as policy_decide
@@ -44,6 +51,7 @@ HISTORY_MARGIN = 16  # tokens kept free beside the answer's max_tokens (the shar
 
 class CascadeError(AutomixError):
     """A question the cascade cannot run as asked. str() is the one line shown to the user."""
+
     http_status = 400
 
 
@@ -266,12 +274,12 @@ class Trace:
 
 
 def model_name(tier: TierConfig, path: Path | None = None) -> str:
+    """The model a tier runs, as events and traces name it: a remote tier's model, else its file's name."""
     if tier.is_remote:
         return tier.model or tier.name
     if path is not None:
         return path.name
-    src = tier.source
-    return getattr(src, "filename", None) or Path(str(getattr(src, "path", tier.name))).name
+    return Path(source_filename(tier.source)).name if tier.source is not None else tier.name
 
 
 BackendFactory = Callable[[TierConfig], Backend]
@@ -469,13 +477,13 @@ class Cascade:
             self._warm.add(self.tiers[index].name)
             return
         tier, backend = self.tiers[index], self.backend(index)
-        load = getattr(backend, "load", None)
+        load = loader(backend)
         if load is not None:
-            load()
-        warm = getattr(backend, "warm_prefix", None)
+            load.load()
+        warm = prefix_warmer(backend)
         if self.config.cascade.layout == "shared" and warm is not None and tier.name not in self._warm:
             prefix = prompts.static_prefix(backend, "shared")
-            self.prefix_sources[tier.name] = warm(prefix, self.config.paths.cache_dir / "kv")
+            self.prefix_sources[tier.name] = warm.warm_prefix(prefix, self.config.paths.cache_dir / "kv")
         self._warm.add(tier.name)
 
     def abstain_threshold(self, index: int) -> float | None:
@@ -499,7 +507,7 @@ class Cascade:
             stop=["\n"],
             watch_first=(prompts.ABSTAIN, prompts.ABSTAIN.capitalize()),
             abstain_at=self.abstain_threshold(index),
-            hidden=self.capture_hidden,
+            hidden=self.capture_hidden and backend.abilities.hidden_state,
         )
         answer = prompts.clean_answer(generation.text)
         abstained = prompts.is_abstention(answer)
@@ -531,10 +539,10 @@ class Cascade:
         anyway, and the longest sample sets the batch's time."""
         k = self.config.cascade.agreement_samples
         backend = self.backend(index)
-        sample = getattr(backend, "sample_batch", None)
-        if k <= 0 or sample is None or generation.finish_reason == "abstain":
+        sampler = batch_sampler(backend)
+        if k <= 0 or sampler is None or generation.finish_reason == "abstain":
             return {}
-        drawn = sample(
+        drawn = sampler.sample_batch(
             self._answer_prompt(backend, context, question, history),
             k,
             max_tokens=min(self.tiers[index].max_tokens, 2 * generation.tokens_out + 4),
@@ -560,7 +568,11 @@ class Cascade:
         shown), oldest first; the newest that fit go into every tier's prompt, the verification's and,
         as the policy allows, a remote tier's request. ``sources``: when the context is retrieved passages
         (the document library), each passage with the file it came from: a remote tier then receives
-        passages only, never those of a private document."""
+        passages only, never those of a private document.
+
+        Tier by tier: a local tier answers and is judged (``_local_step``), the router keeps its answer or
+        escalates (``_escalation``: the target, whether the question fits it, the policy's clearance for a
+        remote one), and a remote tier is sent the cleared request (``_remote_step``)."""
         question = question.strip()
         if not question:
             raise CascadeError("the question is empty")
@@ -574,130 +586,158 @@ class Cascade:
         self.check_fits(index, context, question)
         turns = self.fit_history(index, context, question, history)
         offered = len([t for t in history if t[0].strip() and t[1].strip()])
-        confidences: list[float | None] = [None] * n
-        steps: list[Step] = []
-        decision_label = "direct"
-        notice: str | None = None
-        pending: tuple[PolicyResult, Receipt] | None = None  # the policy's verdict and the approved request
-        final_step: Step | None = None  # set when the answer shown is not the last step's
         if self.is_remote(index):
             raise CascadeError(
                 f"router {self.router.kind} starts at remote tier '{self.tiers[index].name}', but a cascade starts "
                 'on a local tier (there must be a local answer to fall back on): use router = "threshold" or '
                 '"pomdp", or put the remote model in a config of its own'
             )
+        asked = _Question(context, question, turns, document, tags, sources)
+        confidences: list[float | None] = [None] * n
+        steps: list[Step] = []
+        outcome = _Outcome("direct")
+        cleared: tuple[PolicyResult, Receipt] | None = None  # the policy's verdict and the approved request
         while True:
             tier = self.tiers[index]
-            backend = self.backend(index)
-            model = model_name(tier, getattr(backend, "model_path", None))
-            if self.is_remote(index):
-                assert pending is not None
-                yield TierStarted(tier.name, index, model)
-                outcome = yield from self._remote_step(index, model, *pending)
-                if isinstance(outcome, Step):
-                    steps.append(outcome)
-                else:
-                    notice, decision_label = outcome, "fallback"
-                    final_step = _best_local(steps)
-                    yield RemoteFailed(tier.name, outcome, final_step.tier)
-                break
+            model = model_name(tier)
             yield TierStarted(tier.name, index, model)
-            answering = Returning(self.answer_stream(index, context, question, turns))
-            for delta in answering:
-                yield Token(tier.name, delta)
-            answer, generation, free = answering.value
-            yield Answered(tier.name, answer, generation)
-            abstained = bool(free["abstained"])
-            feats: dict[str, float | None] = dict(free)
-            step = Step.answered(
-                tier,
-                model,
-                answer,
-                generation,
-                abstained,
-                checking_seconds=free.get("agreement_seconds", 0.0),  # sampled answers judge it too
-                mean_logprob=free["mean_logprob"] if generation.token_logprobs else None,
-                min_logprob=free["min_logprob"] if generation.token_logprobs else None,
-                p_abstain=free["p_abstain"],
-            )
+            if self.is_remote(index):
+                assert cleared is not None
+                sent = yield from self._remote_step(index, model, *cleared)
+                if isinstance(sent, Step):
+                    steps.append(sent)
+                else:
+                    best = _best_local(steps)
+                    outcome = _Outcome("fallback", sent, best)
+                    yield RemoteFailed(tier.name, sent, best.tier)
+                break
+            step = yield from self._local_step(index, model, asked, judge=index < n - 1)
             steps.append(step)
+            confidences[index] = step.confidence
             if index == n - 1:
                 break
-            if self.router.needs_confidence:
-                if self.verifier is not None:
-                    yield VerifyStarted(tier.name, self.verifier.strategy)
-                    ver = self.verifier.verify(backend, context, question, answer, turns)
-                    yield Verified(tier.name, ver)
-                    feats[f"verifier_{ver.strategy}"] = ver.confidence
-                    step.verifier = ver.strategy
-                    self._add_verification(step, tier, ver)
-                step.confidence = confidences[index] = self.signal.confidence(feats)
-                step.signal = self.signal.name
-            decision = self.router.decide(Observation(index, tuple(confidences), n))
-            yield Decided(tier.name, decision)
-            step.decision, step.reason, step.why = decision.action, decision.reason, decision.why
-            if decision.action == "keep":
-                decision_label = "keep"
+            escalation = yield from self._escalation(index, step, steps, confidences, asked)
+            if escalation.target is None:
+                outcome = escalation.outcome
                 break
-            target = decision.target if decision.target is not None else index + 1
-            if not index < target < n:
-                raise RouterError(
-                    f"router {self.router.kind} routed tier {index} to {target}; expected {index + 1}..{n - 1}"
-                )
-            if not self.is_remote(target) and not self.ready(target):
-                yield TierLoading(self.tiers[target].name, target)
-            try:
-                self.check_fits(target, context, question, turns)
-            except (CascadeError, BackendError) as exc:
-                step.reason = f"{decision.reason}; not escalated: {exc}"
-                decision_label = "keep"
-                break
-            if self.is_remote(target):
-                best = _best_local(steps)
-                request = EgressRequest(
-                    tier=self.tiers[target].name,
-                    question=question,
-                    context=context,
-                    document=document,
-                    tags=tags,
-                    local_answer=None if best.abstained else best.answer,
-                    history=turns,
-                    passages=tuple(text for _, text in sources) if sources is not None else None,
-                    passage_documents=tuple(doc for doc, _ in sources) if sources is not None else None,
-                )
-                result = policy_decide(request, self.policy)
-                why_not, receipt = yield from self._clear_egress(target, result)
-                if why_not is not None or receipt is None:
-                    why_not = why_not or "not sent"
-                    step.reason = f"{decision.reason}; not escalated: {why_not}"
-                    notice, decision_label, final_step = why_not, "blocked", best
-                    yield Blocked(self.tiers[target].name, why_not)
-                    break
-                pending = (result, receipt)
-            yield Escalated(tier.name, self.tiers[target].name, decision.reason)
-            decision_label = "route"
-            index = target
-        final = final_step or steps[-1]
+            outcome, cleared, index = _Outcome("route"), escalation.cleared, escalation.target
+        trace = self._trace(asked, steps, outcome, t_start, offered)
+        yield Finished(trace)
+        return trace
+
+    def _local_step(self, index: int, model: str, asked: _Question, *, judge: bool) -> Generator[Event, None, Step]:
+        """Local tier ``index`` answers (Token…, Answered) and, when ``judge`` and the router reads a confidence,
+        is verified (VerifyStarted, Verified) and given the signal's confidence. Returns its Step."""
+        tier = self.tiers[index]
+        answering = Returning(self.answer_stream(index, asked.context, asked.question, asked.turns))
+        for delta in answering:
+            yield Token(tier.name, delta)
+        answer, generation, free = answering.value
+        yield Answered(tier.name, answer, generation)
+        step = Step.answered(
+            tier,
+            model,
+            answer,
+            generation,
+            bool(free["abstained"]),
+            checking_seconds=free.get("agreement_seconds", 0.0),  # sampled answers judge it too
+            mean_logprob=free["mean_logprob"] if generation.token_logprobs else None,
+            min_logprob=free["min_logprob"] if generation.token_logprobs else None,
+            p_abstain=free["p_abstain"],
+        )
+        if not judge or not self.router.needs_confidence:
+            return step
+        feats: dict[str, float | None] = dict(free)
+        if self.verifier is not None:
+            yield VerifyStarted(tier.name, self.verifier.strategy)
+            ver = self.verifier.verify(self.backend(index), asked.context, asked.question, answer, asked.turns)
+            yield Verified(tier.name, ver)
+            feats[f"verifier_{ver.strategy}"] = ver.confidence
+            step.verifier = ver.strategy
+            self._add_verification(step, tier, ver)
+        step.confidence = self.signal.confidence(feats)
+        step.signal = self.signal.name
+        return step
+
+    def _escalation(
+        self,
+        index: int,
+        step: Step,
+        steps: list[Step],
+        confidences: list[float | None],
+        asked: _Question,
+    ) -> Generator[Event, None, _Escalation]:
+        """The router's decision on tier ``index``'s answer (Decided) and, when it routes, whether the question
+        may go: the target loads (TierLoading) and fits, and a remote target's request is cleared by the
+        policy and, under "ask", the user (EgressPending; Blocked when not). Escalated when it goes."""
+        n = len(self.tiers)
+        decision = self.router.decide(Observation(index, tuple(confidences), n))
+        yield Decided(step.tier, decision)
+        step.decision, step.reason, step.why = decision.action, decision.reason, decision.why
+        if decision.action == "keep":
+            return _Escalation(_Outcome("keep"))
+        target = decision.target if decision.target is not None else index + 1
+        if not index < target < n:
+            raise RouterError(
+                f"router {self.router.kind} routed tier {index} to {target}; expected {index + 1}..{n - 1}"
+            )
+        if not self.is_remote(target) and not self.ready(target):
+            yield TierLoading(self.tiers[target].name, target)
+        try:
+            self.check_fits(target, asked.context, asked.question, asked.turns)
+        except (CascadeError, BackendError) as exc:
+            step.reason = f"{decision.reason}; not escalated: {exc}"
+            return _Escalation(_Outcome("keep"))
+        cleared = None
+        if self.is_remote(target):
+            best = _best_local(steps)
+            result = policy_decide(self._egress_request(target, asked, best), self.policy)
+            why_not, receipt = yield from self._clear_egress(target, result)
+            if why_not is not None or receipt is None:
+                why_not = why_not or "not sent"
+                step.reason = f"{decision.reason}; not escalated: {why_not}"
+                yield Blocked(self.tiers[target].name, why_not)
+                return _Escalation(_Outcome("blocked", why_not, best))
+            cleared = (result, receipt)
+        yield Escalated(step.tier, self.tiers[target].name, decision.reason)
+        return _Escalation(_Outcome("route"), target, cleared)
+
+    def _egress_request(self, target: int, asked: _Question, best: Step) -> EgressRequest:
+        """What the policy judges before remote tier ``target`` may receive anything."""
+        sources = asked.sources
+        return EgressRequest(
+            tier=self.tiers[target].name,
+            question=asked.question,
+            context=asked.context,
+            document=asked.document,
+            tags=asked.tags,
+            local_answer=None if best.abstained else best.answer,
+            history=asked.turns,
+            passages=tuple(text for _, text in sources) if sources is not None else None,
+            passage_documents=tuple(doc for doc, _ in sources) if sources is not None else None,
+        )
+
+    def _trace(self, asked: _Question, steps: list[Step], outcome: _Outcome, t_start: float, offered: int) -> Trace:
+        final = outcome.shown or steps[-1]
         trace = Trace(
-            question=question,
+            question=asked.question,
             answer=final.answer,
             tier=final.tier,
             model=final.model,
-            decision=decision_label,
+            decision=outcome.label,
             confidence=final.confidence,
             seconds=time.perf_counter() - t_start,
             cost=sum(s.cost for s in steps),
             steps=steps,
-            notice=notice,
-            turns=len(turns),
-            turns_dropped=offered - len(turns),
+            notice=outcome.notice,
+            turns=len(asked.turns),
+            turns_dropped=offered - len(asked.turns),
         )
-        if turns and self.router.prompt is not None and not self.router.prompt.get("turns"):
+        if asked.turns and self.router.prompt is not None and not self.router.prompt.get("turns"):
             trace.turns_note = (
                 f"the {self.router.kind} router was calibrated on single questions: its confidence for a "
                 "follow-up that reads earlier turns is less certain"
             )
-        yield Finished(trace)
         return trace
 
     # ------------------------------------------------------------------ remote tiers
@@ -820,6 +860,38 @@ class Cascade:
             if on_event:
                 on_event(event)
         return events.value
+
+
+@dataclass(frozen=True)
+class _Question:
+    """One question as every step of ``Cascade.run`` sees it (``turns``: the earlier turns that fit)."""
+
+    context: str
+    question: str
+    turns: tuple[Turn, ...]
+    document: str | None
+    tags: tuple[str, ...]
+    sources: Sequence[tuple[str | None, str]] | None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How a run ends so far: the Trace's ``decision`` label, its notice, and the step whose answer is shown
+    when it is not the last step's (a blocked or failed escalation shows the best local answer)."""
+
+    label: str  # "direct" | "keep" | "route" | "blocked" | "fallback"
+    notice: str | None = None
+    shown: Step | None = None
+
+
+@dataclass(frozen=True)
+class _Escalation:
+    """``_escalation``'s answer: go on to ``target`` (with the cleared request, for a remote tier) or stop
+    (``target`` None) with ``outcome``."""
+
+    outcome: _Outcome
+    target: int | None = None
+    cleared: tuple[PolicyResult, Receipt] | None = None
 
 
 def _best_local(steps: list[Step]) -> Step:
