@@ -1,13 +1,15 @@
-"""The AutoMix cascade end to end on two real tiers (SmolLM2 GGUF through llama-cpp-python)."""
+"""The AutoMix cascade end to end on real tiers (SmolLM2 GGUF through llama-cpp-python).
+
+What needs the model's numerics stays here: a real two-tier run, the shared layout's cache, follow-up
+questions the default small model answers. The cascade's routing and event flow are tested on scripted
+tiers in test_cascade_flow.py, in milliseconds.
+"""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import pytest
 
 from automix_local import routers as R
-from automix_local.backends.base import run_to_end
 from automix_local.cascade import (
     Answered,
     Cascade,
@@ -39,36 +41,25 @@ def run_events(cascade: Cascade, context: str = SQUAD_CONTEXT, question: str = Q
             return events, done.value
 
 
-def test_keep_at_small_when_router_keeps(two_tier_config):
-    cascade = Cascade(two_tier_config("threshold", threshold=0.0))
-    try:
-        events, trace = run_events(cascade)
-    finally:
-        cascade.close()
-    kinds = [type(e) for e in events]
-    # a fresh cascade says the small tier is loading before it starts; nothing else loads
-    assert kinds[:2] == [TierLoading, TierStarted] and kinds.count(TierLoading) == 1 and Token in kinds
-    assert events[0] == TierLoading("small", 0)
-    assert kinds.index(Answered) < kinds.index(VerifyStarted) < kinds.index(Verified) < kinds.index(Decided)
-    assert kinds[-1] is Finished and Escalated not in kinds
-    assert trace.tier == "small" and trace.decision == "keep"
-    assert len(trace.steps) == 1
-    step = trace.steps[0]
-    assert step.confidence is not None and 0 <= step.confidence <= 1
-    assert step.verify_seconds > 0 and step.answer_seconds > 0
-    assert step.seconds == pytest.approx(step.answer_seconds + step.verify_seconds)
-    assert trace.answer and trace.answer == step.answer
-    streamed = "".join(e.text for e in events if isinstance(e, Token))
-    assert trace.answer in streamed or streamed.strip().startswith(trace.answer[:5])
-    assert trace.cost == pytest.approx(step.cost) and step.cost >= 2.0  # answer + verification
-
-
 def test_escalates_when_confidence_is_below_threshold(two_tier_config):
+    """The real two-tier run (the flow's branches are tested on scripted tiers in test_cascade_flow.py): the
+    SmolLM2 model answers, verifies itself and is escalated; the steps carry its real tokens and seconds."""
     cascade = Cascade(two_tier_config("threshold", threshold=1.0))  # nothing is ever sure enough
     try:
         events, trace = run_events(cascade)
     finally:
         cascade.close()
+    kinds = [type(e) for e in events]
+    assert kinds[:2] == [TierLoading, TierStarted] and events[0] == TierLoading("small", 0) and Token in kinds
+    assert kinds.index(Answered) < kinds.index(VerifyStarted) < kinds.index(Verified) < kinds.index(Decided)
+    assert kinds[-1] is Finished and kinds.count(VerifyStarted) == 1  # the last tier is not verified
+    small = trace.steps[0]
+    assert small.confidence is not None and 0 <= small.confidence <= 1 and small.verifier == "logprob"
+    assert small.verify_seconds > 0 and small.answer_seconds > 0 and small.tokens_in > 0 and small.tokens_out > 0
+    assert small.seconds == pytest.approx(small.answer_seconds + small.verify_seconds) and small.cost >= 2.0
+    assert small.answer and small.mean_logprob is not None and small.mean_logprob <= 0
+    streamed = "".join(e.text for e in events if isinstance(e, Token) and e.tier == "large")
+    assert trace.answer and (trace.answer in streamed or streamed.strip().startswith(trace.answer[:5]))
     esc = [e for e in events if isinstance(e, Escalated)]
     assert len(esc) == 1 and esc[0].from_tier == "small" and esc[0].to_tier == "large"
     assert [s.tier for s in trace.steps] == ["small", "large"]
@@ -76,72 +67,6 @@ def test_escalates_when_confidence_is_below_threshold(two_tier_config):
     assert trace.steps[0].decision == "route" and "threshold" in trace.steps[0].reason
     assert trace.steps[1].confidence is None  # the last tier is not verified
     assert trace.cost == pytest.approx(sum(s.cost for s in trace.steps)) and trace.cost > 10
-
-
-def test_always_large_runs_only_the_large_tier(two_tier_config):
-    cascade = Cascade(two_tier_config("always_large"))
-    try:
-        events, trace = run_events(cascade)
-    finally:
-        cascade.close()
-    started = [e.tier for e in events if isinstance(e, TierStarted)]
-    assert started == ["large"]
-    assert not any(isinstance(e, VerifyStarted) for e in events)
-    assert trace.tier == "large" and len(trace.steps) == 1
-    assert "small" not in cascade._backends  # the small model was never even loaded
-
-
-def test_always_small_skips_verification(two_tier_config):
-    cascade = Cascade(two_tier_config("always_small"))
-    try:
-        events, trace = run_events(cascade)
-    finally:
-        cascade.close()
-    assert trace.tier == "small" and trace.steps[0].confidence is None
-    assert not any(isinstance(e, VerifyStarted) for e in events)
-
-
-def test_pomdp_router_from_calibration_file(two_tier_config, tmp_path):
-    recs = [R.Record((1.0, 1.0), (0.9, None)), R.Record((0.0, 1.0), (0.1, None))] * 50
-    router = R.POMDPRouter(lambda_=0.001).fit(recs, [1, 10])
-    router.prompt = {"layout": "paper", "answer_examples": False, "turns": False}  # as `calibrate` writes it
-    path = tmp_path / "router.json"
-    router.save(path)
-    cascade = Cascade(two_tier_config("pomdp", calibration=str(path)))
-    try:
-        trace = cascade.ask(SQUAD_CONTEXT, Q)
-        follow = cascade.ask(SQUAD_CONTEXT, "Where did they come from?", history=[(Q, trace.answer or "Rollo")])
-    finally:
-        cascade.close()
-    assert trace.steps[0].decision in ("keep", "route") and "belief" in trace.steps[0].reason
-    assert trace.turns_note is None  # a single question: what the router was fitted on
-    assert follow.turns == 1 and "calibrated on single questions" in (follow.turns_note or "")
-
-
-def test_abstention_threshold_from_the_calibration_file_or_models_toml(two_tier_config, tmp_path, model_path):
-    """The router file's per-tier threshold makes that tier abstain at the first token; models.toml's
-    abstain_threshold overrides it."""
-    router = R.ThresholdRouter(0.0)  # keeps the small answer
-    router.costs = (1.0, 10.0)
-    router.prompt = {"layout": "paper", "answer_examples": False, "turns": False}
-    router.abstain = {"small": 0.0}  # P(abstain) >= 0: always
-    path = tmp_path / "router.json"
-    router.save(path)
-    cascade = Cascade(two_tier_config("threshold", calibration=str(path)))
-    try:
-        assert cascade.abstain_threshold(0) == 0.0 and cascade.abstain_threshold(1) is None
-        trace = cascade.ask(SQUAD_CONTEXT, Q)
-    finally:
-        cascade.close()
-    assert trace.answer == "unanswerable" and trace.steps[0].tier == "small"
-    cfg = two_tier_config("threshold", calibration=str(path))
-    tiers = (replace(cfg.tiers[0], abstain_threshold=1.0), *cfg.tiers[1:])
-    cascade = Cascade(replace(cfg, tiers=tiers))
-    try:
-        assert cascade.abstain_threshold(0) == 1.0
-        assert cascade.ask(SQUAD_CONTEXT, Q).answer != "unanswerable"
-    finally:
-        cascade.close()
 
 
 def test_calibration_for_another_answer_prompt_is_refused_at_start(model_path, write_config, tmp_path):
@@ -280,23 +205,6 @@ def test_a_follow_up_reuses_the_cached_context(qwen_cascade):
     assert step.tokens_evaluated < 40 < step.tokens_in - step.tokens_evaluated  # the document came from the cache
 
 
-def test_older_turns_are_dropped_first_to_fit_the_budget(qwen_cascade):
-    history = [(f"Question number {i} about the presses?", f"Answer number {i}") for i in range(12)]
-    cascade = qwen_cascade(history_tokens=60)
-    try:
-        kept = cascade.fit_history(0, FOUNDERS, "And when did he leave?", history)
-        trace = cascade.ask(FOUNDERS, "And when did he leave?", history=history)
-    finally:
-        cascade.close()
-    assert 0 < len(kept) < len(history) and kept == tuple(history[-len(kept) :])  # the newest, in order
-    assert trace.turns == len(kept) and trace.turns_dropped == len(history) - len(kept)
-    off = qwen_cascade(history_tokens=0)
-    try:
-        assert off.ask(FOUNDERS, "Who founded Tidewater Press?", history=history[:2]).turns == 0
-    finally:
-        off.close()
-
-
 def test_two_threads_asking_for_a_tier_get_one_backend(two_tier_config):
     """The app's load worker and a question asked at once both ask for the small tier: one model, one lock."""
     import threading
@@ -320,20 +228,18 @@ def test_two_threads_asking_for_a_tier_get_one_backend(two_tier_config):
         cascade.close()
 
 
-def test_agreement_of_answers_sampled_in_one_batch(two_tier_config):
-    """[cascade] agreement_samples = k: beside the small answer, k answers drawn in one batch and their
-    agreement with it, timed into the step; the last tier, which no router judges, samples nothing."""
-    cascade = Cascade(two_tier_config("threshold", threshold=0.0, agreement_samples=4, temperature=1.0))
-    try:
-        _, _, small = run_to_end(cascade.answer_stream(0, SQUAD_CONTEXT, Q))
-        _, _, large = run_to_end(cascade.answer_stream(1, SQUAD_CONTEXT, Q))
-        _, trace = run_events(cascade)
-    finally:
-        cascade.close()
-    assert 0 <= small["agreement_exact"] <= small["agreement"] <= 1 and small["agreement_seconds"] > 0
-    assert "agreement" not in large
-    step = trace.steps[0]
-    assert step.tier == "small" and step.seconds == pytest.approx(step.answer_seconds + step.verify_seconds)
+def test_the_default_factory_builds_backends_for_k_samples(two_tier_config):
+    """[cascade] agreement_samples = k: the local tiers' contexts hold k sequences (sample_batch itself is
+    tested in test_backend_llama.py, the cascade's use of it on scripted tiers in test_cascade_flow.py)."""
+    from automix_local.backends.llama import LlamaBackend
+    from automix_local.cascade import default_backend_factory
+
+    config = two_tier_config("threshold", agreement_samples=4)
+    backend = default_backend_factory(config)(config.tiers[0])
+    assert isinstance(backend, LlamaBackend) and backend.parallel == 4 and not backend.loaded
+    assert backend.abilities.batched_sampling and backend.abilities.warm_prefix
+    plain = default_backend_factory(two_tier_config("threshold"))(config.tiers[0])
+    assert isinstance(plain, LlamaBackend) and plain.parallel == 1
 
 
 def test_agreement_samples_are_bounded(write_config, model_path):

@@ -1,8 +1,10 @@
 """Escalation to a remote tier under each policy, proven by what a real recording HTTP server received.
 
-The small tier is the real SmolLM2 GGUF; the remote tier is an OpenAI-compatible server on 127.0.0.1
-that stores every request body before it answers (tests/remote_server.py), or the real
-`python -m llama_cpp.server`. The router is `random` with p = 1, so every question escalates.
+The remote tier is the real ``OpenAIBackend`` talking to an OpenAI-compatible server on 127.0.0.1 that
+stores every request body before it answers (tests/remote_server.py), or to the real
+`python -m llama_cpp.server`. The small tier is a scripted one (tests/fake_tier.py: it answers "2021" in
+milliseconds) where only the policy and the request matter, and the real SmolLM2 GGUF in the end-to-end
+tests (``real=True``, and the CLI's). The router is `random` with p = 1, so every question escalates.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from automix_local.config import Config, load_config
 from automix_local.paths import default_paths
 
 from .conftest import ROOT, cli_path, tier_toml
+from .fake_tier import Script, local_tier, scripted_factory
 from .remote_server import LlamaServer, RecordingServer
 
 EMAIL = "jane.doe@corp.example.com"
@@ -48,9 +51,16 @@ def server() -> Iterator[RecordingServer]:
 
 
 @pytest.fixture
-def remote_config(model_path: Path, write_config: Callable[[str], Path]) -> Callable[..., Config]:
-    def make(url: str, policy: str = "", timeout: float = 5.0, retries: int = 1, tier: str = "") -> Config:
-        text = tier_toml("small", model_path, cost=1.0, max_tokens=16)
+def remote_config(model_path: Path, write_config: Callable[[str], Path], tmp_path: Path) -> Callable[..., Config]:
+    """small + remote at ``url``; the small tier is scripted unless ``real`` (the SmolLM2 file)."""
+
+    def make(
+        url: str, policy: str = "", timeout: float = 5.0, retries: int = 1, tier: str = "", real: bool = False
+    ) -> Config:
+        if real:
+            text = tier_toml("small", model_path, cost=1.0, max_tokens=16)
+        else:
+            text = local_tier(tmp_path, "small", cost=1.0, max_tokens=16)
         text += (
             f'[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "{url}"\nmodel = "smollm2"\n'
             f"timeout = {timeout}\nretries = {retries}\ncost = 50.0\n{tier}\n"
@@ -62,9 +72,11 @@ def remote_config(model_path: Path, write_config: Callable[[str], Path]) -> Call
     return make
 
 
-def run(config: Config, approve=None, **kw) -> tuple[object, list[object]]:
+def run(config: Config, approve=None, real: bool = False, **kw) -> tuple[object, list[object]]:
+    """Ask QUESTION over CONTEXT; local tiers are scripted (answering "2021") unless ``real``."""
     events: list[object] = []
-    cascade = Cascade(config, approve=approve)
+    factory = None if real else scripted_factory(small=Script("2021"), large=Script("2021"))
+    cascade = Cascade(config, approve=approve, backend_factory=factory)
     try:
         trace = cascade.ask(CONTEXT, QUESTION, events.append, **kw)
     finally:
@@ -115,7 +127,8 @@ def test_ask_approved_sends_exactly_the_shown_bytes_and_logs_them(server: Record
         return True
 
     server.answer = "2021"
-    trace, events = run(remote_config(server.base_url, 'remote = "ask"\nsend = "full"'), approve=approve)
+    config = remote_config(server.base_url, 'remote = "ask"\nsend = "full"', real=True)
+    trace, events = run(config, approve=approve, real=True)
     assert [r["body"] for r in server.requests] == [shown[0].payload]  # byte for byte what was shown
     assert trace.tier == "remote" and trace.answer == "2021" and trace.decision == "route"
     sent = next(e for e in events if isinstance(e, EgressSent))
@@ -200,7 +213,7 @@ def test_slow_remote_is_cut_at_the_timeout(server: RecordingServer, remote_confi
     server.mode, server.delay = "slow", 30.0
     t0 = time.perf_counter()
     trace, _ = run(remote_config(server.base_url, 'remote = "allow"', timeout=1.5, retries=0))
-    assert time.perf_counter() - t0 < 15  # model load + small answer + 1.5 s, never the server's 30 s
+    assert time.perf_counter() - t0 < 5  # 1.5 s, never the server's 30 s
     assert trace.decision == "fallback" and trace.tier == "small"
 
 
@@ -213,7 +226,7 @@ def test_connection_refused_falls_back(remote_config):
 
 
 def test_cli_ask_remote_then_audit(server: RecordingServer, remote_config, tmp_path: Path, hermetic_home: Path):
-    cfg = remote_config(server.base_url, 'remote = "allow"\nsend = "question"\nredact = ["email"]')
+    cfg = remote_config(server.base_url, 'remote = "allow"\nsend = "question"\nredact = ["email"]', real=True)
     ctx = tmp_path / "ctx.txt"
     ctx.write_text(CONTEXT)
     env = {"AUTOMIX_LOCAL_HOME": str(hermetic_home), "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"}
@@ -237,7 +250,7 @@ def test_cli_ask_remote_then_audit(server: RecordingServer, remote_config, tmp_p
 
 
 def test_cli_ask_policy_override_never(server: RecordingServer, remote_config, tmp_path: Path, hermetic_home):
-    cfg = remote_config(server.base_url, 'remote = "allow"')
+    cfg = remote_config(server.base_url, 'remote = "allow"', real=True)
     env = {"AUTOMIX_LOCAL_HOME": str(hermetic_home), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
         [
@@ -272,16 +285,17 @@ def llama_server(model_path: Path) -> Iterator[LlamaServer]:
 
 
 def test_escalates_to_a_real_llama_cpp_server(llama_server: LlamaServer, remote_config):
-    trace, _ = run(remote_config(llama_server.base_url, 'remote = "allow"\nsend = "full"', timeout=60))
+    config = remote_config(llama_server.base_url, 'remote = "allow"\nsend = "full"', timeout=60, real=True)
+    trace, _ = run(config, real=True)
     assert trace.tier == "remote" and trace.decision == "route" and trace.notice is None
     assert trace.answer.strip()
     step = trace.steps[-1]
     assert step.tokens_in > 0 and step.tokens_out > 0 and step.cost >= 50.0
 
 
-def test_three_tiers_small_large_remote(server: RecordingServer, model_path: Path, write_config):
+def test_three_tiers_small_large_remote(server: RecordingServer, tmp_path: Path, write_config):
     """small → large (local) → remote: the relevant passage is chosen from the best local answer."""
-    text = tier_toml("small", model_path, cost=1.0, max_tokens=16) + tier_toml("large", model_path, cost=3.0)
+    text = local_tier(tmp_path, "small", cost=1.0, max_tokens=16) + local_tier(tmp_path, "large", cost=3.0)
     text += f'[[tiers]]\nname = "remote"\nbackend = "openai"\nbase_url = "{server.base_url}"\nmodel = "m"\n'
     text += '[cascade]\nrouter = "random"\nrandom_p = 1.0\n[policy]\nremote = "allow"\nsend = "relevant"\n'
     server.answer = "2021"
@@ -299,7 +313,7 @@ def test_cli_ask_policy_asks_on_the_terminal(server: RecordingServer, remote_con
     import os
     import pty
 
-    cfg = remote_config(server.base_url, 'remote = "ask"\nsend = "question"')
+    cfg = remote_config(server.base_url, 'remote = "ask"\nsend = "question"', real=True)
     argv = [cli_path(), "ask", "--config", str(cfg.source_file), "--no-context", QUESTION]
     env = {**os.environ, "AUTOMIX_LOCAL_HOME": str(hermetic_home), "OMP_WAIT_POLICY": "PASSIVE"}
     pid, fd = pty.fork()
