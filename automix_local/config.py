@@ -332,6 +332,7 @@ class ServerConfig:
     queue_timeout: Annotated[float, Key("seconds a question may wait (503 after)", ge=0)] = 120.0
     max_request_bytes: Annotated[int, Key("a larger request body gets 413", ge=1024)] = 4 * 1024 * 1024
     read_timeout: Annotated[float, Key("seconds a client may take to send its body (408 after)", ge=0.1)] = 30.0
+    save: Annotated[bool, Key("save each served question as a conversation (automix-local conversations)")] = True
 
 
 @dataclass(frozen=True)

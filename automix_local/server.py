@@ -38,7 +38,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -59,6 +59,7 @@ from .config import Config, TierConfig
 from .errors import AutomixError, UsageError
 from .explain import shown_answer
 from .policy import override
+from .schema import Invalid, Key, read_dataclass
 from .streams import Returning
 
 CASCADE_MODEL = "automix"
@@ -119,21 +120,47 @@ class ChatRequest:
     scope: list[str] | None = None  # document names ([] for the whole library); None: the messages' context
 
 
-def _text(content: Any, where: str) -> str:
-    """A message's content: a string, or OpenAI's list of parts (text parts only)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
-                texts.append(part["text"])
-            else:
-                raise ApiError(400, f"{where}: only text content is supported", param=where)
-        return "\n".join(texts)
-    raise ApiError(400, f"{where}: content must be a string or a list of text parts", param=where)
+ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class TextPart:
+    type: Annotated[str, Key("the part's kind: only text is supported", choices=("text",))]
+    text: Annotated[str, Key("the text")] = ""
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Annotated[str, Key("who says it", choices=ROLES)]
+    content: Annotated[str | tuple[TextPart, ...] | None, Key("a string or a list of text parts")] = None
+
+    @property
+    def text(self) -> str:
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        return "\n".join(part.text for part in self.content)
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    include_usage: Annotated[bool, Key("a last chunk with the usage alone")] = False
+
+
+@dataclass(frozen=True)
+class ChatBody:
+    """The request body of ``POST /v1/chat/completions``, read by the same reader as models.toml
+    (``schema.read_dataclass``): each key declared once; OpenAI options the server does not use are ignored."""
+
+    messages: Annotated[
+        tuple[Message, ...],
+        Key("the conversation, the question last", required="messages is missing: send at least one user message"),
+    ]
+    model: Annotated[str, Key("the model asked: automix (the cascade) or a local tier's name")] = CASCADE_MODEL
+    stream: Annotated[bool, Key("stream server-sent events")] = False
+    stream_provisional: Annotated[bool, Key("stream every tier's answer at once (escalations follow)")] = False
+    stream_options: Annotated[StreamOptions | None, Key("include_usage")] = None
+    documents: Annotated[tuple[str, ...] | None, Key("library documents to answer from ([] for all of it)")] = None
+    doc: Annotated[str | None, Key("one library document to answer from")] = None
 
 
 def parse_request(body: bytes, models: list[str]) -> ChatRequest:
@@ -142,54 +169,43 @@ def parse_request(body: bytes, models: list[str]) -> ChatRequest:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    model = data.get("model", CASCADE_MODEL)
-    if not isinstance(model, str) or model not in models:
+    try:
+        chat = read_dataclass(ChatBody, data, json=True, ignore_unknown=True)
+    except Invalid as exc:
+        raise ApiError(400, str(exc), param=exc.key.split(".")[0] or None) from None
+    if chat.model not in models:
         raise ApiError(
             404,
-            f"model {model!r} does not exist here: ask {', '.join(repr(m) for m in models)}",
+            f"model {chat.model!r} does not exist here: ask {', '.join(repr(m) for m in models)}",
             code="model_not_found",
             param="model",
         )
-    messages = data.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "messages is missing or empty: send at least one user message", param="messages")
+    if not chat.messages:
+        raise ApiError(400, "messages is empty: send at least one user message", param="messages")
     system: list[str] = []
     turns: list[tuple[str, str]] = []
     asked: str | None = None
-    for i, m in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(m, dict) or m.get("role") not in ("system", "developer", "user", "assistant", "tool"):
-            raise ApiError(400, f"{where}: expected an object with role system, user or assistant", param=where)
-        text = _text(m.get("content"), where)
-        role = m["role"]
-        if role in ("system", "developer"):
-            system.append(text)
-        elif role == "user":
+    for m in chat.messages:
+        if m.role in ("system", "developer"):
+            system.append(m.text)
+        elif m.role == "user":
             if asked is not None:  # two user messages in a row: the earlier one had no answer
                 turns.append((asked, ""))
-            asked = text
-        elif role == "assistant" and asked is not None:
-            turns.append((asked, text))
+            asked = m.text
+        elif m.role == "assistant" and asked is not None:
+            turns.append((asked, m.text))
             asked = None
     if asked is None or not asked.strip():
         raise ApiError(400, "the last message must be the user's question, and not empty", param="messages")
-    scope = None
-    if "documents" in data or "doc" in data:
-        docs = data.get("documents", [data["doc"]] if "doc" in data else [])
-        if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
-            raise ApiError(400, "documents must be a list of document names ([] for the whole library)")
-        scope = list(docs)
-    stream_options = data.get("stream_options") or {}
+    scope = list(chat.documents) if chat.documents is not None else ([chat.doc] if chat.doc is not None else None)
     return ChatRequest(
-        model=model,
+        model=chat.model,
         question=asked.strip(),
         context="\n\n".join(t for t in system if t.strip()),
         history=[(q, a) for q, a in turns if q.strip() and a.strip()],
-        stream=bool(data.get("stream", False)),
-        provisional=bool(data.get("stream_provisional", False)),
-        include_usage=bool(isinstance(stream_options, dict) and stream_options.get("include_usage")),
+        stream=chat.stream,
+        provisional=chat.stream_provisional,
+        include_usage=chat.stream_options is not None and chat.stream_options.include_usage,
         scope=scope,
     )
 
@@ -412,7 +428,7 @@ class Server:
                 'library ("documents": [...], [] for all of it)',
                 param="messages",
             )
-        question = Question(req.question, source, history=tuple(req.history))
+        question = Question(req.question, source, history=tuple(req.history), save=self.config.server.save)
         cascade = self.cascade_for(req.model)
         return lambda: self.service.ask(question, cascade)
 
