@@ -12,8 +12,6 @@ the answer, which is what makes them cheap), through the same ``Cascade.answer_s
 
 from __future__ import annotations
 
-from .errors import AutomixError
-
 import base64
 import hashlib
 import json
@@ -32,6 +30,7 @@ import numpy as np
 from .backends.base import BackendError, run_to_end
 from .cascade import Cascade, CascadeError
 from .config import Config
+from .errors import AutomixError
 from .jsonl import read_jsonl
 from .routers import AlwaysSmall
 from .scoring import score_item
