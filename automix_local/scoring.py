@@ -1,4 +1,5 @@
-"""Answer scoring for QA evaluation: SQuAD v2.0 token F1 / exact match, abstentions and choice accuracy."""
+"""Answer scoring for QA evaluation: SQuAD v2.0 token F1 / exact match, abstentions, choice accuracy, and the trust
+score (+1 right, 0 abstained, −1 wrong)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from automix_local.prompts import is_abstention
 
 __all__ = [
+    "RIGHT_F1",
     "exact_match",
     "is_abstention",
     "map_to_choice",
@@ -18,6 +20,8 @@ __all__ = [
     "score_free_form",
     "score_item",
     "token_f1",
+    "trust_item",
+    "trust_value",
 ]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
@@ -111,3 +115,31 @@ def score_item(prediction: str, item: dict[str, Any]) -> tuple[float, float]:
     if isinstance(choices, list) and choices and answer_index is not None:
         return score_choice(prediction, choices, int(answer_index))
     return score_free_form(prediction, item.get("answers") or [], bool(item.get("unanswerable")))
+
+
+RIGHT_F1 = 0.5  # an answer is right (trust score, AUROC labels) when its F1 reaches this; a choice scores 1 or 0
+
+
+def trust_value(f1: float, abstained: bool, unanswerable: bool) -> int:
+    """The trust score of one answer, the CRAG benchmark's scheme: +1 right, 0 abstained, −1 wrong.
+
+    Right: F1 ≥ :data:`RIGHT_F1` (a choice item's score is 1 for the right option), or an abstention on an
+    unanswerable question; answering an unanswerable question is wrong; abstaining on an answerable one is 0.
+    ``abstained`` is what :func:`is_abstention` says of the answer (``eval run`` records it as ``abstained``).
+    """
+    if abstained:
+        return 1 if unanswerable else 0
+    if unanswerable:
+        return -1
+    return 1 if f1 >= RIGHT_F1 else -1
+
+
+def trust_item(prediction: str, item: dict[str, Any]) -> int:
+    """The trust score of a prediction on one data item (shared/data schema); see :func:`trust_value`."""
+    f1, _ = score_item(prediction, item)
+    choices = item.get("choices")
+    if isinstance(choices, list) and choices and item.get("answer_index") is not None:
+        unanswerable = False  # scored as a choice (score_item)
+    else:
+        unanswerable = bool(item.get("unanswerable")) or not item.get("answers")  # as score_free_form reads it
+    return trust_value(f1, is_abstention(prediction), unanswerable)

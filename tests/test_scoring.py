@@ -17,6 +17,8 @@ from automix_local.scoring import (
     score_free_form,
     score_item,
     token_f1,
+    trust_item,
+    trust_value,
 )
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # ../shared/data beside the repository
@@ -174,6 +176,33 @@ def test_score_item_dispatch():
     assert score_item("France", {"answers": None, "unanswerable": True}) == (0.0, 0.0)
 
 
+# --- the trust score: +1 right, 0 abstained, -1 wrong ----------------------------------------------------------
+
+
+def test_trust_value_rules():
+    assert trust_value(1.0, abstained=False, unanswerable=False) == 1
+    assert trust_value(0.5, abstained=False, unanswerable=False) == 1  # right from F1 0.5
+    assert trust_value(0.49, abstained=False, unanswerable=False) == -1
+    assert trust_value(0.0, abstained=True, unanswerable=False) == 0  # abstaining where there is an answer
+    assert trust_value(1.0, abstained=True, unanswerable=True) == 1  # abstaining on an unanswerable question is right
+    assert trust_value(0.0, abstained=False, unanswerable=True) == -1  # answering it is wrong
+
+
+def test_trust_item_reads_the_answer_text():
+    unanswerable = {"answers": [], "unanswerable": True, "choices": None, "answer_index": None}
+    assert trust_item("unanswerable", unanswerable) == 1
+    assert trust_item("Unknown.", unanswerable) == 1
+    assert trust_item("Oxygen", unanswerable) == -1
+    free = {"answers": ["the Eiffel Tower"], "unanswerable": False}
+    assert trust_item("Eiffel Tower", free) == 1
+    assert trust_item("a tower in Paris", free) == -1  # F1 1/3
+    assert trust_item("unanswerable", free) == 0
+    choice = {"answers": ["yes"], "choices": ["no", "yes"], "answer_index": 1}
+    assert trust_item("Yes, it is.", choice) == 1
+    assert trust_item("no", choice) == -1
+    assert trust_item("unanswerable", choice) == 0
+
+
 # --- real items -------------------------------------------------------------------------------------------------
 
 
@@ -193,3 +222,4 @@ def test_real_squad_item():
     gold = item["answers"][0]
     assert score_item(gold, item) == (1.0, 1.0)
     assert score_item("unanswerable", item) == (0.0, 0.0)
+    assert (trust_item(gold, item), trust_item("unanswerable", item)) == (1, 0)
