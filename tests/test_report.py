@@ -398,3 +398,121 @@ def test_grounding_is_computed_for_runs_recorded_before_it(tmp_path: Path):
     assert "data.jsonl, other.jsonl" in both.meta["grounding"]
     data.write_text(data.read_text() + "\n")  # not the file the run was recorded on
     assert not set(GROUNDING_FEATURES) & set(load_run(d).signals)
+
+
+# --- the trust score: +1 right, 0 abstained, -1 wrong (issue 22) ------------------------------------------------
+
+# one block of 8 items: (unanswerable, small (F1, abstained), large (F1, abstained)) and each answer's trust by hand
+TRUST_BLOCK = [
+    (False, (1.0, False), (1.0, False)),  # +1 +1
+    (False, (0.0, False), (1.0, False)),  # -1 +1
+    (False, (0.4, False), (0.6, False)),  # -1 +1: right from F1 0.5
+    (False, (0.0, True), (0.0, False)),  # 0 -1: an abstention where there is an answer
+    (True, (0.0, False), (1.0, True)),  # -1 +1: an abstention on an unanswerable question is right
+    (True, (0.0, False), (0.0, False)),  # -1 -1: answering it is wrong
+    (True, (1.0, True), (0.0, False)),  # +1 -1
+    (False, (0.0, False), (0.0, False)),  # -1 -1
+]
+TRUST_SMALL = [1, -1, -1, 0, -1, -1, 1, -1]
+TRUST_LARGE = [1, 1, 1, -1, 1, -1, -1, -1]
+TRUST_LARGE_AT_TAU = [1, 1, 1, -1, 1, 1, 1, -1]  # the large tier abstains on every unanswerable question at its τ
+
+
+@pytest.fixture
+def trust_run(tmp_path: Path) -> Path:
+    """40 items, the block above five times. The large tier's P(abstain) is 0.9 on unanswerable questions and 0.01
+    elsewhere, so its fitted first-token threshold abstains exactly there; the small tier records none (no τ)."""
+    d = tmp_path / "trust"
+    d.mkdir()
+    meta = {
+        "data": "x.jsonl",
+        "tiers": [{"name": "small", "source": "a", "cost": 1.0}, {"name": "large", "source": "b", "cost": 50.0}],
+    }
+    (d / "run.json").write_text(json.dumps(meta))
+    lines = []
+    for i in range(40):
+        una, (f1_s, ab_s), (f1_l, ab_l) = TRUST_BLOCK[i % 8]
+        small = tier(f1_s, 1.0, None, {"mean_logprob": -0.1 if f1_s >= 0.5 else -1.0 - i / 100}) | {"abstained": ab_s}
+        large = tier(f1_l, 2.0, None, {"p_abstain": 0.9 if una else 0.01}) | {"abstained": ab_l}
+        lines.append({"id": f"q{i}", "unanswerable": una, "tiers": {"small": small, "large": large}})
+    (d / "items.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return d
+
+
+def test_trust_score_by_hand(trust_run: Path):
+    from automix_local.report.stats import _split
+
+    res = build_results(load_run(trust_run), [1.0, 50.0], seeds=3, train_sizes=[20])
+    tr = res.trust
+    assert tr is not None
+    small, large = tr.tiers["small"], tr.tiers["large"]
+    assert small.mean == pytest.approx(-3 / 8) and large.mean == pytest.approx(0.0)
+    assert (small.right, small.abstained, small.wrong) == pytest.approx((2 / 8, 1 / 8, 5 / 8))
+    assert small.std is None and small.ci.low < small.mean < small.ci.high and small.ci.replicates == 1000
+    oracles = list(tr.oracles.values())
+    assert oracles[0].mean == pytest.approx(3 / 8)  # the better tier
+    assert oracles[1].mean == pytest.approx(6 / 8)  # … or an abstention: +1 on item 5, 0 on item 7
+    assert oracles[2].mean == pytest.approx(5 / 8)  # the same, abstentions scored 0
+    # held out, with first-token abstention: the large tier abstains on the unanswerable questions of each test part
+    assert tr.tiers_with_abstention is not None and set(tr.tiers_with_abstention) == {"small", "large"}
+    at_tau = np.array(TRUST_LARGE_AT_TAU * 5, dtype=float)
+    tests = [_split(40, 20, seed)[1] for seed in range(3)]
+    expected = np.mean([at_tau[te].mean() for te in tests])
+    assert tr.tiers_with_abstention["large"].mean == pytest.approx(expected)
+    assert tr.tiers_with_abstention["large"].std == pytest.approx(np.std([at_tau[te].mean() for te in tests], ddof=1))
+    small_plain, plain = np.array(TRUST_SMALL * 5, dtype=float), np.array(TRUST_LARGE * 5, dtype=float)
+    held_small = np.mean([small_plain[te].mean() for te in tests])
+    assert tr.tiers_with_abstention["small"].mean == pytest.approx(held_small)  # no P(abstain) recorded: no τ
+    # the routers held out: always_large is the large tier on the test parts, as recorded and with its τ
+    fixed = tr.cost_settings[0]
+    assert fixed.name == res.cost_settings[0].name
+    assert fixed.routers["always_small"].recorded.mean == pytest.approx(held_small)
+    always_large = fixed.routers["always_large"]
+    assert always_large.recorded.mean == pytest.approx(np.mean([plain[te].mean() for te in tests]))
+    assert always_large.with_abstention is not None
+    assert always_large.with_abstention.mean == pytest.approx(expected)
+    assert fixed.best is not None and fixed.best.fitted
+
+
+def test_results_json_carries_the_trust_score(trust_run: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    write_report(trust_run, out, [1, 50], seeds=2, train_sizes=[20])
+    res = json.loads((out / "results.json").read_text())
+    assert list(res)[-1] == "trust" and list(res)[:2] == ["run", "correct_f1"]
+    tr = res["trust"]
+    assert tr["tiers"]["small"]["mean"] == pytest.approx(-3 / 8) and tr["tiers"]["large"]["mean"] == 0.0
+    assert set(tr["tiers"]["small"]["ci"]) == {"low", "high", "p_positive", "replicates"}
+    assert [cs["name"] for cs in tr["cost_settings"]] == [cs["name"] for cs in res["cost_settings"]]
+    assert "always_large" in tr["cost_settings"][0]["routers"]
+    assert "held_out" not in res["cost_settings"][0]["routers"]["always_large"]  # the outcomes stay out of the JSON
+    md = (out / "report.md").read_text()
+    assert "## Trust score" in md and "**+1 when right**" in md
+    assert "| always small | -0.38 |" in md and "| oracle: the better tier, or abstain | +0.75 |" in md
+    assert "### Trust score of the routers held out — fixed 1:50 costs" in md
+
+
+def test_trust_score_of_a_recorded_run_from_its_answers():
+    """docs/results/squad60-both (60 SQuAD 2.0 questions, half unanswerable, recorded by `eval run`): each tier's
+    trust score equals the one recomputed from the recorded answer texts against the items' gold answers."""
+    from automix_local.report.trust import trust_matrix
+    from automix_local.scoring import trust_item
+
+    d = ROOT / "docs" / "results" / "squad60-both" / "run"
+    recs = [json.loads(line) for line in (d / "items.jsonl").read_text().splitlines()]
+    run = load_run(d)
+    by_answer = np.array([[trust_item(r["tiers"][t]["answer"], r) for t in run.tiers] for r in recs], dtype=float)
+    assert np.array_equal(trust_matrix(run), by_answer)
+    assert (by_answer[[r["unanswerable"] for r in recs]] != 0).all()  # unanswerable: never 0, right or wrong
+
+
+def test_bootstrap_mean_by_hand():
+    from automix_local.report.stats import bootstrap_mean
+
+    values = np.array([1.0, -1.0])
+    weights = np.array([[1, 1], [2, 0], [0, 2], [2, 0]])  # the replicates' means: 0, +1, -1, +1
+    ci = bootstrap_mean([(np.array([0, 1]), values)], weights)
+    assert ci.replicates == 4 and ci.p_positive == 0.5
+    assert (ci.low, ci.high) == pytest.approx(tuple(np.percentile([0, 1, -1, 1], [2.5, 97.5])))
+    # two parts (seeds) over the same items: each replicate averages the parts' weighted means
+    two = bootstrap_mean([(np.array([0, 1]), values), (np.array([1]), values[[1]])], weights[:1])
+    assert two.low == two.high == pytest.approx((0 + -1) / 2)

@@ -6,8 +6,8 @@ and scored on the rest over several seeds (mean ± std), under a fixed cost rati
 measured seconds. Writes ``report.md``, ``results.json`` and ``cost_quality.png``.
 
 The parts: ``runs`` (loading), ``stats``, ``signals`` (signals held out, abstention), ``routing``
-(routers held out, costs), ``model`` (the results as dataclasses, and their JSON), ``render`` (Markdown,
-plot, files), ``calibration`` (`calibrate`).
+(routers held out, costs), ``trust`` (the trust score: +1 right, 0 abstained, −1 wrong), ``model`` (the
+results as dataclasses, and their JSON), ``render`` (Markdown, plot, files), ``calibration`` (`calibrate`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from .model import (
     SignalQuality,
     SignalShare,
     TierQuality,
+    Trust,
+    TrustScore,
     to_json,
 )
 from .render import plot, render_markdown, summary, write_report
@@ -50,6 +52,7 @@ from .signals import (
     signal_table,
 )
 from .stats import BOOTSTRAP, CORRECT_F1, MIN_GAP, _split, auroc, reliability
+from .trust import trust_results
 
 __all__ = [
     "BOOTSTRAP",
@@ -71,6 +74,8 @@ __all__ = [
     "SignalShare",
     "SignalSpec",
     "TierQuality",
+    "Trust",
+    "TrustScore",
     "_records",
     "_split",
     "abstain_table",
@@ -93,6 +98,7 @@ __all__ = [
     "summary",
     "threshold_curve",
     "to_json",
+    "trust_results",
     "value_at_cost",
     "versus_default",
     "write_paper_format",

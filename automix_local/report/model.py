@@ -2,7 +2,8 @@
 
 Field order is the order of the keys in ``results.json``; a field whose metadata is :data:`OPTIONAL` is left out
 of the JSON when it is None (a value the run could not give, e.g. seconds for the paper's records),
-while a NaN is written as null."""
+while a NaN is written as null; one whose metadata is :data:`INTERNAL` is never written (working data the report
+reads, such as a router's held-out outcomes)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 OPTIONAL = {"optional": True}  # field metadata: left out of the JSON when None
+INTERNAL = {"internal": True}  # field metadata: never in the JSON
 
 
 def to_json(x: Any, nan_as_null: bool = True) -> Any:
@@ -21,7 +23,7 @@ def to_json(x: Any, nan_as_null: bool = True) -> Any:
         return {
             f.name: to_json(getattr(x, f.name), nan_as_null)
             for f in dataclasses.fields(x)
-            if not (f.metadata.get("optional") and getattr(x, f.name) is None)
+            if not f.metadata.get("internal") and not (f.metadata.get("optional") and getattr(x, f.name) is None)
         }
     if nan_as_null and isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
         return None
@@ -81,6 +83,8 @@ class RouterResult:
     retained: MeanStd  # F1 / the large tier's F1
     ibc_defined: MeanStd  # share of the splits where ΔIBC is defined
     delta_ibc_ci: Interval | None = field(default=None, metadata=OPTIONAL)
+    # per seed: the test part's item indices and the fitted router's outcome on them (routers.Outcome)
+    held_out: list[tuple[Any, Any]] = field(default_factory=list, repr=False, compare=False, metadata=INTERNAL)
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,47 @@ class CostSettingResult:
     warnings: list[str]
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrustScore:
+    """The mean trust score (+1 right, 0 abstained, −1 wrong; ``scoring.trust_value``) of a set of answers, its
+    95 % interval over resamples of the items, and the shares of answers scoring +1 (right, an abstention on an
+    unanswerable question among them), 0 (an abstention on an answerable one) and −1 (wrong). Held out: means over
+    the seeds' test parts, ``std`` over the seeds."""
+
+    mean: float
+    ci: Interval
+    right: float
+    abstained: float
+    wrong: float
+    std: float | None = field(default=None, metadata=OPTIONAL)
+
+
+@dataclass(frozen=True)
+class RouterTrust:
+    """One router held out: its answers as recorded, and with each tier's first-token abstention threshold
+    (fitted on the train part, as `calibrate` fits it) turning that tier's answers into abstentions."""
+
+    recorded: TrustScore
+    with_abstention: TrustScore | None = field(default=None, metadata=OPTIONAL)
+
+
+@dataclass(frozen=True)
+class CostSettingTrust:
+    name: str
+    routers: dict[RouterKey, RouterTrust]
+    best: RouterKey | None  # the fitted router with the highest held-out trust score, as recorded
+
+
+@dataclass(frozen=True)
+class Trust:
+    """The trust score of every tier, the oracles and every router (per cost setting) on a run."""
+
+    tiers: dict[str, TrustScore]  # every item, as recorded
+    oracles: dict[str, TrustScore]  # every item: the better tier; the better tier or an abstention; …
+    tiers_with_abstention: dict[str, TrustScore] | None  # held out, τ fitted on the train part; None: no τ
+    cost_settings: list[CostSettingTrust]
+
+
 @dataclass(frozen=True)
 class RunSummary:
     source: str
@@ -193,3 +238,4 @@ class Results:
     oracle_share: OracleShare
     cost_settings: list[CostSettingResult]
     command: str | None = None
+    trust: Trust | None = field(default=None, metadata=OPTIONAL)

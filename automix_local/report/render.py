@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from .model import Interval, MeanStd, OracleShare, Results, RouterKey, to_json
+from .model import Interval, MeanStd, OracleShare, Results, RouterKey, Trust, TrustScore, to_json
 from .results import build_results
 from .routing import MIXING, _nan_low
 from .runs import load_run
@@ -181,8 +181,101 @@ def render_markdown(res: Results, command: str | None = None) -> str:
             )
         )
         lines.append("")
+    if res.trust is not None:
+        lines += _render_trust(res.trust, res)
     lines += ["![cost-quality](cost_quality.png)", ""]
     return "\n".join(lines)
+
+
+def _t(x: TrustScore | None) -> str:
+    """A trust score in a table cell: the mean, ± the std over the splits when held out."""
+    if x is None or math.isnan(x.mean):
+        return "–"
+    return f"{x.mean:+.2f}" + (f" ± {x.std:.2f}" if x.std is not None else "")
+
+
+def _tci(x: TrustScore | None) -> str:
+    if x is None or math.isnan(x.ci.low):
+        return "–"
+    return f"{x.ci.low:+.2f} to {x.ci.high:+.2f}"
+
+
+def _shares(x: TrustScore) -> str:
+    return f"{x.right:.2f} | {x.abstained:.2f} | {x.wrong:.2f}"
+
+
+def _render_trust(trust: Trust, res: Results) -> list[str]:
+    lines = [
+        "## Trust score",
+        "",
+        f"Each answer scores **+1 when right** (F1 ≥ {res.correct_f1}, the right choice, or an abstention on an "
+        "unanswerable question), **0 when it abstains** on an answerable one and **−1 when wrong** (answering an "
+        "unanswerable question is wrong): the mean is above 0 when the answers help more than they mislead, and "
+        "saying \"I don't know\" beats a wrong answer (the CRAG benchmark's score).",
+        "",
+        f"All items, as recorded; 95 % intervals from {BOOTSTRAP} resamples of the items. Held out: the mean over "
+        f"the {res.seeds} splits' test parts ± its std, the interval from the same resamples. The shares: of answers "
+        "scoring +1 (an abstention on an unanswerable question among them), 0 and −1.",
+        "",
+        "| answers | trust | 95 % CI | +1 right | 0 abstained | −1 wrong |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, x in trust.tiers.items():
+        lines.append(f"| always {name} | {_t(x)} | {_tci(x)} | {_shares(x)} |")
+    for name, x in trust.oracles.items():
+        lines.append(f"| {name} | {_t(x)} | {_tci(x)} | {_shares(x)} |")
+    if trust.tiers_with_abstention:
+        for name, x in trust.tiers_with_abstention.items():
+            lines.append(f"| always {name}, abstaining at τ (held out) | {_t(x)} | {_tci(x)} | {_shares(x)} |")
+    lines += [
+        "",
+        "The oracles read every tier's recorded answer: the better tier's; the better tier's or an abstention where "
+        "it scores more; the same with its abstentions scored 0 even on unanswerable questions. "
+        + (
+            "Abstaining at τ: a tier's answer becomes an abstention where its P(abstain) at the first token reaches "
+            "τ fitted on the train part (as `calibrate` fits it; see *Abstaining at the first token*)."
+            if trust.tiers_with_abstention
+            else "No abstention threshold is fitted on this run (no unanswerable item or no P(abstain))."
+        ),
+        "",
+    ]
+    for ct in trust.cost_settings:
+        cs = next(c for c in res.cost_settings if c.name == ct.name)
+        abst = any(rt.with_abstention is not None for rt in ct.routers.values())
+        lines += [
+            f"### Trust score of the routers held out — {ct.name} costs",
+            "",
+            "| router · signal | trust | 95 % CI | +1 right | 0 abstained | −1 wrong | escalated |"
+            + (" with first-token abstention | 95 % CI |" if abst else ""),
+            "| --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if abst else ""),
+        ]
+        ordered = sorted(ct.routers.items(), key=lambda kv: (kv[0].fitted, -_nan_low(kv[1].recorded.mean)))
+        for key, rt in ordered:
+            row = (
+                f"| {key} | {_t(rt.recorded)} | {_tci(rt.recorded)} | {_shares(rt.recorded)} | "
+                f"{_f(cs.routers[key].escalation.mean, 2)} |"
+            )
+            if abst:
+                row += f" {_t(rt.with_abstention)} | {_tci(rt.with_abstention)} |"
+            lines.append(row)
+        lines.append("")
+        if abst:
+            lines += [
+                "With first-token abstention: each tier's answers abstain where its P(abstain) reaches τ fitted on "
+                "the split's train part, the router's decisions replayed as recorded (the cascade would judge the "
+                "abstention itself, which the run did not record).",
+                "",
+            ]
+        if ct.best is not None:
+            large = ct.routers.get(RouterKey("always_large"))
+            lines += [
+                f"Highest trust score held out among the fitted routers: **{ct.best}** "
+                f"({_t(ct.routers[ct.best].recorded)}, escalating {_f(cs.routers[ct.best].escalation.mean, 2)})"
+                + (f"; always_large {_t(large.recorded)}" if large else "")
+                + ".",
+                "",
+            ]
+    return lines
 
 
 def _render_oracle_share(osh: OracleShare) -> list[str]:
@@ -279,6 +372,16 @@ def summary(res: Results) -> str:
         )
         lines.append(f"[{cs.name}] {best}")
         lines += [f"  warning: {w}" for w in cs.warnings]
+    if res.trust is not None:
+        lines.append(
+            "trust score (+1 right, 0 abstained, −1 wrong): "
+            + " · ".join(f"{n} {x.mean:+.2f}" for n, x in res.trust.tiers.items())
+            + "".join(
+                f" · [{ct.name}] best {ct.best} {ct.routers[ct.best].recorded.mean:+.2f}"
+                for ct in res.trust.cost_settings
+                if ct.best is not None
+            )
+        )
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from .routing import _best, _regime, _warnings, cost_settings, evaluate_routers,
 from .runs import Run
 from .signals import abstain_table, oracle_shares, router_specs, signal_specs, signal_table
 from .stats import BOOTSTRAP, CORRECT_F1
+from .trust import trust_results
 
 # --------------------------------------------------------------------------- the whole report
 
@@ -95,4 +96,5 @@ def build_results(
         abstain=abstain,
         oracle_share=oracle_share,
         cost_settings=settings,
+        trust=trust_results(run, settings, primary, seeds),
     )

@@ -32,7 +32,7 @@ from ..signals import (
 from .model import Interval, MeanStd, RouterKey, RouterResult
 from .runs import EvalItem, ReportError, Run
 from .signals import SignalSpec
-from .stats import BOOTSTRAP_SEED, MIN_GAP, _ms, _split
+from .stats import MIN_GAP, _ms, _split, bootstrap_weights
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,8 @@ def evaluate_routers(
     """Every (signal, router) and the baselines, fitted on ``train_size`` items, scored on the rest.
 
     With ``bootstrap`` > 0, each also gets ``delta_ibc_ci``: a percentile interval over that many
-    item resamples (see :func:`bootstrap_delta_ibc`).
+    item resamples (see :func:`bootstrap_delta_ibc`). Each keeps its per-seed test parts and outcomes
+    (``held_out``, for the trust score).
     """
     items = run.items
     rows: dict[RouterKey, dict[str, list[float]]] = {}
@@ -156,14 +157,14 @@ def evaluate_routers(
             delta_ibc=_ms(row["delta_ibc"]),
             retained=_ms(row["retained"]),
             ibc_defined=_ms(row["ibc_defined"]),
+            held_out=held_out[name],
         )
         for name, row in rows.items()
     }
     if bootstrap:
         small = np.array([it.scores[0] for it in items])
         large = np.array([it.scores[-1] for it in items])
-        n = len(items)
-        weights = np.random.default_rng(BOOTSTRAP_SEED).multinomial(n, [1 / n] * n, bootstrap)
+        weights = bootstrap_weights(len(items), bootstrap)
         for name, parts in held_out.items():
             out[name].delta_ibc_ci = bootstrap_delta_ibc(parts, small, large, costs.tier_costs, weights)
     return out

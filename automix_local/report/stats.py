@@ -1,15 +1,17 @@
-"""The statistics the report reads: AUROC, calibration bins, mean ± std, train/test splits."""
+"""The statistics the report reads: AUROC, calibration bins, mean ± std, train/test splits, item resamples."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
-from .model import MeanStd, Reliability, ReliabilityBin
+from ..scoring import RIGHT_F1
+from .model import Interval, MeanStd, Reliability, ReliabilityBin
 
-CORRECT_F1 = 0.5  # an answer "is correct" (for AUROC and calibration) when its F1 reaches this
+CORRECT_F1 = RIGHT_F1  # an answer "is correct" (for AUROC, calibration and the trust score) when its F1 reaches this
 BOOTSTRAP = 1000  # item resamples behind each ΔIBC interval
 BOOTSTRAP_SEED = 12345
 MIN_GAP = 0.02  # ΔIBC is left undefined on a test part where the tiers' qualities differ by less
@@ -64,3 +66,31 @@ def _ms(values: Sequence[float]) -> MeanStd:
 def _split(n: int, train: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(seed).permutation(n)
     return perm[:train], perm[train:]
+
+
+def bootstrap_weights(n: int, replicates: int = BOOTSTRAP) -> np.ndarray:
+    """Multinomial counts (replicates × items): one resample of the whole item set per row (the ΔIBC intervals'
+    resamples: the same seed, so the same draws)."""
+    return np.random.default_rng(BOOTSTRAP_SEED).multinomial(n, [1 / n] * n, replicates)
+
+
+def bootstrap_mean(parts: Sequence[tuple[np.ndarray, np.ndarray]], weights: np.ndarray) -> Interval:
+    """A 95 % percentile interval for the mean over parts of each part's mean value, resampling the items.
+
+    ``parts`` holds, per seed, the test items' indices and a value per test item (a router held out), or one part
+    of every item; each row of ``weights`` reweighs the items of every part alike, as in the ΔIBC intervals. Also
+    returns the share of replicates above zero."""
+    reps = []
+    for idx, values in parts:
+        w = weights[:, idx].astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a replicate may draw none of a part's items
+            reps.append(w @ np.asarray(values, dtype=float) / w.sum(axis=1))
+    arr = np.array(reps)  # parts × replicates
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nanmean(arr, axis=0)
+    means = means[~np.isnan(means)]
+    if len(means) == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Interval(float(low), float(high), float(np.mean(means > 0)), len(means))
