@@ -202,7 +202,7 @@ class RouterTrust:
 class CostSettingTrust:
     name: str
     routers: dict[RouterKey, RouterTrust]
-    best: RouterKey | None  # the fitted router with the highest held-out trust score, as recorded
+    best: RouterKey | None  # the highest held-out trust score as recorded, among fitted routers escalating 10–90 %
 
 
 @dataclass(frozen=True)

@@ -214,8 +214,9 @@ def _render_trust(trust: Trust, res: Results) -> list[str]:
         "saying \"I don't know\" beats a wrong answer (the CRAG benchmark's score).",
         "",
         f"All items, as recorded; 95 % intervals from {BOOTSTRAP} resamples of the items. Held out: the mean over "
-        f"the {res.seeds} splits' test parts ± its std, the interval from the same resamples. The shares: of answers "
-        "scoring +1 (an abstention on an unanswerable question among them), 0 and −1.",
+        f"the {res.seeds} splits' test parts ± its std (which items fitted the routers and thresholds), the interval "
+        "from the same resamples with the fitted ones held fixed (which questions were asked). The shares: of "
+        "answers scoring +1 (an abstention on an unanswerable question among them), 0 and −1.",
         "",
         "| answers | trust | 95 % CI | +1 right | 0 abstained | −1 wrong |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -269,7 +270,8 @@ def _render_trust(trust: Trust, res: Results) -> list[str]:
         if ct.best is not None:
             large = ct.routers.get(RouterKey("always_large"))
             lines += [
-                f"Highest trust score held out among the fitted routers: **{ct.best}** "
+                f"Highest trust score held out among the fitted routers escalating {MIXING[0]:.0%}–{MIXING[1]:.0%} of "
+                f"items: **{ct.best}** "
                 f"({_t(ct.routers[ct.best].recorded)}, escalating {_f(cs.routers[ct.best].escalation.mean, 2)})"
                 + (f"; always_large {_t(large.recorded)}" if large else "")
                 + ".",

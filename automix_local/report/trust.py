@@ -10,7 +10,7 @@ import numpy as np
 
 from ..scoring import trust_value
 from .model import CostSettingResult, CostSettingTrust, RouterKey, RouterTrust, Trust, TrustScore
-from .routing import _nan_low
+from .routing import MIXING, _nan_low
 from .runs import Run
 from .signals import _abstain_data, fit_abstain
 from .stats import _split, bootstrap_mean, bootstrap_weights
@@ -113,6 +113,8 @@ def trust_results(run: Run, settings: Sequence[CostSettingResult], train_size: i
                 abst = score([(te, ts[te, f]) for (te, f), ts in zip(finals, per_seed, strict=True)], weights, True)
             routers[key] = RouterTrust(recorded, abst)
         fitted = [k for k in routers if k.fitted]
-        best = max(fitted, key=lambda k: _nan_low(routers[k].recorded.mean)) if fitted else None
+        mixing = [k for k in fitted if MIXING[0] <= cs.routers[k].escalation.mean <= MIXING[1]]
+        pool = mixing or fitted  # as for ΔIBC: a router escalating (nearly) all or none is only a tier
+        best = max(pool, key=lambda k: _nan_low(routers[k].recorded.mean)) if pool else None
         out.append(CostSettingTrust(cs.name, routers, best))
     return Trust(tiers, oracles, with_tau, out)
