@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -128,7 +128,9 @@ class Question:
     ``history``: earlier turns given by the caller (a chat API client sends its own); when None they come
     from the saved conversation. ``policy``: [policy] remote/send changes for this conversation (saved
     with it). ``save``: keep the question and its answer as a turn of ``conversation`` (a new one when
-    None)."""
+    None). ``on_saved``: called with (conversation id, turn id) once the question is saved, before any model
+    is asked (from the thread that runs the ask): a front end that may cancel the question learns at once
+    which conversation it went into."""
 
     text: str
     source: Source | None = None
@@ -136,6 +138,7 @@ class Question:
     history: tuple[Turn, ...] | None = None
     policy: dict[str, str] = field(default_factory=dict)
     save: bool = True
+    on_saved: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -235,10 +238,15 @@ AskEvent = Event | Retrieval | Done
 class AskService:
     """Asks questions with one cascade (or one given per question), one embedding model and one conversation
     store. Thread-safe for one question at a time; ``close`` releases the embedding model and the store
-    (the cascade belongs to whoever made it)."""
+    (the cascade belongs to whoever made it). ``cascade`` may be None until there is one (the app opens its
+    store and indexes documents before its models are there): each question then names its own."""
 
     def __init__(
-        self, config: Config, cascade: Cascade, policy: PolicyConfig | None = None, notices: Sequence[str] = ()
+        self,
+        config: Config,
+        cascade: Cascade | None = None,
+        policy: PolicyConfig | None = None,
+        notices: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.cascade = cascade
@@ -337,11 +345,12 @@ class AskService:
         from .documents.library import default_path
 
         embedder = self.embedder()
+        cascade = self._cascade(cascade)
         return retrieve(
             default_path(self.config.paths.data_dir),
             list(source.names),
             question,
-            (cascade or self.cascade).document_budget,
+            cascade.document_budget,
             embed_query=embedder.embed_query if embedder is not None else None,
             model=self.vector_key(),
             cap=self.config.documents.context_tokens,
@@ -351,7 +360,7 @@ class AskService:
     def ask(self, q: Question, cascade: Cascade | None = None) -> Generator[AskEvent, None, Answer]:
         """Answer ``q``: yields the events, returns the Answer. Errors are ``AutomixError``s (one line); the
         turn is saved as done, error or cancelled (the generator closed) whatever happens."""
-        cascade = cascade or self.cascade
+        cascade = self._cascade(cascade)
         text = q.text.strip()
         if not text:
             raise UsageError("the question is empty")
@@ -377,6 +386,12 @@ class AskService:
         self._finish_turn(turn, "done", answer)
         yield Done(answer)
         return answer
+
+    def _cascade(self, cascade: Cascade | None) -> Cascade:
+        cascade = cascade or self.cascade
+        if cascade is None:
+            raise UsageError("no models to answer with yet")
+        return cascade
 
     def _answer(self, answer: Answer, cascade: Cascade, history: Sequence[Turn]) -> Generator[AskEvent, None, None]:
         source, question = answer.source, answer.question
@@ -436,11 +451,14 @@ class AskService:
             if conv is None or changes != (conv.policy or {}) or (source.document and source.document != conv.document):
                 store.set_privacy(cid, changes or None, source.document or (conv.document if conv else None))
             answer.conversation = cid
-            return store.add_turn(cid, q.text.strip())
+            turn = store.add_turn(cid, q.text.strip())
         except StoreError as exc:
             self.store_error = str(exc)
             answer.warnings.append(f"not saved: {exc}")
             return None
+        if q.on_saved is not None:
+            q.on_saved(cid, turn)
+        return turn
 
     def _finish_turn(self, turn: int | None, status: str, result: Answer | str | None) -> None:
         if turn is None or self._store is None:
