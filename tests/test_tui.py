@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,11 +10,13 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, OptionList, TextArea
 
+from automix_local.ask import Source
 from automix_local.config import load_config
 from automix_local.explain import shown_answer
 from automix_local.tui.app import AutomixApp
 from automix_local.tui.screens import MissingModelsScreen
-from automix_local.tui.widgets import AnswerBlock, TurnView
+from automix_local.tui.turn import TurnView
+from automix_local.tui.widgets import AnswerBlock
 
 from .conftest import SQUAD_CONTEXT, TEST_SHA, tier_toml
 
@@ -61,7 +64,7 @@ async def test_ask_streams_the_answer_and_badges_it(make_app):
             lambda: bool(app.query(AnswerBlock)) and app.query_one(AnswerBlock).text != "",
             what="first streamed token",
         )
-        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        await wait_until(pilot, lambda: app.answering is None, what="answer finished")
         block = app.query_one(AnswerBlock)
         assert block.tier == "small" and block.text.strip()
         assert "✓ small" in str(block.badge.content) and "kept" in str(block.badge.content)
@@ -79,7 +82,7 @@ async def test_escalation_is_shown_in_the_answer_and_the_trace(make_app):
     app = make_app('router = "threshold"\nthreshold = 1.0\n')
     async with app.run_test(size=(160, 40)) as pilot:
         await ask(app, pilot)
-        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        await wait_until(pilot, lambda: app.answering is None, what="answer finished")
         small, large = app.query(AnswerBlock)
         assert small.tier == "small" and large.tier == "large"
         assert "✗ small · checked with the larger model" in str(small.badge.content)
@@ -101,26 +104,41 @@ async def test_escape_cancels_and_puts_the_question_back(make_app):
         )
         await pilot.press("escape")
         await pilot.pause(0.2)
-        assert app._pending is None
+        assert app.answering is None
         assert not app.query(TurnView)  # the half-drawn answer is gone
         assert app.query_one("#question", Input).value == Q
-        conv = app.store.load(app.conversation_id)
-        assert conv.turns[-1].status == "cancelled"
+        assert app.conversation_id is not None  # the service saved the question before any model was asked
+        # the worker closes the service's generator at the cascade's next event: the turn is saved as cancelled
+        await wait_until(
+            pilot,
+            lambda: app.store.load(app.conversation_id).turns[-1].status == "cancelled",
+            timeout=30,
+            what="the turn saved as cancelled",
+        )
         # the app is usable again at once: ask again and get an answer
         app.cascade.router.threshold = 0.0
         await pilot.press("enter")
-        await wait_until(pilot, lambda: app._pending is None and bool(app.query(AnswerBlock)), what="second answer")
+        await wait_until(pilot, lambda: app.answering is None and bool(app.query(AnswerBlock)), what="second answer")
 
 
 async def test_conversation_is_saved_and_reopened_after_restart(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await ask(app, pilot)
-        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        await wait_until(pilot, lambda: app.answering is None, what="answer finished")
         answer = app.last_answer
-        await pilot.press("ctrl+s")  # export to Markdown
+        await pilot.press("ctrl+s")  # export to Markdown and JSON
         exports = list((app.config.paths.data_dir / "exports").glob("conversation-*.md"))
         assert len(exports) == 1 and Q in exports[0].read_text() and SQUAD_CONTEXT[:40] in exports[0].read_text()
+        (exported,) = (app.config.paths.data_dir / "exports").glob("conversation-*.json")
+        data = json.loads(exported.read_text())
+        saved = app.store.load(app.conversation_id)
+        assert data["id"] == app.conversation_id and data["context"] == SQUAD_CONTEXT
+        assert data["turns"] == [saved.turns[0].trace]  # each turn is the saved Answer.to_json()
+        turn = data["turns"][0]
+        assert turn["question"] == Q and turn["answer"] == answer and turn["conversation"] == app.conversation_id
+        assert turn["source"] == {"kind": "context", "document": app.document}
+        assert {"answer_shown", "abstained", "egress", "steps", "seconds", "cost"} <= turn.keys()
         await pilot.press("ctrl+g")
         assert app.clipboard == answer
     fresh = make_app(context=False)
@@ -185,14 +203,14 @@ async def test_palette_settings_apply_to_the_next_question(make_app):
     app = make_app('router = "threshold"\nthreshold = 0.5\n')
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: app.cascade is not None, what="cascade")
-        app.action_tradeoff()
+        app.settings.tradeoff()
         await pilot.pause()
         box = app.screen.query_one("#prompt-input", Input)
         box.value = "0.8"
         await pilot.press("enter")
         await pilot.pause()
         assert app.cascade.router.threshold == 0.8
-        app.set_verifier("sampled")
+        app.settings.set_verifier("sampled")
         assert app.cascade.verifier.strategy == "sampled" and app.cascade.signal.name == "verifier_sampled"
 
 
@@ -207,7 +225,7 @@ async def test_pasting_a_context_then_asking(make_app):
         await pilot.pause()
         assert area.text == SQUAD_CONTEXT
         await ask(app, pilot, "In what country is Normandy located?")
-        await wait_until(pilot, lambda: app._pending is None and bool(app.query(AnswerBlock)), what="answer")
+        await wait_until(pilot, lambda: app.answering is None and bool(app.query(AnswerBlock)), what="answer")
         conv = app.store.load(app.conversation_id)
         assert conv.context == SQUAD_CONTEXT and conv.turns[0].status == "done"
 
@@ -246,7 +264,7 @@ async def test_a_question_asked_while_the_models_load_is_answered(make_app):
         assert "answered as soon as" in placeholder  # the box says a question can be asked now
         await submit(app, pilot, Q)  # at once, before anything has loaded
         assert app.query(TurnView)  # the question is shown and kept
-        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        await wait_until(pilot, lambda: app.answering is None, what="answer finished")
         assert app.query_one(AnswerBlock).text.strip()
         await wait_until(pilot, lambda: app.models_state == "ready", what="models loaded")
         assert "all models ready" in str(app.query_one("#status").content)
@@ -257,10 +275,10 @@ async def test_follow_up_questions_carry_the_earlier_turns(make_app):
     app = make_app()
     async with app.run_test(size=(160, 40)) as pilot:
         await ask(app, pilot)
-        await wait_until(pilot, lambda: app._pending is None, what="first answer")
+        await wait_until(pilot, lambda: app.answering is None, what="first answer")
         first = app.last_answer
         await submit(app, pilot, "Where did they come from?")
-        await wait_until(pilot, lambda: app._pending is None and len(app.turns) == 2, what="follow-up answer")
+        await wait_until(pilot, lambda: app.answering is None and len(app.turns) == 2, what="follow-up answer")
         conv = app.store.load(app.conversation_id)
         assert [t.trace["turns"] for t in conv.turns] == [0, 1]
         assert app.turns[0] == (Q, first)
@@ -270,7 +288,7 @@ async def test_follow_up_questions_carry_the_earlier_turns(make_app):
         await pilot.press("ctrl+n")  # a new conversation starts without earlier turns
         assert app.turns == []
         await submit(app, pilot, "Where did they come from?")
-        await wait_until(pilot, lambda: app._pending is None and len(app.turns) == 1, what="fresh answer")
+        await wait_until(pilot, lambda: app.answering is None and len(app.turns) == 1, what="fresh answer")
         assert app.store.load(app.conversation_id).turns[0].trace["turns"] == 0
         app._open_conversation(cid)  # reopening a conversation continues it
         await pilot.pause()
@@ -282,12 +300,12 @@ async def test_an_empty_context_asks_for_a_document_before_calling_the_model(mak
     async with app.run_test(size=(120, 40)) as pilot:
         await ask(app, pilot, "What is the capital of the United States?")
         await pilot.pause()
-        assert not app.query(TurnView) and app._pending is None  # the model was not called
+        assert not app.query(TurnView) and app.answering is None  # the model was not called
         assert app.query_one("#question", Input).value == "What is the capital of the United States?"
         assert app.focused is app.query_one("#context", TextArea)  # where the document goes
         assert any("context is empty" in n.message for n in app._notifications)
         await submit(app, pilot, "What is the capital of the United States?")  # Enter again: the user insists
-        await wait_until(pilot, lambda: app._pending is None and bool(app.query(AnswerBlock)), what="answer")
+        await wait_until(pilot, lambda: app.answering is None and bool(app.query(AnswerBlock)), what="answer")
 
 
 async def test_asking_the_document_library_cites_the_passages(make_app, tmp_path):
@@ -315,7 +333,7 @@ async def test_asking_the_document_library_cites_the_passages(make_app, tmp_path
         await wait_until(
             pilot, lambda: any("3 indexed" in n.message for n in app._notifications), what="indexed in the background"
         )
-        await wait_until(pilot, lambda: app.indexing is None, what="indexing finished")
+        await wait_until(pilot, lambda: app.library.indexing is None, what="indexing finished")
         await pilot.press("ctrl+f")
         pane = app.screen
         assert isinstance(pane, DocumentsScreen)
@@ -323,13 +341,15 @@ async def test_asking_the_document_library_cites_the_passages(make_app, tmp_path
         assert "passages" in str(pane.query_one("#doc-detail-text").content)  # the highlighted one's state
         assert pane.query_one(SelectionList).option_count == 3
         await pilot.press("down", "down", "space", "a")  # check corvo.txt, ask it
-        assert app.doc_scope == ["corvo.txt"] and "asking: corvo.txt" in str(app.query_one("#status").content)
+        assert app.library.source == Source.library(["corvo.txt"])
+        assert "asking: corvo.txt" in str(app.query_one("#status").content)
         await pilot.press("ctrl+f", "w")  # the whole library
-        assert app.doc_scope == [] and "asking: the whole document library" in str(app.query_one("#status").content)
+        assert app.library.source == Source.library()
+        assert "asking: the whole document library" in str(app.query_one("#status").content)
         await wait_until(pilot, lambda: app.models_state == "ready", what="models loaded")
         assert str(app.query_one("#question", Input).placeholder).startswith("Ask your documents…")
         await ask(app, pilot, "What is Corvo known for?")  # the context pane is empty: the library is asked
-        await wait_until(pilot, lambda: app._pending is None, what="answer over the library")
+        await wait_until(pilot, lambda: app.answering is None, what="answer over the library")
         conv = app.store.load(app.conversation_id)
         trace = conv.turns[-1].trace
         assert (
@@ -350,11 +370,14 @@ async def test_asking_the_document_library_cites_the_passages(make_app, tmp_path
         await pilot.press("escape")
         cid = app.conversation_id
         app.action_new_conversation()
-        app.scope_context()
+        app.library.context()
         app._open_conversation(cid)
         await pilot.pause()
-        assert app.doc_scope == [] and app.query(CitationList)  # scope and citations come back
+        assert app.library.source == Source.library() and app.query(CitationList)  # scope and citations come back
         await submit(app, pilot, "Which zebra plays the bassoon?")
-        await wait_until(pilot, lambda: app._pending is None, what="not found")
-        errors = [str(w.content) for w in app.query(".error-line")]
-        assert any(e.startswith("⚠ Not in your documents") for e in errors)
+        await wait_until(pilot, lambda: app.answering is None, what="not found")
+        not_found = "Not in your documents: no passage of arlen.txt, brisk.txt, corvo.txt matches the question"
+        assert [str(w.content) for w in app.query(".not-found")] == [f"⚠ {not_found} (no model was asked)."]
+        saved = app.store.load(app.conversation_id).turns[-1]
+        assert saved.status == "done" and saved.trace["not_found"] is True and saved.trace["steps"] == []
+        assert saved.trace["not_found_reason"] == "retrieval" and saved.trace["answer_shown"].startswith(not_found)

@@ -73,7 +73,7 @@ async def test_ask_shows_the_receipt_and_sends_nothing_when_declined(make_app, s
         assert json.loads(payload)["messages"][-1]["content"].startswith("Question: Who was the leader")
         assert server.requests == []  # shown, not sent
         await pilot.press("escape")
-        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        await wait_until(pilot, lambda: app.answering is None, what="answer finished")
         assert server.requests == []
         notes = [str(s.content) for s in app.query(".notice-line").results(Static)]
         assert any("declined" in n for n in notes)
@@ -88,13 +88,13 @@ async def test_ask_approved_sends_and_badges_the_remote_answer(make_app, server:
         await receipt_shown(app, pilot)
         shown = app.screen.receipt.payload
         await pilot.click("#send")
-        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        await wait_until(pilot, lambda: app.answering is None, what="answer finished")
         assert [r["body"] for r in server.requests] == [shown]
         blocks = list(app.query(AnswerBlock).results(AnswerBlock))
         assert [b.tier for b in blocks] == ["small", "remote"]
         assert blocks[-1].text == "Rollo" and "☁ remote" in str(blocks[-1].badge.content)
         assert "audit #1" in str(blocks[-1].badge.content)
-        app.action_audit()  # the egress log in the app: the row, and the exact bytes that left
+        app.settings.audit()  # the egress log in the app: the row, and the exact bytes that left
         await wait_until(pilot, lambda: isinstance(app.screen, AuditScreen), timeout=10, what="egress log")
         await pilot.pause()
         assert app.screen.query_one(DataTable).row_count == 1
@@ -106,10 +106,10 @@ async def test_per_conversation_override_is_enforced_and_saved(make_app, server:
     app = make_app('remote = "allow"\nsend = "full"\n')
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: app.models_state == "ready", what="models loaded")
-        app.set_policy("remote", "never")
+        app.settings.set_policy("remote", "never")
         assert "local only (this conversation)" in str(app.query_one("#status").content)
         await ask(app, pilot)
-        await wait_until(pilot, lambda: app._pending is None, what="answer finished")
+        await wait_until(pilot, lambda: app.answering is None, what="answer finished")
         assert server.requests == []
         cid = app.conversation_id
     store = Store(app.config.paths.data_dir / "conversations.db")
@@ -123,7 +123,7 @@ async def test_remote_failure_shows_the_local_answer_and_says_so(make_app, serve
     app = make_app('remote = "allow"\n')
     async with app.run_test(size=(120, 40)) as pilot:
         await ask(app, pilot)
-        await wait_until(pilot, lambda: app._pending is None, timeout=60, what="answer finished")
+        await wait_until(pilot, lambda: app.answering is None, timeout=60, what="answer finished")
         blocks = list(app.query(AnswerBlock).results(AnswerBlock))
         assert "failed" in str(blocks[-1].badge.content) and blocks[-1].has_class("superseded")
         assert not blocks[0].has_class("superseded")
@@ -176,6 +176,6 @@ async def test_saved_versus_always_large_counts_a_per_token_price(model_path: Pa
         app = AutomixApp(load_config(write_config(text)), ctx)
         async with app.run_test(size=(120, 40)) as pilot:
             await ask(app, pilot)
-            await wait_until(pilot, lambda: app._pending is None, timeout=120, what="answer finished")
+            await wait_until(pilot, lambda: app.answering is None, timeout=120, what="answer finished")
             assert app.session.large_cost == pytest.approx(304.0)
             assert "vs 304.00 always-remote" in str(app.query_one("#totals", Static).content)

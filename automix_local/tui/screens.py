@@ -1,4 +1,5 @@
-"""Modal screens: missing models (first run), saved conversations, and a one-line prompt."""
+"""Modal screens: missing models (first run), saved conversations, a one-line prompt, the egress receipt
+(and waiting for its answer) and the egress log."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from textual import work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, OptionList, ProgressBar, Static, TextArea
 from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
 
 from ..audit import Entry, Receipt
 from ..config import Config, PathSource
@@ -281,3 +283,26 @@ class AuditScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def wait_for_approval(app: App[Any], receipt: Receipt) -> bool:
+    """The cascade's approver under remote = "ask", called in the answer worker: show the receipt, wait for
+    the user. A cancelled question counts as "don't send"."""
+    decided = threading.Event()
+    verdict: list[bool] = [False]
+
+    def done(ok: bool | None) -> None:
+        verdict[0] = bool(ok)
+        decided.set()
+
+    def dismiss() -> None:
+        if isinstance(app.screen, EgressScreen):
+            app.screen.dismiss(False)
+
+    app.call_from_thread(app.push_screen, EgressScreen(receipt), done)
+    worker = get_current_worker()
+    while not decided.wait(0.1):
+        if worker.is_cancelled:
+            app.call_from_thread(dismiss)
+            return False
+    return verdict[0]

@@ -1,4 +1,5 @@
-"""Widgets of the terminal app: one conversation turn, an answer with its badge, the trace pane."""
+"""Widgets of the terminal app: an answer with its badge, the badges' words, the trace pane (a whole turn:
+``turn.py``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widget import Widget
 from textual.widgets import DataTable, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
@@ -75,40 +75,6 @@ class AnswerBlock(Vertical):
             self._stream = None
         self.text = text
         await self.query_one(Markdown).update(text or "_(empty answer)_")
-
-
-class TurnView(Vertical):
-    """A question and the answers the cascade gave to it."""
-
-    DEFAULT_CSS = """
-    TurnView { height: auto; margin: 0 0 1 0; }
-    TurnView > .question { background: $boost; padding: 0 1; margin: 0 0 1 0; text-style: bold; }
-    TurnView > .turn-status { color: $accent; margin: 0 0 0 2; }
-    TurnView > .citations { color: $text-muted; margin: 0 0 0 2; }
-    """
-
-    def __init__(self, question: str, body: list[Widget] | None = None, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.question = question
-        self.body = body or []  # what a reopened turn shows beneath the question
-        self.blocks: list[AnswerBlock] = [w for w in self.body if isinstance(w, AnswerBlock)]
-
-    def compose(self) -> ComposeResult:
-        yield Static(f"❯ {self.question}", classes="question", markup=False)
-        yield from self.body
-
-    def set_status(self, text: str | None) -> None:
-        """A line under the question before any tier answers (e.g. waiting for a model to load)."""
-        for old in self.query(".turn-status"):
-            old.remove()
-        if text:
-            self.mount(Static(f"⏳ {text}", classes="turn-status", markup=False))
-
-    async def add_block(self, tier: str, text: str = "") -> AnswerBlock:
-        block = AnswerBlock(tier, text)
-        self.blocks.append(block)
-        await self.mount(block)
-        return block
 
 
 def badge_for_step(step: dict[str, Any], final: bool, final_tier: str, next_tier: str | None = None) -> tuple[str, str]:

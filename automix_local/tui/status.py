@@ -1,0 +1,51 @@
+"""The status bar and the question box's placeholder: the tiers and where they run, what is loading, the
+last answer's speed, what questions ask, the policy and the config."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..paths import display_path
+
+if TYPE_CHECKING:
+    from .app import AutomixApp
+
+ASK_PLACEHOLDER = "Ask about the context… (Enter to send, Esc to cancel)"
+
+
+def status_line(app: AutomixApp) -> str:
+    parts = []
+    for t in app.config.tiers:
+        if t.is_remote:
+            parts.append(f"{t.name}: {t.model} (remote)")
+        else:
+            gpu = "GPU all layers" if t.n_gpu_layers < 0 else f"GPU {t.n_gpu_layers} layers"
+            parts.append(f"{t.name} ({'CPU' if t.n_gpu_layers == 0 else gpu})")
+    state = app.models_state
+    if state == "ready":
+        state = "all models ready"
+    elif state.startswith("loading ") and app.ready_tiers:
+        state = f"{', '.join(app.ready_tiers)} ready · {state}"
+    tps = f" · {app.last_tps:.1f} tok/s" if app.last_tps else ""
+    scope = "" if app.library.source is None else f" · asking: {app.library.words()}"
+    policy = app.settings.policy_words()
+    return f"{' → '.join(parts)} [{state}]{tps}{scope} · {policy} · config {display_path(app.config.source_file)}"
+
+
+def placeholder(app: AutomixApp) -> str:
+    """The question box says what the models are doing: a question asked while they load is kept and
+    answered when its tier is ready, without another key."""
+    state = app.models_state
+    if state.startswith("loading "):
+        done = f"{', '.join(app.ready_tiers)} ready; " if app.ready_tiers else ""
+        return f"{done}{state} ask now: your question is answered as soon as it can be"
+    if state == "starting":
+        return "starting… ask now: your question is answered as soon as the models are ready"
+    if state == "missing":
+        return "models missing: pull them (see the screen) or point models.toml at files you have"
+    if state == "error":
+        return "a model failed to load (see the message); questions cannot be answered"
+    if app.library.source is not None:
+        what = ", ".join(app.library.source.names) or "your documents"
+        return f"Ask {what}… (Enter to send, Esc to cancel, ctrl+f: documents)"
+    return ASK_PLACEHOLDER
