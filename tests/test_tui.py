@@ -14,6 +14,8 @@ from automix_local.ask import Source
 from automix_local.config import load_config
 from automix_local.explain import shown_answer
 from automix_local.tui.app import AutomixApp
+from automix_local.tui.commands import app_commands
+from automix_local.tui.context import reflow
 from automix_local.tui.screens import MissingModelsScreen
 from automix_local.tui.turn import TurnView
 from automix_local.tui.widgets import AnswerBlock
@@ -381,3 +383,169 @@ async def test_asking_the_document_library_cites_the_passages(make_app, tmp_path
         saved = app.store.load(app.conversation_id).turns[-1]
         assert saved.status == "done" and saved.trace["not_found"] is True and saved.trace["steps"] == []
         assert saved.trace["not_found_reason"] == "retrieval" and saved.trace["answer_shown"].startswith(not_found)
+
+
+# --------------------------------------------------------------------------- app flows on scripted tiers
+# The tiers answer, are sure and judge as each test scripts them (tests/fake_tier.py), plugged in through the
+# cascade's backend factory: what the app draws for each turn of the ask service, in milliseconds.
+
+NORMANS = "The Normans descended from Norse raiders who, under their leader Rollo, swore fealty to King Charles III."
+
+
+@pytest.fixture
+def scripted_app(tmp_path: Path):
+    """make(cascade table, context text or None, **scripts) -> (app, factory): an app on scripted tiers."""
+    from .fake_tier import scripted_config, scripted_factory
+
+    def make(cascade: dict | None = None, context: str | None = NORMANS, name: str = "normans.txt", **scripts):
+        config = scripted_config(tmp_path / "config", cascade=cascade or {"threshold": 0.5})
+        factory = scripted_factory(**scripts)
+        ctx = None
+        if context is not None:
+            ctx = tmp_path / name
+            ctx.write_text(context, encoding="utf-8")
+        return AutomixApp(config, ctx, backend_factory=factory), factory
+
+    return make
+
+
+async def test_scripted_escalation_is_drawn_from_the_services_events(scripted_app):
+    from .fake_tier import Script
+
+    app, tiers = scripted_app(small=Script("King Charles", verdict=0.2), large=Script("Rollo", verdict=0.9))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await ask(app, pilot)
+        await wait_until(pilot, lambda: app.answering is None, timeout=30, what="answer finished")
+        small, large = app.query(AnswerBlock).results(AnswerBlock)
+        assert (small.tier, small.text, large.tier, large.text) == ("small", "King Charles", "large", "Rollo")
+        assert small.has_class("superseded") and not large.has_class("superseded")
+        assert str(small.badge.content).startswith("✗ small · checked with the larger model (large)")
+        assert str(large.badge.content) == "✓ large · final answer"
+        assert app.last_answer == "Rollo" and app.turns == [(Q, "Rollo")]
+        assert tiers["large"].prompts and Q in tiers["large"].prompts[-1]  # the escalated tier was asked
+        saved = app.store.load(app.conversation_id).turns[0]
+        assert saved.status == "done" and saved.answer == "Rollo" and saved.trace["answer_shown"] == "Rollo"
+        assert [s["tier"] for s in saved.trace["steps"]] == ["small", "large"]
+        assert saved.trace["source"] == {"kind": "context", "document": app.document}
+        assert "Session: 1 question(s)" in str(app.query_one("#totals").content)
+
+
+async def test_a_follow_up_gets_the_saved_turns_from_the_service(scripted_app):
+    from .fake_tier import Script
+
+    app, tiers = scripted_app(small=Script({Q: "Rollo", "Whom did he swear fealty to?": "King Charles III"}))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await ask(app, pilot)
+        await wait_until(pilot, lambda: app.answering is None, timeout=30, what="first answer")
+        await submit(app, pilot, "Whom did he swear fealty to?")
+        await wait_until(pilot, lambda: len(app.turns) == 2, timeout=30, what="follow-up")
+        prompt = tiers["small"].prompts[-1]
+        assert f"Question: {Q}\n\nAnswer: The answer is Rollo\n\nQuestion: Whom did he swear fealty to?" in prompt
+        conv = app.store.load(app.conversation_id)
+        assert [t.trace["turns"] for t in conv.turns] == [0, 1] and len(conv.turns) == 2
+
+
+async def test_errors_are_one_line_under_the_question_and_saved(scripted_app):
+    from automix_local.backends.base import BackendError
+
+    from .fake_tier import Script
+
+    app, _ = scripted_app(small=Script(fail=BackendError("tier 'small': the model stopped")))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ask(app, pilot)
+        await wait_until(pilot, lambda: app.answering is None, timeout=30, what="the error")
+        assert [str(w.content) for w in app.query(".error-line")] == ["⚠ tier 'small': the model stopped"]
+        assert app.store.load(app.conversation_id).turns[-1].status == "error"
+    bug, _ = scripted_app(small=Script(fail=RuntimeError("a bug")))
+    async with bug.run_test(size=(120, 40)) as pilot:
+        await ask(bug, pilot)
+        await wait_until(pilot, lambda: bug.answering is None, timeout=30, what="the bug")
+        assert [str(w.content) for w in bug.query(".error-line")] == ["⚠ unexpected error: RuntimeError: a bug"]
+
+
+async def test_cancel_closes_the_services_question_and_it_is_saved_cancelled(scripted_app):
+    import threading
+
+    from .fake_tier import Script
+
+    hold = threading.Event()
+    app, _ = scripted_app(small=Script("Rollo", hold=hold))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ask(app, pilot)
+        await wait_until(pilot, lambda: app.conversation_id is not None, timeout=30, what="the question saved")
+        await pilot.press("escape")
+        assert app.answering is None and not app.query(TurnView)
+        assert app.query_one("#question", Input).value == Q
+        cid = app.conversation_id
+        assert app.store.load(cid).turns[-1].status == "pending"  # the model is still busy with it
+        hold.set()  # its next event reaches the worker, which closes the question
+        await wait_until(pilot, lambda: app.store.load(cid).turns[-1].status == "cancelled", timeout=30, what="saved")
+        assert not app.query(TurnView)  # nothing of the cancelled answer is drawn
+
+
+async def test_an_abstention_over_the_library_is_not_in_your_documents(scripted_app, tmp_path: Path):
+    from automix_local.documents.library import Library, default_path
+
+    from .fake_tier import Script
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "kettle.md").write_text("# Kettle\n\nDescale the kettle every four weeks.\n", encoding="utf-8")
+    app, _ = scripted_app(small=Script("unanswerable", verdict=0.9), context=None)
+    with Library(default_path(app.config.paths.data_dir)) as lib:
+        lib.add([str(folder)])
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.library.whole()
+        await ask(app, pilot, "How often is the kettle descaled?")
+        await wait_until(pilot, lambda: app.answering is None, timeout=30, what="answer")
+        (block,) = app.query(AnswerBlock).results(AnswerBlock)
+        assert block.text == "The document does not say."
+        notes = [str(w.content) for w in app.query(".citations")]
+        assert notes == ["Not in your documents: the model found no answer in them (whole documents of kettle.md)."]
+        assert not app.query(".not-found")  # a model was asked: its answer is the one shown
+        trace = app.store.load(app.conversation_id).turns[-1].trace
+        assert trace["not_found"] is True and trace["not_found_reason"] == "abstained" and trace["citations"] == []
+
+
+async def test_the_command_palette_runs_the_apps_commands(scripted_app):
+    from textual.command import CommandPalette
+
+    app, _ = scripted_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.cascade is not None, timeout=30, what="cascade")
+        await pilot.press("ctrl+p")
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette), timeout=10, what="the palette")
+        await pilot.press(*"Verification: sampled")
+        await pilot.pause(0.5)  # the palette searches its providers in the background
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.cascade.verifier.strategy == "sampled", timeout=10, what="the verifier")
+        names = [c.name for c in app_commands(app)]
+        assert "Documents: ask the whole library" in names and "Export conversation" in names
+        assert not any(n.startswith(("Remote", "Send")) for n in names)  # no remote tier: no policy commands
+
+
+async def test_a_hard_wrapped_file_is_reflowed_and_named_in_the_panes_title(scripted_app):
+    line = "A paragraph its author wrapped at"
+    app, _ = scripted_app(context=f"# Notes\n\n{line}\nsixty columns.\n", name="notes.md")
+    async with app.run_test(size=(130, 40)) as pilot:
+        await pilot.pause()
+        assert app.query_one("#context", TextArea).text == f"# Notes\n\n{line} sixty columns.\n"
+        assert str(app.query_one("#context-title").content) == "Context · notes.md, 10 words"
+        assert not any("notes.md" in n.message for n in app._notifications)  # nothing covers the question box
+        app.query_one("#context", TextArea).insert("More. ")
+        await pilot.pause()
+        assert str(app.query_one("#context-title").content) == "Context · notes.md (edited), 11 words"
+
+
+def test_reflow_joins_paragraph_lines_and_keeps_the_rest():
+    md = (
+        "# Title\n\nA para\nwrapped here.\n\n- item one\n  continued\n- item two\n\n    code one\n    code two\n"
+        "Hard break  \nkept\n\n```\na\nb\n```\n> quote\n> more\n| a | b |\n| - | - |\n"
+    )
+    assert reflow(md) == (
+        "# Title\n\nA para wrapped here.\n\n- item one continued\n- item two\n\n    code one\n    code two\n"
+        "Hard break  \nkept\n\n```\na\nb\n```\n> quote\n> more\n| a | b |\n| - | - |\n"
+    )
+    assert reflow("A short\naddress\nline\n", markdown=False) == "A short\naddress\nline\n"  # not wrapped
+    long = "x" * 70
+    assert reflow(f"{long}\n{long}\nend.\nNext\n", markdown=False) == f"{long} {long} end.\nNext\n"
