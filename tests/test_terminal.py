@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SQUAD_CONTEXT, cli_path, tier_toml
+from .conftest import ROOT, SQUAD_CONTEXT, cli_path, tier_toml
 from .terminal import Terminal
 
 pytestmark = pytest.mark.slow
@@ -38,9 +38,9 @@ def app_files(model_path: Path, tmp_path: Path):
     return make
 
 
-def start(config: Path, ctx: Path | None, hermetic_home: Path) -> Terminal:
+def start(config: Path, ctx: Path | None, hermetic_home: Path, cols: int = 120) -> Terminal:
     argv = [cli_path(), "--config", str(config)] + (["--context", str(ctx)] if ctx else [])
-    return Terminal(argv, env={"AUTOMIX_LOCAL_HOME": str(hermetic_home)}, cols=120, rows=40)
+    return Terminal(argv, env={"AUTOMIX_LOCAL_HOME": str(hermetic_home)}, cols=cols, rows=40)
 
 
 def test_a_question_typed_at_once_is_answered_on_screen(app_files, hermetic_home):
@@ -72,6 +72,31 @@ def test_the_placeholder_says_what_is_loading(app_files, hermetic_home):
         assert "small (CPU) → large (CPU) [small ready · loading large…]" in screen
         screen = term.wait_for("▊  Ask about the context… (Enter to send, Esc to cancel)", timeout=240)
         assert "[all models ready]" in screen and "loading" not in screen
+
+
+SAMPLE = ROOT / "automix_local" / "data" / "sample.md"
+
+
+def test_the_first_screen_of_make_run(app_files, hermetic_home):
+    """`make run`'s first screen (130×40, the sample as the context, while the models load): the pane's title
+    names the file instead of a notice over the question box and the status bar; the sample's hard-wrapped
+    paragraphs are reflowed, so the pane wraps each once: every row of a paragraph but its last is full."""
+    config, _ = app_files(slow_large=True)
+    words = len(SAMPLE.read_text(encoding="utf-8").split())
+    with start(config, SAMPLE, hermetic_home, cols=130) as term:
+        screen = term.wait_for("small ready; loading large… ask now: your question is answered", timeout=120)
+        assert f"Context · sample.md, {words} words" in screen
+        status = next(line for line in screen.splitlines() if "[small ready · loading large…]" in line)
+        assert "· local only · config" in status  # the status bar's end is not covered
+        lines = screen.splitlines()
+        border = lines[1].index("│")  # the context pane's right edge, on its title row
+        rows = [line[:border].strip() for line in lines[2:]]
+        first = rows.index("# The Rosetta Stone") + 2
+        paragraph = rows[first : rows.index("", first)]
+        expected = SAMPLE.read_text(encoding="utf-8").split("\n\n")[1]
+        assert " ".join(paragraph) == " ".join(expected.split())
+        longest = max(len(w) for w in expected.split())
+        assert all(len(row) > border - 4 - longest for row in paragraph[:-1]), paragraph  # none ragged
 
 
 FOUNDERS = (
