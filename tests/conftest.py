@@ -67,9 +67,10 @@ def embedding_model_path() -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _model_path_env(model_path: Path):
-    """Configs under tests/data refer to the test model as $AUTOMIX_TEST_MODEL_PATH."""
-    os.environ["AUTOMIX_TEST_MODEL_PATH"] = str(model_path)
+def _model_path_env():
+    """Configs under tests/data refer to the test model as $AUTOMIX_TEST_MODEL_PATH. Set whether or not the file
+    is there: the scripted-tier tests need no model, and a test that does asks for ``model_path``."""
+    os.environ["AUTOMIX_TEST_MODEL_PATH"] = str(_test_home() / "data" / "models" / TEST_FILE)
     yield
     os.environ.pop("AUTOMIX_TEST_MODEL_PATH", None)
 
