@@ -67,6 +67,7 @@ class Decision:
 
 class RouterError(AutomixError):
     """A router file or fit that cannot be used. str() is the one line shown to the user."""
+
     http_status = 400
 
 

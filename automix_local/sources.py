@@ -42,6 +42,7 @@ ModelSpec = TierConfig | EmbeddingConfig  # anything with a model file to list, 
 
 class ModelError(AutomixError):
     """A model that cannot be used as configured. str() is the one line shown to the user."""
+
     api_code = "model_error"
 
 

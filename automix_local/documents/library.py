@@ -77,6 +77,7 @@ _PASSAGE_COLUMNS = 'p.id, d.name, p.document_id, p.seq, p.page, p.heading, p.sta
 
 class LibraryError(AutomixError):
     """The library cannot be used as asked. str() is the one line shown to the user."""
+
     http_status = 400
 
 

@@ -44,6 +44,7 @@ logging.getLogger("pypdf").addHandler(logging.NullHandler())
 
 class DocumentError(AutomixError):
     """A file that cannot be indexed. str() is one line naming the file and, where there is one, the fix."""
+
     http_status = 400
 
 
