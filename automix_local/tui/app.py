@@ -465,7 +465,7 @@ class AutomixApp(App[None]):
             self.notify("Nothing to export yet.", severity="warning")
             return
         md, js = export(self.store.load(self.conversation_id), self.config.paths.data_dir / "exports")
-        self.notify(f"Exported to {md} (and {js.name})")
+        self.notify(f"Exported {md.name} and {js.suffix} to {display_path(md.parent)}")
 
     def on_unmount(self) -> None:
         self.service.close()  # the embedding model and the store
