@@ -6,9 +6,7 @@ import json
 import re
 import subprocess
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
 import pytest
 
@@ -25,7 +23,7 @@ from automix_local.config import (
 )
 from automix_local.errors import UsageError
 from automix_local.paths import default_paths
-from automix_local.schema import Invalid, Key, describe, read_dataclass
+from automix_local.schema import Invalid, describe, read_dataclass
 
 from .conftest import ROOT, cli_path
 
@@ -325,33 +323,14 @@ def test_docs_name_every_key_and_its_default():
     assert not set(rows) - set(keys), f"documented but not keys: {sorted(set(rows) - set(keys))}"
 
 
-# the reader on a JSON body, as the server reads a chat request
+# the reader on a JSON body: the server's chat request
+
+from automix_local.server import ChatBody, Message, TextPart  # noqa: E402
 
 
-@dataclass(frozen=True)
-class _Part:
-    type: Annotated[str, Key("the part's kind (text only)", choices=("text",))]
-    text: Annotated[str, Key("the text")] = ""
-
-
-@dataclass(frozen=True)
-class _Message:
-    role: Annotated[str, Key("who says it", choices=("system", "developer", "user", "assistant", "tool"))]
-    content: Annotated[str | tuple[_Part, ...] | None, Key("a string or a list of text parts")] = None
-
-
-@dataclass(frozen=True)
-class _Chat:
-    messages: Annotated[
-        tuple[_Message, ...], Key("the conversation, the question last", required="missing: send a user message")
-    ]
-    model: Annotated[str, Key("the model asked")] = "automix"
-    stream: Annotated[bool, Key("stream server-sent events")] = False
-    documents: Annotated[tuple[str, ...] | None, Key("library documents to answer from ([]: all)")] = None
-
-
-def read_chat(body: str) -> _Chat:
-    return read_dataclass(_Chat, json.loads(body), json=True, ignore_unknown=True)
+def read_chat(body: str) -> ChatBody:
+    """The server's own request body (server.ChatBody), read as parse_request reads it."""
+    return read_dataclass(ChatBody, json.loads(body), json=True, ignore_unknown=True)
 
 
 def test_the_reader_reads_a_json_request_body():
@@ -360,7 +339,7 @@ def test_the_reader_reads_a_json_request_body():
         '{"role": "system", "content": "ctx"}, {"role": "user", "content": [{"type": "text", "text": "Q?"}]}]}'
     )
     assert chat.stream is True and chat.documents is None and chat.model == "automix"
-    assert chat.messages == (_Message("system", "ctx"), _Message("user", (_Part("text", "Q?"),)))
+    assert chat.messages == (Message("system", "ctx"), Message("user", (TextPart("text", "Q?"),)))
     assert read_chat('{"messages": [{"role": "user"}], "documents": ["a.pdf"]}').documents == ("a.pdf",)
 
 
@@ -368,7 +347,7 @@ def test_the_reader_reads_a_json_request_body():
     ("body", "key", "message"),
     [
         ("[]", "", "expected an object, got a list"),
-        ("{}", "messages", "missing: send a user message"),
+        ("{}", "messages", "messages is missing: send at least one user message"),
         ('{"messages": "hi"}', "messages", "expected a list, got the string 'hi'"),
         ('{"messages": [1]}', "messages[0]", "expected an object, got the number 1"),
         ('{"messages": [{"role": "robot"}]}', "messages[0].role", "expected one of 'system', 'developer', 'user'"),
