@@ -66,12 +66,13 @@ def test_the_placeholder_says_what_is_loading(app_files, hermetic_home):
     the box invites the question. Started without --context: its notice would cover the box's end at first."""
     config, _ = app_files(slow_large=True)
     with start(config, None, hermetic_home) as term:
-        screen = term.wait_for(
+        term.wait_for(
             "▊  small ready; loading large… ask now: your question is answered", timeout=120, what="the loading text"
         )
-        assert "small (CPU) → large (CPU) [small ready · loading large…]" in screen
-        screen = term.wait_for("▊  Ask about the context… (Enter to send, Esc to cancel)", timeout=240)
-        assert "[all models ready]" in screen and "loading" not in screen
+        # the status bar is the next row of the same frame, which may reach the terminal in more than one write
+        term.wait_for("small (CPU) → large (CPU) [small ready · loading large…]", timeout=5)
+        term.wait_for("▊  Ask about the context… (Enter to send, Esc to cancel)", timeout=240)
+        term.wait_for(lambda s: "[all models ready]" in s and "loading" not in s, timeout=5, what="the ready status")
 
 
 SAMPLE = ROOT / "automix_local" / "data" / "sample.md"
@@ -84,7 +85,14 @@ def test_the_first_screen_of_make_run(app_files, hermetic_home):
     config, _ = app_files(slow_large=True)
     words = len(SAMPLE.read_text(encoding="utf-8").split())
     with start(config, SAMPLE, hermetic_home, cols=130) as term:
-        screen = term.wait_for("small ready; loading large… ask now: your question is answered", timeout=120)
+        screen = term.wait_for(  # both rows: one frame may reach the terminal in more than one write
+            lambda s: (
+                "small ready; loading large… ask now: your question is answered" in s
+                and "[small ready · loading large…]" in s
+            ),
+            timeout=120,
+            what="the loading text in the question box and the status bar",
+        )
         assert f"Context · sample.md, {words} words" in screen
         status = next(line for line in screen.splitlines() if "[small ready · loading large…]" in line)
         assert "· local only · config" in status  # the status bar's end is not covered
