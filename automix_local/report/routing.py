@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +31,7 @@ from ..signals import (
 from .model import Interval, MeanStd, RouterKey, RouterResult
 from .runs import EvalItem, ReportError, Run
 from .signals import SignalSpec
-from .stats import MIN_GAP, _ms, _split, bootstrap_weights
+from .stats import MIN_GAP, _ms, _split, bootstrap_weights, replicate_interval
 
 
 @dataclass(frozen=True)
@@ -199,15 +198,7 @@ def bootstrap_delta_ibc(
                 strict=True,
             )
         reps.append([_delta_ibc(p, c, ps, c_small, pl, c_large) for p, c, ps, pl in means])
-    arr = np.array(reps)  # seeds × replicates
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        means = np.nanmean(arr, axis=0)
-    means = means[~np.isnan(means)]
-    if len(means) == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return Interval(float(low), float(high), float(np.mean(means > 0)), len(means))
+    return replicate_interval(reps)
 
 
 def threshold_curve(

@@ -85,7 +85,13 @@ def bootstrap_mean(parts: Sequence[tuple[np.ndarray, np.ndarray]], weights: np.n
         w = weights[:, idx].astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):  # a replicate may draw none of a part's items
             reps.append(w @ np.asarray(values, dtype=float) / w.sum(axis=1))
-    arr = np.array(reps)  # parts × replicates
+    return replicate_interval(reps)
+
+
+def replicate_interval(reps: Sequence[Sequence[float]]) -> Interval:
+    """The 95 % percentile interval of the replicates' means over parts (rows: parts, columns: replicates);
+    a replicate that drew no item of any part is dropped. Also the share of replicates above zero."""
+    arr = np.array(reps, dtype=float)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         means = np.nanmean(arr, axis=0)
