@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,41 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE conversations ADD COLUMN scope TEXT;
     """,
+    # 4: each local tier's measured speed on this machine (speeds.py): exponentially weighted sums of seconds
+    # and tokens, per tier, model file and where it runs (a changed model or setup starts afresh)
+    """
+    CREATE TABLE tier_speeds (
+        tier TEXT NOT NULL,
+        model TEXT NOT NULL,
+        setup TEXT NOT NULL,
+        prompt_seconds REAL NOT NULL,
+        prompt_tokens REAL NOT NULL,
+        gen_seconds REAL NOT NULL,
+        gen_tokens REAL NOT NULL,
+        observations INTEGER NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (tier, model, setup)
+    );
+    """,
 ]
+DATABASE = "conversations.db"  # the history database's file name in the data dir
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class StoreError(AutomixError):
     """The conversation database cannot be used. str() is the one line shown to the user."""
+
+
+@dataclass(frozen=True)
+class SpeedSums:
+    """One local tier's running speed estimate as stored: exponentially weighted sums of the seconds and tokens
+    it was observed to take (``speeds.SpeedBook`` does the arithmetic)."""
+
+    prompt_seconds: float = 0.0
+    prompt_tokens: float = 0.0
+    gen_seconds: float = 0.0
+    gen_tokens: float = 0.0
+    observations: int = 0
 
 
 @dataclass
@@ -188,3 +218,46 @@ class Store:
             "UPDATE turns SET status = ?, answer = ?, tier = ?, trace = ? WHERE id = ?",
             (status, answer, tier, json.dumps(trace) if trace is not None else None, tid),
         )
+
+    # ------------------------------------------------------------------ tier speeds
+    def speed_sums(self) -> dict[tuple[str, str, str], SpeedSums]:
+        """Every stored speed estimate, by (tier, model file, setup)."""
+        rows = self.db.execute(
+            "SELECT tier, model, setup, prompt_seconds, prompt_tokens, gen_seconds, gen_tokens, observations"
+            " FROM tier_speeds"
+        )
+        return {(r[0], r[1], r[2]): SpeedSums(*r[3:]) for r in rows}
+
+    def update_speed_sums(
+        self, tier: str, model: str, setup: str, update: Callable[[SpeedSums], SpeedSums]
+    ) -> SpeedSums:
+        """Replace one estimate by ``update(stored)`` (empty sums when none is stored) in one write transaction,
+        so that two processes updating the same tier each build on the other's last write; returns it."""
+        key = (tier, model, setup)
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute(
+                "SELECT prompt_seconds, prompt_tokens, gen_seconds, gen_tokens, observations FROM tier_speeds"
+                " WHERE tier = ? AND model = ? AND setup = ?",
+                key,
+            ).fetchone()
+            new = update(SpeedSums(*row) if row else SpeedSums())
+            self.db.execute(
+                "INSERT OR REPLACE INTO tier_speeds(tier, model, setup, prompt_seconds, prompt_tokens, gen_seconds,"
+                " gen_tokens, observations, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *key,
+                    new.prompt_seconds,
+                    new.prompt_tokens,
+                    new.gen_seconds,
+                    new.gen_tokens,
+                    new.observations,
+                    time.time(),
+                ),
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        return new
