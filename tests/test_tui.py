@@ -549,3 +549,21 @@ def test_reflow_joins_paragraph_lines_and_keeps_the_rest():
     assert reflow("A short\naddress\nline\n", markdown=False) == "A short\naddress\nline\n"  # not wrapped
     long = "x" * 70
     assert reflow(f"{long}\n{long}\nend.\nNext\n", markdown=False) == f"{long} {long} end.\nNext\n"
+
+
+async def test_the_status_bar_says_the_time_saved_against_always_asking_the_last_tier(scripted_app):
+    """Per answered question: what the last tier would have taken at its measured speed, minus what the cascade's
+    models took; the config's path gives way when the row would not fit."""
+    from automix_local.speeds import SpeedBook
+
+    app, _ = scripted_app(cascade={"router": "always_small"})  # the small tier answers, unverified
+    SpeedBook.for_config(app.config).observe("large", 1000, 10, 4.0, 2.0)  # large: 4 ms a prompt token, 0.2 s a token
+    async with app.run_test(size=(130, 40)) as pilot:
+        assert "saved" not in str(app.query_one("#status").content)
+        await ask(app, pilot, Q)
+        await wait_until(pilot, lambda: app.answering is None, timeout=30, what="answer")
+        (step,) = app.store.load(app.conversation_id).turns[-1].trace["steps"]
+        large = 0.004 * step["tokens_evaluated"] + 0.2 * step["tokens_out"]
+        status = str(app.query_one("#status").content)
+        assert f"saved {large - step['seconds']:.1f} s vs always-large" in status, status
+        assert len(status) <= 130

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from ..errors import AutomixError, one_line
 from .settings import REMOTE_MODES, SEND_MODES
 
 if TYPE_CHECKING:
@@ -38,11 +39,40 @@ def app_commands(app: AutomixApp) -> list[Command]:
         Command("Documents: add a file or folder…", "Index it into the library", lib.add),
         Command("Documents: use the context pane", "Questions are asked over the pasted text again", lib.context),
     ]
+    if app.config.cascade.router == "trust" or (app.cascade is not None and getattr(app.cascade, "target", None)):
+        for target, what in TARGETS:
+            out.append(Command(f"Target: {target}", f"{what} (this session)", partial(set_target, app, target)))
     if any(t.is_remote for t in app.config.tiers):
         for key, label, modes in (("remote", "Remote", REMOTE_MODES), ("send", "Send", SEND_MODES)):
             for mode, what in modes:
                 out.append(Command(f"{label} (this conversation): {mode}", what, partial(s.set_policy, key, mode)))
     return out
+
+
+TARGETS = (  # [cascade] target (the trust router: abstain.py)
+    ("quality", "as good as always asking the last model, in the least time"),
+    ("balanced", "well under the time of always asking the last model"),
+    ("fast", "the first model answers alone: nothing escalates"),
+)
+
+
+def set_target(app: AutomixApp, value: str) -> None:
+    """Switch the cascade's [cascade] target for this session, from the next question."""
+    cascade = app.cascade
+    if cascade is None:
+        app.notify("The models are not ready yet (see the status bar).", severity="warning")
+        return
+    setter = getattr(cascade, "set_target", None)  # Cascade.set_target is being added (issue 22)
+    if setter is None:
+        app.notify("This cascade has no target to switch.", severity="warning")
+        return
+    try:
+        setter(value)
+    except AutomixError as exc:
+        app.notify(one_line(exc), severity="warning")
+        return
+    app.update_status()
+    app.notify(f"Target: {value} (from the next question, this session)")
 
 
 class AppCommands(Provider):

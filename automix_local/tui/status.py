@@ -1,5 +1,6 @@
 """The status bar and the question box's placeholder: the tiers and where they run, what is loading, the
-last answer's speed, what questions ask, the policy and the config."""
+last answer's speed, what questions ask, the cascade's target, the session's time saved against always asking
+the last tier, the policy and the config."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ ASK_PLACEHOLDER = "Ask about the context… (Enter to send, Esc to cancel)"
 
 
 def status_line(app: AutomixApp) -> str:
+    """One row: the tiers [what is loading] · tok/s · what questions ask · the target · time saved · the
+    policy · the config file (left out when the row would not fit the screen)."""
     parts = []
     for t in app.config.tiers:
         if t.is_remote:
@@ -28,8 +31,39 @@ def status_line(app: AutomixApp) -> str:
         state = f"{', '.join(app.ready_tiers)} ready · {state}"
     tps = f" · {app.last_tps:.1f} tok/s" if app.last_tps else ""
     scope = "" if app.library.source is None else f" · asking: {app.library.words()}"
-    policy = app.settings.policy_words()
-    return f"{' → '.join(parts)} [{state}]{tps}{scope} · {policy} · config {display_path(app.config.source_file)}"
+    target = target_words(app)
+    saved = saved_words(app)
+    extra = "".join(f" · {w}" for w in (target, saved) if w)
+    line = f"{' → '.join(parts)} [{state}]{tps}{scope}{extra} · {app.settings.policy_words()}"
+    config = f" · config {display_path(app.config.source_file)}"
+    width = app.size.width
+    return line if width and len(line + config) > width else line + config
+
+
+def target_words(app: AutomixApp) -> str | None:
+    """The cascade's target ("target balanced", "target ≤ 25% escalated"), when its router reads one: the
+    cascade's own (the palette may have switched it for this session), else the config's."""
+    cascade = app.cascade
+    if cascade is not None and hasattr(cascade, "target"):
+        value = cascade.target
+    elif app.config.cascade.router == "trust":
+        value = app.config.cascade.target
+    else:
+        value = None
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return f"target {value}"
+    return f"target ≤ {value:.0%} escalated"
+
+
+def saved_words(app: AutomixApp) -> str | None:
+    """This session's time against always asking the last local tier ("saved 12 s vs always-large"), once a
+    question has been answered and that tier's speed is known."""
+    from ..speeds import session_savings
+
+    found = session_savings(app.service)
+    return found[0].words(found[1]) if found is not None else None
 
 
 def placeholder(app: AutomixApp) -> str:
