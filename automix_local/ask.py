@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from .cascade import Cascade, Event, Finished, Trace
 from .config import Config, PolicyConfig
 from .errors import UsageError
-from .explain import shown_answer
+from .explain import NOT_SURE_TEXT, shown_answer
 from .policy import override
 from .prompts import Turn, is_abstention
+from .speeds import record_answer
 
 if TYPE_CHECKING:
     from .backends.embed import LlamaEmbedder
@@ -168,11 +169,49 @@ class Answer:
         return [s.egress_id for s in self.trace.steps if s.egress_id is not None]
 
     @property
+    def not_sure(self) -> bool:
+        """The cascade held its answer back: no tier is likely right (the trust router; ``trace.best_guess``)."""
+        return self.trace.decision == "abstain"
+
+    @property
+    def abstained_why(self) -> str | None:
+        """Why the answer shown is an abstention, in one line (None: it is not one)."""
+        if not self.abstained:
+            return None
+        if self.not_found_reason == "retrieval":
+            return "no passage of your documents is about this question"
+        if self.not_sure:
+            from .explain import plain_reason
+
+            step = next((s for s in reversed(self.trace.steps) if s.decision == "abstain"), None)
+            if step is not None:
+                return f"{step.tier}: " + plain_reason(step.decision, step.why, step.confidence, step.tier)
+            return "not sure"
+        return f"{self.trace.tier} answered that the document does not say"
+
+    @property
     def text(self) -> str:
         """The answer as the user reads it."""
         if self.not_found_reason == "retrieval":
             return self.trace.notice or "Not in your documents."
+        if self.not_sure:
+            return NOT_SURE_TEXT
         return shown_answer(self.trace.answer)
+
+    @property
+    def not_sure_note(self) -> str | None:
+        """When the cascade held its answer back: the best guess it held back and, over the library, the closest
+        passage (None otherwise)."""
+        if not self.not_sure:
+            return None
+        parts = []
+        if self.trace.best_guess:
+            parts.append(f"best guess, not sure: {self.trace.best_guess}")
+        if self.retrieved is not None and self.retrieved.packed.passages:
+            from .documents.retrieval import label
+
+            parts.append(f"closest passage: {label(self.retrieved.packed.passages[0])}")
+        return "; ".join(parts) or None
 
     @property
     def not_found_note(self) -> str | None:
@@ -193,6 +232,7 @@ class Answer:
         data = self.trace.to_json()
         data["answer_shown"] = self.text
         data["abstained"] = self.abstained
+        data["abstained_why"] = self.abstained_why
         data["egress"] = self.egress
         data["source"] = self.source.to_json()
         data["conversation"] = self.conversation
@@ -383,6 +423,7 @@ class AskService:
         except BaseException as exc:
             self._finish_turn(turn, "cancelled" if isinstance(exc, KeyboardInterrupt) else "error", str(exc) or None)
             raise
+        record_answer(self, cascade, answer.trace)  # the local tiers' measured speeds, and the session's time saved
         self._finish_turn(turn, "done", answer)
         yield Done(answer)
         return answer

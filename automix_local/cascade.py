@@ -40,7 +40,7 @@ from .routers import (
     ThresholdRouter,
     make_router,
 )
-from .signals import Signal, agreement_features, answer_features
+from .signals import Signal, agreement_features, answer_features, previous_agreement
 from .sources import ensure_verified
 from .streams import Returning
 from .verification import Verification, Verifier, make_verifier
@@ -244,6 +244,9 @@ class Trace:
     turns: int = 0  # earlier turns of the conversation in the prompt (follow-up questions)
     turns_dropped: int = 0  # earlier turns left out, oldest first, to stay within history_tokens
     turns_note: str | None = None  # e.g. the router was calibrated on single questions
+    # decision "abstain" (the router judged that no tier is likely right): ``answer`` is the abstention and this
+    # the answer held back, shown to the user as a best guess (None when that answer was itself an abstention)
+    best_guess: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -264,7 +267,8 @@ class Trace:
             else:
                 what = plain_reason(s.decision, s.why, s.confidence, s.tier, nxt)
             parts.append(f"{s.tier}: {what}, {s.seconds:.1f}s")
-        line = f"answered by {self.tier} · " + " · ".join(parts) + f" · total {self.seconds:.1f}s, cost {self.cost:.2f}"
+        head = f"not sure (best guess by {self.tier})" if self.decision == "abstain" else f"answered by {self.tier}"
+        line = f"{head} · " + " · ".join(parts) + f" · total {self.seconds:.1f}s, cost {self.cost:.2f}"
         if self.turns:
             line += f" · {self.turns} earlier turn{'s' if self.turns != 1 else ''} in the prompt"
         return f"{line}\nnote: {self.notice}" if self.notice else line
@@ -611,10 +615,16 @@ class Cascade:
                     outcome = _Outcome("fallback", sent, best)
                     yield RemoteFailed(tier.name, sent, best.tier)
                 break
-            step = yield from self._local_step(index, model, asked, judge=index < n - 1)
+            last = index == n - 1
+            previous = steps[-1].answer if steps else None
+            step = yield from self._local_step(
+                index, model, asked, judge=not last or self.router.judges_last, previous=previous
+            )
             steps.append(step)
             confidences[index] = step.confidence
-            if index == n - 1:
+            if last:
+                if self.router.judges_last:
+                    outcome = yield from self._last_judgement(index, step, confidences)
                 break
             escalation = yield from self._escalation(index, step, steps, confidences, asked)
             if escalation.target is None:
@@ -625,9 +635,12 @@ class Cascade:
         yield Finished(trace)
         return trace
 
-    def _local_step(self, index: int, model: str, asked: _Question, *, judge: bool) -> Generator[Event, None, Step]:
+    def _local_step(
+        self, index: int, model: str, asked: _Question, *, judge: bool, previous: str | None = None
+    ) -> Generator[Event, None, Step]:
         """Local tier ``index`` answers (Token…, Answered) and, when ``judge`` and the router reads a confidence,
-        is verified (VerifyStarted, Verified) and given the signal's confidence. Returns its Step."""
+        is verified (VerifyStarted, Verified) when its signal needs it, and given the signal's confidence
+        (``previous``: the previous tier's answer, which a later tier's signal may compare). Returns its Step."""
         tier = self.tiers[index]
         answering = Returning(self.answer_stream(index, asked.context, asked.question, asked.turns))
         for delta in answering:
@@ -648,16 +661,28 @@ class Cascade:
         if not judge or not self.router.needs_confidence:
             return step
         feats: dict[str, float | None] = dict(free)
-        if self.verifier is not None:
+        if previous is not None:
+            feats |= previous_agreement(answer, previous)
+        signal = self.router.signal_for(index, len(self.tiers)) or self.signal
+        if self.verifier is not None and signal.needs_verifier is not None:
             yield VerifyStarted(tier.name, self.verifier.strategy)
             ver = self.verifier.verify(self.backend(index), asked.context, asked.question, answer, asked.turns)
             yield Verified(tier.name, ver)
             feats[f"verifier_{ver.strategy}"] = ver.confidence
             step.verifier = ver.strategy
             self._add_verification(step, tier, ver)
-        step.confidence = self.signal.confidence(feats)
-        step.signal = self.signal.name
+        step.confidence = signal.confidence(feats)
+        step.signal = signal.name
         return step
+
+    def _last_judgement(
+        self, index: int, step: Step, confidences: list[float | None]
+    ) -> Generator[Event, None, _Outcome]:
+        """A router that judges the last tier (the trust router) keeps its answer or says it is not sure."""
+        decision = self.router.decide(Observation(index, tuple(confidences), len(self.tiers)))
+        yield Decided(step.tier, decision)
+        step.decision, step.reason, step.why = decision.action, decision.reason, decision.why
+        return _Outcome("abstain", shown=step) if decision.action == "abstain" else _Outcome("keep")
 
     def _escalation(
         self,
@@ -676,6 +701,8 @@ class Cascade:
         step.decision, step.reason, step.why = decision.action, decision.reason, decision.why
         if decision.action == "keep":
             return _Escalation(_Outcome("keep"))
+        if decision.action == "abstain":
+            return _Escalation(_Outcome("abstain", shown=step))
         target = decision.target if decision.target is not None else index + 1
         if not index < target < n:
             raise RouterError(
@@ -719,9 +746,10 @@ class Cascade:
 
     def _trace(self, asked: _Question, steps: list[Step], outcome: _Outcome, t_start: float, offered: int) -> Trace:
         final = outcome.shown or steps[-1]
+        abstain = outcome.label == "abstain"
         trace = Trace(
             question=asked.question,
-            answer=final.answer,
+            answer=prompts.ABSTAIN if abstain else final.answer,
             tier=final.tier,
             model=final.model,
             decision=outcome.label,
@@ -732,6 +760,7 @@ class Cascade:
             notice=outcome.notice,
             turns=len(asked.turns),
             turns_dropped=offered - len(asked.turns),
+            best_guess=final.answer if abstain and not final.abstained else None,
         )
         if asked.turns and self.router.prompt is not None and not self.router.prompt.get("turns"):
             trace.turns_note = (
@@ -879,7 +908,7 @@ class _Outcome:
     """How a run ends so far: the Trace's ``decision`` label, its notice, and the step whose answer is shown
     when it is not the last step's (a blocked or failed escalation shows the best local answer)."""
 
-    label: str  # "direct" | "keep" | "route" | "blocked" | "fallback"
+    label: str  # "direct" | "keep" | "route" | "blocked" | "fallback" | "abstain" (not sure: ``shown`` held back)
     notice: str | None = None
     shown: Step | None = None
 

@@ -154,8 +154,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(answer.to_json(), indent=2, ensure_ascii=False))
         return 0
     out = sys.stderr if live else sys.stdout
-    if not live or answer.not_found_reason == "retrieval":
-        print(answer.text)
+    if not live or answer.not_found_reason == "retrieval" or answer.not_sure:
+        print(("→ " if live and answer.not_sure else "") + answer.text)
+    if answer.not_sure_note:
+        print(answer.not_sure_note, file=sys.stderr)
     if answer.retrieved is not None:
         _print_sources(answer, out)
     if answer.not_found_reason != "retrieval":
@@ -512,6 +514,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     loaded = load_run(run)  # once: calibrating and the comparison with the default read the same items
     # the trade-off to fit for: [cascade] lambda or target_escalation of the config in use, if set
     cascade = load_config(args.config).cascade if getattr(args, "config", None) else None
+    if args.router == "trust":
+        return _calibrate_trust(args, loaded, run, cascade)
     router, spec, cs = calibrate(
         loaded,
         args.router,
@@ -534,6 +538,27 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if note:
         print(note)
     print(f'use it in models.toml:\n  [cascade]\n  router = "{args.router}"\n  calibration = "{out.resolve()}"')
+    return 0
+
+
+def _calibrate_trust(args: argparse.Namespace, loaded: Any, run: Path, cascade: Any) -> int:
+    from .report.outcomes import fit_router
+
+    router = fit_router(loaded, cascade.target if cascade else "balanced", cascade.not_sure if cascade else None)
+    router.prompt = {
+        "layout": loaded.meta.get("layout", "paper"),
+        "answer_examples": bool(loaded.meta.get("answer_examples", False)),
+        "turns": False,
+    }
+    out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / "router-trust.json"
+    router.save(out)
+    p = router.operate()
+    print(f"fitted trust on {len(loaded.items)} items → {out}")
+    print(
+        f"target {router.target!r}, not_sure {router.not_sure:g} (on these items, cross-fitted): trust {p.trust:+.3f}, "
+        f"time {p.time:.2f}× always-{loaded.tiers[-1]}, escalated {p.escalated:.0%}, not sure {p.abstained:.0%}"
+    )
+    print(f'use it in models.toml:\n  [cascade]\n  router = "trust"\n  calibration = "{out.resolve()}"')
     return 0
 
 
@@ -713,7 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cal = sub.add_parser("calibrate", parents=[common], help="fit a router on a recorded run for models.toml")
     cal.add_argument("run", metavar="DIR")
-    cal.add_argument("--router", default="pomdp", choices=["threshold", "pomdp", "self_consistency"])
+    cal.add_argument("--router", default="pomdp", choices=["threshold", "pomdp", "self_consistency", "trust"])
     cal.add_argument("--signal", default=None, help="signal name from the report (default: the best held-out)")
     cal.add_argument("--costs", default=None, help="per-call tier costs (default: the run's models.toml costs)")
     cal.add_argument("--out", default=None, metavar="FILE", help="router JSON (default: DIR/router-ROUTER.json)")

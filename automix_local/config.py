@@ -25,7 +25,8 @@ from .schema import At, Invalid, Key, matches, read_dataclass
 BACKENDS = ("llama", "openai")
 VERIFIERS = ("logprob", "sampled")
 LAYOUTS = ("paper", "shared")
-ROUTERS = ("always_small", "always_large", "random", "threshold", "self_consistency", "pomdp")
+ROUTERS = ("always_small", "always_large", "random", "threshold", "self_consistency", "pomdp", "trust")
+TARGETS = ("quality", "balanced", "fast")  # abstain.TARGETS (config may not import the routers)
 REMOTE_MODES = ("never", "ask", "allow")
 SEND_MODES = ("question", "relevant", "full")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -295,15 +296,26 @@ class CascadeConfig:
     agreement_samples: Annotated[
         int, Key("answers sampled in one batch to measure agreement (0: off)", ge=0, le=MAX_AGREEMENT_SAMPLES)
     ] = 0
+    # issue 22: the trust router's operating point (abstain.py): the time it may take and how often it may say
+    # "not sure" instead of an answer some tier would have got right
+    target: Annotated[
+        str | float,
+        Key(
+            'trust router: "quality", "balanced", "fast", or the share 0–1 of questions that may escalate', read=_target
+        ),
+    ] = "balanced"
+    not_sure: Annotated[
+        float, Key('trust router: at most this share of right answers held back as "not sure"', ge=0, le=1)
+    ] = 0.3
 
     def check_keys(self, at: At) -> None:
         if self.answer_examples and self.layout == "shared":
             raise at.child("answer_examples").error(
                 'applies to layout = "paper" (the shared layout\'s prompt carries its own examples); remove one of them'
             )
-        if self.router == "pomdp" and self.calibration is None:
+        if self.router in ("pomdp", "trust") and self.calibration is None:
             raise at.child("calibration").error(
-                'router = "pomdp" needs a fitted router: set calibration = "router.json" '
+                f'router = "{self.router}" needs a fitted router: set calibration = "router.json" '
                 '(or choose router = "threshold")'
             )
         if self.lambda_ is not None and self.target_escalation is not None:
@@ -475,6 +487,16 @@ def _env_name(name: str, at: At) -> str:
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):  # never echo it: it may be the key itself
         raise at.error("expected the NAME of an environment variable holding the key, not the key")
     return name
+
+
+def _target(raw: str | float, at: At) -> str | float:
+    if isinstance(raw, str):
+        if raw.strip().lower() in TARGETS:
+            return raw.strip().lower()
+        raise at.error(f"expected one of {', '.join(map(repr, TARGETS))} or a share 0–1, got {raw!r}")
+    if not 0.0 <= raw <= 1.0:
+        raise at.error(f"expected a share of questions between 0 and 1 (or one of {', '.join(TARGETS)}), got {raw}")
+    return float(raw)
 
 
 def _calibration(raw: str, at: At) -> Path | None:

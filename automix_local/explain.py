@@ -33,6 +33,18 @@ def _compare(a: float, op: str, b: float) -> str:
     return f"{pct(a, d)} {op} {pct(b, d)}"
 
 
+def chance_words(p: float) -> str:
+    """A calibrated P(right) in plain words (the trust router's percentages are checked by `eval report`'s
+    reliability table)."""
+    if p >= 0.7:
+        return "likely right"
+    if p >= 0.5:
+        return "probably right"
+    if p >= 0.3:
+        return "may be wrong"
+    return "likely wrong"
+
+
 def routed_to(names: list[str], tier: str, action: str, target: int | None) -> str | None:
     """The name of the tier a decision routes to (None for a keep, or an unknown tier)."""
     if action != "route" or tier not in names:
@@ -67,7 +79,14 @@ def plain_reason(
     if decision is None:
         return "final answer"
 
+    if decision == "abstain":
+        if code == "no_tier":
+            return f"not sure: no model is likely to know this{shown}"
+        return f"not sure: the answer is likely wrong{shown}"
+
     if decision == "keep":
+        if code == "likely_right" and conf is not None:
+            return f"kept: {chance_words(conf)} ({pct(conf)})"
         if code == "confident":
             if high:
                 return f"kept: likely right{shown}"
@@ -102,6 +121,9 @@ def plain_reason(
     if low:  # "unsure", or no/unknown code with a low confidence
         return f"{head}: the {tier} answer looked unreliable{shown}"
     return f"{head}: confidence {pct(conf)}" if conf is not None else head
+
+
+NOT_SURE_TEXT = "The document does not seem to say."  # the cascade held its answer back (Trace.best_guess)
 
 
 def shown_answer(answer: str) -> str:

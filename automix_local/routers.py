@@ -55,10 +55,12 @@ class Decision:
     enough for its cost); routed: ``unsure`` (confidence under 50 %), ``below_threshold:T`` (a threshold
     router routed an answer of 50 % or more because its threshold T is higher), ``likely_better`` (POMDP
     routed an answer of 50 % or more: the larger tier is expected to gain), ``unchecked`` (no confidence);
-    either: ``random`` (a random draw), ``fixed`` (always_small / always_large).
+    either: ``random`` (a random draw), ``fixed`` (always_small / always_large). The trust router (abstain.py)
+    keeps with ``likely_right``, routes with ``unsure`` and ends in "not sure" (action ``abstain``) with ``no_tier``
+    (no tier is likely right: it does not escalate) or ``not_sure`` (the last tier's answer is likely wrong).
     """
 
-    action: Literal["keep", "route"]
+    action: Literal["keep", "route", "abstain"]
     target: int | None
     reason: str
     why: str = ""
@@ -74,6 +76,7 @@ class RouterError(AutomixError):
 class Router(ABC):
     kind: ClassVar[str]
     needs_confidence: ClassVar[bool] = True
+    judges_last: ClassVar[bool] = False  # the last tier's answer is judged too (and may end in "not sure")
 
     def __init__(self) -> None:
         self.costs: tuple[float, ...] | None = None
@@ -92,6 +95,10 @@ class Router(ABC):
     def fit(self, records: Sequence[Record], costs: Sequence[float]) -> Router:
         self.costs = tuple(float(c) for c in costs)
         return self
+
+    def signal_for(self, index: int, n_tiers: int) -> Signal | None:
+        """The signal that judges tier ``index``'s answer (None: the configured verifier's confidence)."""
+        return self.signal
 
     @abstractmethod
     def decide(self, obs: Observation) -> Decision: ...
@@ -493,14 +500,21 @@ ROUTER_CLASSES: dict[str, type[Router]] = {
 }
 
 
+def router_classes() -> dict[str, type[Router]]:
+    """Every router kind, the trust router (abstain.py, which builds on this module) included."""
+    from .abstain import TrustRouter
+
+    return ROUTER_CLASSES | {TrustRouter.kind: TrustRouter}
+
+
 def from_json(data: dict[str, Any]) -> Router:
     if not isinstance(data, dict) or data.get("format") != "automix-local-router":
         raise RouterError('not an automix-local router file (missing "format": "automix-local-router")')
     if data.get("version") != FORMAT_VERSION:
         raise RouterError(f"router file version {data.get('version')!r} is not supported (expected {FORMAT_VERSION})")
-    cls = ROUTER_CLASSES.get(data.get("kind", ""))
+    cls = router_classes().get(data.get("kind", ""))
     if cls is None:
-        raise RouterError(f"unknown router kind {data.get('kind')!r}; expected one of {', '.join(ROUTER_CLASSES)}")
+        raise RouterError(f"unknown router kind {data.get('kind')!r}; expected one of {', '.join(router_classes())}")
     try:
         router = cls.from_params(data.get("params") or {})
     except (TypeError, ValueError) as exc:
@@ -570,6 +584,10 @@ def make_router(config: Config) -> Router:
             )
         if cfg.lambda_ is not None and isinstance(router, POMDPRouter):
             router.set_lambda(cfg.lambda_)  # the config's trade-off overrides the fitted one
+        from .abstain import TrustRouter
+
+        if isinstance(router, TrustRouter):  # the config's target and not_sure choose its operating point
+            router.set_target(cfg.target, cfg.not_sure)
         return router
     if cfg.router == "random":
         router = RandomRouter(p=cfg.random_p, seed=cfg.seed)

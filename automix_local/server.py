@@ -594,7 +594,10 @@ async def _stream(
 ) -> Any:
     """Wait until what is streamed first is known (a kept answer, the last tier starting, or — provisional —
     the first tier starting), then answer with an SSE stream carrying the rest."""
-    n = len(server.cascade_for(req.model).tiers)
+    cascade = server.cascade_for(req.model)
+    n = len(cascade.tiers)
+    # a router that judges the last tier (the trust router) may hold its answer back: it is sent once judged
+    hold = cascade.router.judges_last and not req.provisional
     events = job.events()
     watcher = asyncio.create_task(_watch(request, job))
     first: list[AskEvent] = []
@@ -602,12 +605,12 @@ async def _stream(
     try:
         async for event in events:
             first.append(event)
-            if isinstance(event, TierStarted) and (req.provisional or event.index == n - 1):
+            if isinstance(event, TierStarted) and (req.provisional or (event.index == n - 1 and not hold)):
                 decision = "provisional" if req.provisional else "escalate" if event.index else "direct"
                 tier = event.tier
                 break
-            if isinstance(event, Decided) and event.decision.action == "keep":
-                tier, decision = event.tier, "keep"
+            if isinstance(event, Decided) and event.decision.action in ("keep", "abstain"):
+                tier, decision = event.tier, event.decision.action
                 break
         else:
             if job.error is not None:
@@ -622,7 +625,7 @@ async def _stream(
             yield e
 
     async def body() -> AsyncIterator[dict[str, str]]:
-        out = _Chunks(cid, created, req, n)
+        out = _Chunks(cid, created, req, n, hold)
         try:
             yield out.chunk({"role": "assistant", "content": ""}, tier or CASCADE_MODEL)
             async for event in replay():
@@ -645,8 +648,9 @@ class _Chunks:
     comes (the last tier's, or every tier's when provisional), a kept answer at once, a separator on
     escalation, a fallback answer when the remote tier failed, and the closing chunks with the trace."""
 
-    def __init__(self, cid: str, created: int, req: ChatRequest, tiers: int) -> None:
+    def __init__(self, cid: str, created: int, req: ChatRequest, tiers: int, hold: bool = False) -> None:
         self.cid, self.created, self.req, self.tiers = cid, created, req, tiers
+        self.hold = hold  # the last tier's answer waits for its judgement (it may be held back: "not sure")
         self.live: LiveText | None = None  # the text of the tier being streamed
         self.live_tier = ""
         self.answers: dict[str, str] = {}
@@ -670,7 +674,7 @@ class _Chunks:
 
     def on(self, event: AskEvent) -> Iterator[dict[str, str]]:
         if isinstance(event, TierStarted):
-            streaming = self.req.provisional or event.index == self.tiers - 1
+            streaming = self.req.provisional or (event.index == self.tiers - 1 and not self.hold)
             self.live, self.live_tier = (LiveText(), event.tier) if streaming else (None, "")
             if streaming and self.shown_any:
                 sep = f"\n\n— escalated to {event.tier} —\n\n"
@@ -691,7 +695,9 @@ class _Chunks:
         trace, final = answer.trace, answer.text
         model = trace.tier or CASCADE_MODEL
         live = self.live
-        if not self.shown_any or (live is not None and live.sent != final and trace.tier != self.live_tier):
+        if answer.not_sure and self.shown_any:  # provisional text was streamed, then held back
+            yield self.chunk({"content": f"\n\n— not sure —\n\n{final}"}, model)
+        elif not self.shown_any or (live is not None and live.sent != final and trace.tier != self.live_tier):
             # nothing shown yet, or a fallback to an earlier local answer after a remote failure
             if self.shown_any:
                 yield self.chunk({"content": "\n\n— answered locally —\n\n"}, model)

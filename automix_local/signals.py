@@ -40,7 +40,17 @@ TOKEN_FEATURES = (
 # k answers sampled in one batch beside the greedy one ([cascade] agreement_samples): the mean token F1 of
 # each against it, and the share that match it exactly (normalised); not free: recorded with its seconds
 AGREEMENT_FEATURES = ("agreement", "agreement_exact")
-FEATURES = (*VERIFIER_FEATURES, *FREE_FEATURES, *TOKEN_FEATURES, *GROUNDING_FEATURES, *AGREEMENT_FEATURES)
+# a later tier's answer against the previous tier's (token F1): free once both answered, read by the trust
+# router's judgement of the last tier (abstain.py)
+CASCADE_FEATURES = ("agreement_previous",)
+FEATURES = (
+    *VERIFIER_FEATURES,
+    *FREE_FEATURES,
+    *TOKEN_FEATURES,
+    *GROUNDING_FEATURES,
+    *AGREEMENT_FEATURES,
+    *CASCADE_FEATURES,
+)
 MISSING_LOGPROB = -10.0  # an empty answer has no token log-probabilities: treat it as very unsure
 
 
@@ -86,6 +96,14 @@ def agreement_features(answer: str, samples: Sequence[str]) -> dict[str, float]:
         "agreement": float(np.mean([token_f1(s, answer) for s in samples])),
         "agreement_exact": float(np.mean([exact_match(s, answer) for s in samples])),
     }
+
+
+def previous_agreement(answer: str, previous: str) -> dict[str, float]:
+    """``agreement_previous``: SQuAD token F1 between a tier's answer and the previous tier's (two abstentions
+    agree)."""
+    from .scoring import token_f1
+
+    return {"agreement_previous": float(token_f1(answer, previous))}
 
 
 def _spread_features(entropies: Sequence[float] | None, margins: Sequence[float] | None) -> dict[str, float]:

@@ -14,6 +14,7 @@ from ..grounding import GROUNDING_FEATURES, grounding_features
 from ..jsonl import read_jsonl
 from ..signals import (
     FEATURES,
+    previous_agreement,
 )
 
 
@@ -36,6 +37,10 @@ class EvalItem:
     verify_seconds: dict[str, tuple[float | None, ...]]  # strategy → per non-last tier
     features: list[dict[str, float]]  # per non-last tier: free features and verifier_<strategy>
     p_abstain: tuple[float | None, ...] = ()  # per tier: P(the answer starts "unanswerable") at the first token
+    answers: tuple[str, ...] = ()  # per tier: the answer recorded
+    # per tier, the last one too: its own recorded features (no verifier), a later tier's with agreement_previous
+    tier_features: list[dict[str, float]] = field(default_factory=list)
+    tokens: tuple[tuple[int, int], ...] = ()  # per tier: (prompt tokens evaluated, tokens generated)
 
 
 @dataclass
@@ -114,6 +119,9 @@ def _load_ours(d: Path) -> Run:
                 verify_seconds={s: tuple(t["verification"][s]["seconds"] for t in ts[:-1]) for s in strategies},
                 features=feats,
                 p_abstain=tuple(t.get("features", {}).get("p_abstain") for t in ts),
+                answers=tuple(str(t.get("answer", "")) for t in ts),
+                tier_features=_tier_features(ts),
+                tokens=tuple((int(t.get("tokens_evaluated", t.get("tokens_in", 0))), int(t["tokens_out"])) for t in ts),
             )
         )
     if not items:
@@ -121,6 +129,16 @@ def _load_ours(d: Path) -> Run:
     run = Run(tiers, items, meta, "automix-local", len(errors), errors[:5])
     _backfill_grounding(run, d)
     return run
+
+
+def _tier_features(ts: list[dict[str, Any]]) -> list[dict[str, float]]:
+    out = []
+    for i, t in enumerate(ts):
+        f = {k: float(v) for k, v in (t.get("features") or {}).items() if isinstance(v, int | float)}
+        if i > 0:
+            f |= previous_agreement(str(t.get("answer", "")), str(ts[i - 1].get("answer", "")))
+        out.append(f)
+    return out
 
 
 def _backfill_grounding(run: Run, d: Path) -> None:
@@ -151,9 +169,12 @@ def _backfill_grounding(run: Run, d: Path) -> None:
         return  # not the data this run was recorded on: leave every item as recorded
     for it in run.items:
         rec = recs[it.id]
-        for i, name in enumerate(run.tiers[:-1]):
+        for i, name in enumerate(run.tiers):
             t = rec["tiers"][name]
-            it.features[i] |= grounding_features(contexts[it.id], rec["question"], t["answer"], bool(t["abstained"]))
+            g = grounding_features(contexts[it.id], rec["question"], t["answer"], bool(t["abstained"]))
+            if i < len(run.tiers) - 1:
+                it.features[i] |= g
+            it.tier_features[i] |= g
     run.meta["grounding"] = f"computed from {names} (this run was recorded before the grounding features)"
 
 

@@ -50,6 +50,7 @@ class TurnView(Vertical):
     TurnView > .turn-status { color: $accent; margin: 0 0 0 2; }
     TurnView > .citations { color: $text-muted; margin: 0 0 0 2; }
     TurnView > .not-found { color: $warning; margin: 0 0 1 2; }
+    TurnView > .not-sure { color: $warning; text-style: bold; margin: 1 0 0 2; }
     TurnView > .notice-line { color: $text-muted; margin: 0 0 0 2; }
     """
 
@@ -174,6 +175,8 @@ class TurnView(Vertical):
         self.set_status(None)
         if answer.not_found and not self.blocks:  # no model was asked: the service's answer is the line
             self.line(f"⚠ {answer.text}", "not-found")
+        if answer.not_sure:  # the cascade held its answer back: say so above the best guess it shows
+            self._not_sure(answer.text, answer.not_sure_note)
         if answer.citations:
             self.mount(CitationList(data["citations"], answer.trace.answer, classes="citations"))
         elif answer.not_found_note:
@@ -182,6 +185,13 @@ class TurnView(Vertical):
             self.line(f"ⓘ {answer.trace.notice}", "notice-line")
         for warning in answer.warnings:
             self.line(f"⚠ {warning}", "notice-line")
+
+    def _not_sure(self, text: str, note: str | None) -> None:
+        for block in self.blocks:
+            block.add_class("superseded")  # the answers stay readable, dimmed: the best guess is among them
+        self.line(f"? {text}", "not-sure")
+        if note:
+            self.line(note, "citations")
 
     def fail(self, message: str) -> None:
         self.set_status(None)
@@ -199,6 +209,12 @@ class TurnView(Vertical):
                 if step.get("decision") == "route":
                     block.add_class("superseded")
                 body.append(block)
+            if trace.get("decision") == "abstain":
+                body += [Static(f"? {trace.get('answer_shown', '')}", classes="not-sure", markup=False)]
+                if trace.get("best_guess"):
+                    body.append(
+                        Static(f"best guess, not sure: {trace['best_guess']}", classes="citations", markup=False)
+                    )
             if trace.get("not_found") and not trace["steps"]:
                 body.append(Static(f"⚠ {trace.get('answer_shown', '')}", classes="not-found", markup=False))
             if trace.get("citations"):

@@ -23,6 +23,7 @@ class Badge(Static):
     Badge { color: $text-muted; height: auto; padding: 0 1; }
     Badge.kept { color: $success; }
     Badge.escalated { color: $warning; }
+    Badge.not-sure { color: $warning; }
     Badge.checking { color: $accent; }
     Badge.cancelled, Badge.error { color: $error; }
     """
@@ -92,6 +93,8 @@ def badge_for_step(step: dict[str, Any], final: bool, final_tier: str, next_tier
         return f"⚠ {tier}{conf_s} · answered locally — {reason}", "kept"
     if decision == "route":
         return f"✗ {tier} · {plain_reason('route', why, conf, tier, next_tier)}", "escalated"
+    if decision == "abstain":
+        return f"? {tier} · {plain_reason('abstain', why, conf, tier)}", "not-sure"
     if step.get("egress_id") is not None and final:
         red = step.get("redactions") or {}
         red_s = f", {sum(red.values())} redacted" if red else ""
@@ -123,6 +126,8 @@ def decision_badge(
     unreliable (21 %)", "escalated"). ``confidence`` defaults to the one the router read
     (``decision.confidence``); ``next_tier`` is the name of the tier routed to, when known."""
     conf = confidence if confidence is not None else decision.confidence
+    if decision.action == "abstain":
+        return f"? {tier} · {plain_reason('abstain', decision.why, conf, tier)}", "not-sure"
     if decision.action == "route":
         return f"✗ {tier} · {plain_reason('route', decision.why, conf, tier, next_tier, pending=True)}", "escalated"
     return f"✓ {tier} · {plain_reason('keep', decision.why, conf, tier)}", "kept"
