@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import prompts
+from .abstain import TrustRouter
 from .audit import AuditError, EgressLog, Receipt
 from .backends.base import (
     Backend,
@@ -44,6 +45,9 @@ from .signals import Signal, agreement_features, answer_features, previous_agree
 from .sources import ensure_verified
 from .streams import Returning
 from .verification import Verification, Verifier, make_verifier
+
+if TYPE_CHECKING:
+    from .speeds import TierSpeed
 
 MAX_TURNS = 20  # earlier turns considered at most (the token budget usually stops sooner)
 HISTORY_MARGIN = 16  # tokens kept free beside the answer's max_tokens (the shared layout's verdict suffix)
@@ -373,6 +377,37 @@ class Cascade:
         assert isinstance(self.router, ThresholdRouter)
         self.router.threshold = min(1.0, max(0.0, float(value)))
         return self.router.threshold
+
+    @property
+    def target(self) -> str | float | None:
+        """The trust router's target ("quality", "balanced", "fast" or a share that may escalate); None for
+        routers without one."""
+        return self.router.target if isinstance(self.router, TrustRouter) else None
+
+    def set_target(self, target: str | float) -> None:
+        """Aim the trust router at ``target`` from the next question (its operating point is chosen again)."""
+        if not isinstance(self.router, TrustRouter):
+            raise CascadeError(f'the {self.router.kind} router has no target (router = "trust" has)')
+        try:
+            self.router.set_target(target)
+        except RouterError as exc:
+            raise CascadeError(str(exc)) from None
+
+    def set_speeds(self, speeds: Mapping[str, TierSpeed]) -> None:
+        """This machine's measured speeds of the local tiers (``speeds.SpeedBook``): the trust router chooses its
+        operating point for them (the tiers of its table, by position, are this config's)."""
+        if not isinstance(self.router, TrustRouter) or self.router.table is None:
+            return
+        names = self.router.table.tiers
+        if len(names) != len(self.tiers):
+            return
+        given = {
+            names[i]: (s.prompt_token_seconds, s.gen_token_seconds)
+            for i, t in enumerate(self.tiers)
+            if (s := speeds.get(t.name)) is not None
+        }
+        if given != self.router.speeds:
+            self.router.set_speeds(given)
 
     def backend(self, index: int) -> Backend:
         """Tier ``index``'s backend, made on first use (thread-safe: one per tier)."""

@@ -228,3 +228,22 @@ def test_serve_answers_the_sentence_and_streams_no_held_back_answer(trust_config
             data = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
         text = "".join(c["choices"][0]["delta"].get("content") or "" for c in data if c.get("choices"))
         assert text == NOT_SURE_TEXT and "2010" not in text and data[-1]["automix"]["abstained"] is True
+
+
+def test_the_cascade_switches_the_target_and_takes_the_measured_speeds(trust_config, tmp_path: Path):
+    from automix_local.cascade import CascadeError
+    from automix_local.speeds import TierSpeed
+
+    cascade = Cascade(trust_config("balanced"), backend_factory=scripted_factory())
+    assert cascade.target == "balanced" and isinstance(cascade.router, TrustRouter)
+    assert cascade.router.point is not None and cascade.router.point.escalated == 0  # recorded: no room
+    cascade.set_speeds({"small": TierSpeed(0.001, 0.01, 5), "large": TierSpeed(0.02, 0.2, 5)})
+    assert cascade.router.point.escalated == pytest.approx(0.5)
+    cascade.set_target("fast")
+    assert cascade.target == "fast" and cascade.router.point.escalated == 0
+    with pytest.raises(CascadeError, match="expected one of quality, balanced, fast"):
+        cascade.set_target("best")
+    plain = Cascade(scripted_config(tmp_path / "plain"), backend_factory=scripted_factory())
+    assert plain.target is None
+    with pytest.raises(CascadeError, match="the threshold router has no target"):
+        plain.set_target("fast")
