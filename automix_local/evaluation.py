@@ -8,6 +8,11 @@ Items are processed in small chunks, tier by tier; within a tier, item by item a
 answer, then its verifications right after it (in the shared layout they continue from the state after
 the answer, which is what makes them cheap), through the same ``Cascade.answer_stream`` the app and
 `ask` use, so every feature is computed by one code path.
+
+An item may carry ``history``: the conversation's earlier turns as ``[[question, answer], …]``, oldest
+first (``bench/data/followups.jsonl``). They reach every tier's answer prompt and the verification as a
+conversation's do in the app (``Cascade.fit_history``: the newest that fit ``[cascade] history_tokens``),
+and the record keeps them (``history``) with how many each tier's prompt held (``turns``).
 """
 
 from __future__ import annotations
@@ -54,10 +59,23 @@ def load_items(path: Path) -> list[dict[str, Any]]:
             raise EvalError(
                 f"{path}:{n}: missing field(s) {', '.join(missing)} (see the JSONL schema in docs/quality.md)"
             )
+        if "history" in item and not _is_history(item["history"]):
+            raise EvalError(f"{path}:{n}: history must be a list of [question, answer] pairs of strings, oldest first")
         items.append(item)
     if not items:
         raise EvalError(f"{path}: no items")
     return items
+
+
+def _is_history(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(turn, list | tuple) and len(turn) == 2 and all(isinstance(x, str) for x in turn) for turn in value
+    )
+
+
+def item_history(item: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The item's earlier turns as (question, answer) pairs, oldest first; () for a single question."""
+    return tuple((q, a) for q, a in item.get("history") or ())
 
 
 def select_items(items: Sequence[dict[str, Any]], limit: int | None, seed: int | None) -> list[dict[str, Any]]:
@@ -220,6 +238,7 @@ class _Runner:
                 "answer_index": it.get("answer_index"),
                 "tiers": {},
             }
+            | ({"history": [list(t) for t in item_history(it)]} if item_history(it) else {})
             for it in chunk
         ]
         last = len(tiers) - 1
@@ -231,7 +250,10 @@ class _Runner:
                     continue
                 try:
                     self.cascade.check_fits(index, it["context"], it["question"])
-                    answer, gen, feats = run_to_end(self.cascade.answer_stream(index, it["context"], it["question"]))
+                    turns = self.cascade.fit_history(index, it["context"], it["question"], item_history(it))
+                    answer, gen, feats = run_to_end(
+                        self.cascade.answer_stream(index, it["context"], it["question"], turns)
+                    )
                 except (CascadeError, BackendError) as exc:
                     rec["error"] = f"{tier.name}: {exc}"
                     continue
@@ -250,6 +272,8 @@ class _Runner:
                     "features": feats,
                     "verification": {},
                 }
+                if "history" in rec:  # earlier turns this tier's prompt held (the newest that fit)
+                    rec["tiers"][tier.name]["turns"] = len(turns)
                 if gen.hidden is not None:  # float16, base64: ~1.8 KB for a 896-wide state
                     vec = np.asarray(gen.hidden, dtype=np.float16)
                     rec["tiers"][tier.name]["hidden"] = base64.b64encode(vec.tobytes()).decode("ascii")
@@ -257,7 +281,7 @@ class _Runner:
                     continue
                 t = rec["tiers"][tier.name]
                 for strategy, verifier in self.verifiers.items():
-                    v = verifier.verify(self.cascade.backend(index), it["context"], it["question"], answer)
+                    v = verifier.verify(self.cascade.backend(index), it["context"], it["question"], answer, turns)
                     t["verification"][strategy] = {
                         "confidence": v.confidence,
                         "seconds": v.seconds,

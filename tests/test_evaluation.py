@@ -178,3 +178,44 @@ def test_eval_run_records_the_hidden_state_when_asked(eval_config, tmp_path: Pat
     assert json.loads((probed / "run.json").read_text())["hidden"] is True
     with pytest.raises(EvalError, match="hidden"):
         run_eval(eval_config, SQUAD20, probed, limit=2, verifiers=("logprob",))  # another run: refused
+
+
+def test_an_items_history_reaches_every_prompt_and_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A follow-up item (bench/data/followups.jsonl): its earlier turn goes into each tier's answer prompt and
+    the check, as a conversation's does in the app, and the record says it had one; an item without history
+    is asked alone."""
+    from .fake_tier import Script, scripted_config, scripted_factory, use_scripted
+
+    context = "Carol Diaz founded the company in 2001. Alice Park joined in 2010. Carol Diaz left in 2015."
+    first = ["Who founded the company in 2001?", "Carol Diaz"]
+    data = tmp_path / "followups.jsonl"
+    items = [
+        {"id": "f1", "context": context, "question": "When did she leave?", "answers": ["2015"], "history": [first]},
+        {"id": "f2", "context": context, "question": "When did Alice Park join?", "answers": ["2010"]},
+    ]
+    data.write_text("".join(json.dumps(it) + "\n" for it in items))
+    factory = use_scripted(monkeypatch, scripted_factory(small=Script("2001"), large=Script("2015")))
+    for layout in ("paper", "shared"):
+        config = scripted_config(tmp_path / layout, router="always_small", cascade={"layout": layout})
+        out = tmp_path / f"run-{layout}"
+        run_eval(config, data, out, verifiers=("logprob",))
+        recs = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
+        follow, alone = recs
+        assert follow["history"] == [first] and "history" not in alone
+        assert follow["tiers"]["small"]["turns"] == follow["tiers"]["large"]["turns"] == 1
+        assert "turns" not in alone["tiers"]["small"]
+        assert follow["tiers"]["small"]["f1"] == 0.0 and follow["tiers"]["large"]["f1"] == 1.0
+        for name in ("small", "large"):
+            answered = factory[name].prompts  # this run's backend: its two answer prompts, in item order
+            assert len(answered) == 2
+            assert first[0] in answered[0] and first[1] in answered[0] and "When did she leave?" in answered[0]
+            assert first[0] not in answered[1]
+        checks = [c.prompt for c in factory["small"].calls if c.kind == "score"]
+        assert first[1] in checks[0] and first[0] not in checks[1]  # the check saw the earlier turn too
+
+
+def test_a_malformed_history_names_the_line(tmp_path: Path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "context": "c", "question": "q", "history": [["only a question"]]}\n')
+    with pytest.raises(EvalError, match=r"bad.jsonl:1: history must be a list of \[question, answer\] pairs"):
+        load_items(bad)
