@@ -567,3 +567,33 @@ async def test_the_status_bar_says_the_time_saved_against_always_asking_the_last
         status = str(app.query_one("#status").content)
         assert f"saved {large - step['seconds']:.1f} s vs always-large" in status, status
         assert len(status) <= 130
+
+
+async def test_the_palette_switches_the_target_for_the_session(tmp_path: Path):
+    """With the trust router: the status bar shows the target, and the palette's "Target: …" commands switch it
+    (Cascade.set_target) from the next question; a router without a target gets no such commands."""
+    from textual.command import CommandPalette
+
+    from .fake_tier import scripted_config, scripted_factory
+    from .test_abstain import router_file
+
+    cascade = {"calibration": str(router_file(tmp_path, "balanced")), "target": "balanced"}
+    config = scripted_config(tmp_path / "trust", router="trust", cascade=cascade)
+    app = AutomixApp(config, None, backend_factory=scripted_factory())
+    async with app.run_test(size=(130, 40)) as pilot:
+        await wait_until(pilot, lambda: app.models_state == "ready", timeout=30, what="models")
+        assert "· target balanced ·" in str(app.query_one("#status").content)
+        names = [c.name for c in app_commands(app)]
+        assert [n for n in names if n.startswith("Target")] == ["Target: quality", "Target: balanced", "Target: fast"]
+        await pilot.press("ctrl+p")
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette), timeout=10, what="the palette")
+        await pilot.press(*"Target: fast")
+        await pilot.pause(0.5)  # the palette searches its providers in the background
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.cascade.target == "fast", timeout=10, what="the target")
+        assert "· target fast ·" in str(app.query_one("#status").content)
+    plain = AutomixApp(scripted_config(tmp_path / "plain"), None, backend_factory=scripted_factory())
+    async with plain.run_test(size=(130, 40)) as pilot:
+        await wait_until(pilot, lambda: plain.models_state == "ready", timeout=30, what="models")
+        assert not any(c.name.startswith("Target") for c in app_commands(plain))
+        assert "target" not in str(plain.query_one("#status").content)

@@ -39,7 +39,7 @@ def app_commands(app: AutomixApp) -> list[Command]:
         Command("Documents: add a file or folder…", "Index it into the library", lib.add),
         Command("Documents: use the context pane", "Questions are asked over the pasted text again", lib.context),
     ]
-    if app.config.cascade.router == "trust" or (app.cascade is not None and getattr(app.cascade, "target", None)):
+    if app.cascade is not None and app.cascade.target is not None:
         for target, what in TARGETS:
             out.append(Command(f"Target: {target}", f"{what} (this session)", partial(set_target, app, target)))
     if any(t.is_remote for t in app.config.tiers):
@@ -62,12 +62,8 @@ def set_target(app: AutomixApp, value: str) -> None:
     if cascade is None:
         app.notify("The models are not ready yet (see the status bar).", severity="warning")
         return
-    setter = getattr(cascade, "set_target", None)  # Cascade.set_target is being added (issue 22)
-    if setter is None:
-        app.notify("This cascade has no target to switch.", severity="warning")
-        return
     try:
-        setter(value)
+        cascade.set_target(value)
     except AutomixError as exc:
         app.notify(one_line(exc), severity="warning")
         return

@@ -43,13 +43,10 @@ def status_line(app: AutomixApp) -> str:
 def target_words(app: AutomixApp) -> str | None:
     """The cascade's target ("target balanced", "target ≤ 25% escalated"), when its router reads one: the
     cascade's own (the palette may have switched it for this session), else the config's."""
-    cascade = app.cascade
-    if cascade is not None and hasattr(cascade, "target"):
-        value = cascade.target
-    elif app.config.cascade.router == "trust":
-        value = app.config.cascade.target
+    if app.cascade is not None:
+        value = app.cascade.target
     else:
-        value = None
+        value = app.config.cascade.target if app.config.cascade.router == "trust" else None
     if value is None:
         return None
     if isinstance(value, str):
