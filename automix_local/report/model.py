@@ -206,6 +206,31 @@ class CostSettingTrust:
 
 
 @dataclass(frozen=True)
+class OutcomeRow:
+    """The trust router (keep, escalate or "not sure") for one target, held out: its trust score and always
+    asking the last tier's on the same test parts, its time as a share of the last tier's, the shares escalated,
+    held back ("not sure") and lost (held back though some tier was right)."""
+
+    target: str
+    trust: MeanStd
+    last_trust: float
+    time: MeanStd
+    escalated: float
+    abstained: float
+    lost: float
+
+
+@dataclass(frozen=True)
+class ThreeOutcomes:
+    not_sure: float  # the bound on right answers held back, as [cascade] not_sure
+    time_costs: str  # what "time" is measured in
+    rows: list[OutcomeRow]
+    # per judged tier: P(right) shown in bins, held out (count: answers per split; confidence: mean shown;
+    # accuracy: the share right)
+    reliability: dict[str, list[ReliabilityBin]]
+
+
+@dataclass(frozen=True)
 class Trust:
     """The trust score of every tier, the oracles and every router (per cost setting) on a run."""
 
@@ -213,6 +238,9 @@ class Trust:
     oracles: dict[str, TrustScore]  # every item: the better tier; the better tier or an abstention; …
     tiers_with_abstention: dict[str, TrustScore] | None  # held out, τ fitted on the train part; None: no τ
     cost_settings: list[CostSettingTrust]
+    # the trust router held out per target, and the reliability of its percentages (None: the run lacks a
+    # tier's features or seconds)
+    outcomes: ThreeOutcomes | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from ..abstain import TARGETS, Point, Table, Target, TrustRouter, held_out
 from ..grounding import GROUNDING_FEATURES
 from ..scoring import trust_value
 from ..signals import CASCADE_FEATURES, FREE_FEATURES, TOKEN_FEATURES, Signal, fit_logistic
+from .model import MeanStd, OutcomeRow, ReliabilityBin, ThreeOutcomes
 from .runs import EvalItem, ReportError, Run
 from .stats import _split
 
@@ -194,3 +195,31 @@ def reliability(run: Run, train_size: int, seeds: int) -> dict[str, list[Reliabi
                 )
         out[run.tiers[t]] = rows
     return out
+
+
+def three_outcomes(run: Run, train_size: int, seeds: int, not_sure: float) -> ThreeOutcomes | None:
+    """The report's rows: the trust router per target held out and its reliability; None when the run lacks what
+    the router reads (a tier's features, the seconds) or a tier is right on all or none of the items."""
+    if run.source != "automix-local" or not run.has_seconds or len(run.tiers) < 2:
+        return None
+    try:
+        rows = held_out_rows(run, train_size, seeds, not_sure)
+        rel = reliability(run, train_size, seeds)
+    except ReportError:
+        return None
+    out = []
+    for h in rows:
+        trust, time = h.mean("trust"), h.mean("time")
+        out.append(
+            OutcomeRow(
+                h.target,
+                MeanStd(trust[0], trust[1], len(h.points)),
+                float(np.mean(h.last_trust)),
+                MeanStd(time[0], time[1], len(h.points)),
+                h.mean("escalated")[0],
+                h.mean("abstained")[0],
+                h.mean("lost")[0],
+            )
+        )
+    bins = {k: [ReliabilityBin((r.low, r.high), r.count, r.shown, r.right) for r in v] for k, v in rel.items()}
+    return ThreeOutcomes(not_sure, "the seconds recorded", out, bins)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from .model import Interval, MeanStd, OracleShare, Results, RouterKey, Trust, TrustScore, to_json
+from .model import Interval, MeanStd, OracleShare, Results, RouterKey, ThreeOutcomes, Trust, TrustScore, to_json
 from .results import build_results
 from .routing import MIXING, _nan_low
 from .runs import load_run
@@ -277,7 +277,43 @@ def _render_trust(trust: Trust, res: Results) -> list[str]:
                 + ".",
                 "",
             ]
+    if trust.outcomes is not None:
+        lines += _render_outcomes(trust.outcomes, res.run.tiers[-1])
     return lines
+
+
+def _render_outcomes(o: ThreeOutcomes, last: str) -> list[str]:
+    lines = [
+        '### Three outcomes: keep, escalate or "not sure" (the trust router, held out)',
+        "",
+        f"The `trust` router (abstain.py) reads P(right) of each tier's answer and keeps it, escalates, or holds it "
+        f'back as "not sure"; its thresholds are chosen on the train part for each `[cascade] target`, holding back at '
+        f"most {o.not_sure:.0%} of the answers some tier got right (`not_sure`), and played on the test part. Time: "
+        f"{o.time_costs}, as a share of always asking {last}. Lost: right answers held back (the app still shows "
+        "them as the best guess).",
+        "",
+        f"| target | trust | always {last} (same parts) | time / always {last} | escalated | not sure | lost |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in o.rows:
+        lines.append(
+            f"| {r.target} | {r.trust.mean:+.3f} ± {r.trust.std:.3f} | {r.last_trust:+.3f} | "
+            f"{r.time.mean:.2f} ± {r.time.std:.2f} | {r.escalated:.0%} | {r.abstained:.0%} | {r.lost:.0%} |"
+        )
+    lines += [
+        "",
+        "Reliability of the percentage shown beside an answer (P(right), held out, pooled over the splits; count per "
+        "split): a calibrated percentage has the two columns close.",
+        "",
+        "| tier | P(right) shown | answers | mean shown | share right |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for tier, bins in o.reliability.items():
+        for b in bins:
+            lines.append(
+                f"| {tier} | {b.bin[0]:.0%}–{b.bin[1]:.0%} | {b.count} | {b.confidence:.0%} | {b.accuracy:.0%} |"
+            )
+    return [*lines, ""]
 
 
 def _render_oracle_share(osh: OracleShare) -> list[str]:

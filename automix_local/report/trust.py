@@ -117,4 +117,7 @@ def trust_results(run: Run, settings: Sequence[CostSettingResult], train_size: i
         pool = mixing or fitted  # as for ΔIBC: a router escalating (nearly) all or none is only a tier
         best = max(pool, key=lambda k: _nan_low(routers[k].recorded.mean)) if pool else None
         out.append(CostSettingTrust(cs.name, routers, best))
-    return Trust(tiers, oracles, with_tau, out)
+    from ..abstain import NOT_SURE
+    from .outcomes import three_outcomes
+
+    return Trust(tiers, oracles, with_tau, out, three_outcomes(run, train_size, seeds, NOT_SURE))
