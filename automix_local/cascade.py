@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import prompts
 from .abstain import TrustRouter
@@ -43,11 +43,9 @@ from .routers import (
 )
 from .signals import Signal, agreement_features, answer_features, previous_agreement
 from .sources import ensure_verified
+from .speeds import TierSpeed, speed_at_load
 from .streams import Returning
 from .verification import Verification, Verifier, make_verifier
-
-if TYPE_CHECKING:
-    from .speeds import TierSpeed
 
 MAX_TURNS = 20  # earlier turns considered at most (the token budget usually stops sooner)
 HISTORY_MARGIN = 16  # tokens kept free beside the answer's max_tokens (the shared layout's verdict suffix)
@@ -202,6 +200,8 @@ class Step:
     egress_id: int | None = None  # remote steps: the egress log row of what was sent
     redactions: dict[str, int] | None = None
     sent: str | None = None  # remote steps: what the policy let out ("question" | "relevant" | "full")
+    prompt_seconds: float = 0.0  # the answer's own prompt evaluation (Generation.prompt_seconds), not its check's
+    gen_seconds: float = 0.0  # the answer's own generation (Generation.gen_seconds)
 
     @classmethod
     def answered(
@@ -229,6 +229,8 @@ class Step:
             verify_seconds=checking_seconds,
             abstained=abstained,
             tokens_evaluated=generation.tokens_evaluated,
+            prompt_seconds=generation.prompt_seconds,
+            gen_seconds=generation.gen_seconds,
             **extra,
         )
 
@@ -323,8 +325,12 @@ class Cascade:
         approve: Approver | None = None,
         egress_log: EgressLog | None = None,
         capture_hidden: bool = False,
+        measure_speeds: bool = True,
     ) -> None:
         self.config = config
+        # each local tier's speed on this machine (speeds.py): read or probed at load, handed to the router
+        self.measure_speeds = measure_speeds
+        self._measured: dict[str, TierSpeed] = {}
         self.capture_hidden = capture_hidden  # answers carry the model's final hidden state (eval run --hidden)
         self.policy = policy or config.policy  # the TUI swaps it per conversation
         self.approve = approve  # asked, under remote = "ask", with the exact request; None: nobody to ask
@@ -396,6 +402,8 @@ class Cascade:
     def set_speeds(self, speeds: Mapping[str, TierSpeed]) -> None:
         """This machine's measured speeds of the local tiers (``speeds.SpeedBook``): the trust router chooses its
         operating point for them (the tiers of its table, by position, are this config's)."""
+        self._measured = {**self._measured, **speeds}
+        speeds = self._measured
         if not isinstance(self.router, TrustRouter) or self.router.table is None:
             return
         names = self.router.table.tiers
@@ -519,6 +527,12 @@ class Cascade:
         load = loader(backend)
         if load is not None:
             load.load()
+        if self.measure_speeds and tier.name not in self._warm:
+            # the stored speed of this tier's model here, else one short probe (first load only); before the
+            # prefix is warmed, since the probe replaces what the KV cache holds
+            speed = speed_at_load(self.config, tier, backend)
+            if speed is not None:
+                self.set_speeds({**self._measured, tier.name: speed})
         warm = prefix_warmer(backend)
         if self.config.cascade.layout == "shared" and warm is not None and tier.name not in self._warm:
             prefix = prompts.static_prefix(backend, "shared")

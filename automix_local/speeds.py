@@ -300,9 +300,10 @@ def speed_at_load(config: Config, tier: TierConfig, backend: Backend) -> TierSpe
 
 
 def _answer_timing(step: Step) -> tuple[float, float] | None:
-    """The step's answer's (prompt seconds, generation seconds), when the trace carries them."""
-    prompt, gen = getattr(step, "prompt_seconds", None), getattr(step, "gen_seconds", None)
-    return (float(prompt), float(gen)) if prompt is not None and gen is not None else None
+    """The step's answer's (prompt seconds, generation seconds); None for a step without them (a remote one)."""
+    if step.prompt_seconds <= 0 and step.gen_seconds <= 0:
+        return None
+    return float(step.prompt_seconds), float(step.gen_seconds)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from .conftest import cli_path, tier_toml
 from .test_docs_cli import TOWNS
 from .test_server import running
 
-TIMING = {"seconds", "answer_seconds", "verify_seconds", "conversation"}
+TIMING = {"seconds", "answer_seconds", "verify_seconds", "prompt_seconds", "gen_seconds", "conversation"}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
