@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import random
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -125,8 +126,14 @@ class Router(ABC):
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(_dumps(self.to_json()) + "\n", encoding="utf-8")
         tmp.replace(path)
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    """Indented JSON with its lists of numbers (a signal's weights, a table) written compactly, on one line."""
+    text = json.dumps(data, indent=2)
+    return re.sub(r"\[[-+0-9.eE,\s\[\]]*\]", lambda m: re.sub(r"\s+", "", m.group(0)).replace(",", ", "), text)
 
 
 class AlwaysSmall(Router):
