@@ -54,5 +54,7 @@ cp $R/squad300-signals/run/run.json runs/merged-signals500/
 $P -c 'import json; p="runs/merged-signals500/run.json"; m=json.load(open(p)); f=json.load(open("docs/results/fairytale200-signals/run/run.json")); m["data_files"]=[{"path": x["data"], "sha256": x["data_sha256"]} for x in (m, f)]; json.dump(m, open(p, "w"), indent=2)'
 cat $R/squad300-signals/run/items.jsonl $R/fairytale200-signals/run/items.jsonl > runs/merged-signals500/items.jsonl
 $A eval report runs/merged-signals500 --costs 1,50 --seeds 10 --train-size 50,100,200 --out $R/merged500-signals
-$A calibrate runs/merged-signals500 --router pomdp --signal "free + token + grounding → gain" --costs 1,50 \
-    --no-abstain --out automix_local/data/router-default.json
+# the shipped default (issue 22): the trust router, and how it does held out
+$A calibrate runs/merged-signals500 --router trust --out automix_local/data/router-default.json
+$P bench/trust_default.py $R/squad300-signals/run $R/fairytale200-signals/run --seeds 10 --train-size 200 \
+    --out $R/trust_default.md
