@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 
 from automix_local import routers as R
 from automix_local.abstain import BALANCED_TIME, Table, TrustRouter, check_target, choose, play, points
@@ -22,12 +17,11 @@ from automix_local.ask import AskService, Question, Source
 from automix_local.cascade import Cascade
 from automix_local.explain import NOT_SURE_TEXT
 from automix_local.routers import RouterError
-from automix_local.server import Server, create_app
 from automix_local.signals import Signal
 from automix_local.streams import Returning
 
 from .fake_tier import Reply, Script, kinds, run_events, scripted_config, scripted_factory, use_scripted
-from .remote_server import free_port
+from .test_server import running
 
 CONTEXT = "Carol Diaz joined the company in 2001. Alice Moreau joined in 2010. Carol Diaz left the company in 2015."
 Q = "When did Carol Diaz leave?"
@@ -196,30 +190,12 @@ def test_the_answer_object_says_it_is_not_sure_and_keeps_the_best_guess(trust_co
     assert saved.trace["abstained"] is True and saved.trace["best_guess"] == "2010"
 
 
-@contextmanager
-def serving(config) -> Iterator[str]:
-    server = Server(config)
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(create_app(server), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(30)
-
-
 def test_serve_answers_the_sentence_and_streams_no_held_back_answer(trust_config, monkeypatch):
     """The last tier's answer waits for its judgement: a held-back answer is never streamed, the sentence is."""
     config = trust_config()
     use_scripted(monkeypatch, scripted_factory(small=small(-3.0, "2001"), large=Script("2010")))
     body = {"model": "automix", "messages": [{"role": "system", "content": CONTEXT}, {"role": "user", "content": Q}]}
-    with serving(config) as url:
+    with running(config) as (url, _):
         done = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).json()
         assert done["choices"][0]["message"]["content"] == NOT_SURE_TEXT
         assert done["automix"]["decision"] == "abstain" and done["automix"]["best_guess"] == "2010"
