@@ -223,3 +223,73 @@ def test_the_cascade_switches_the_target_and_takes_the_measured_speeds(trust_con
     assert plain.target is None
     with pytest.raises(CascadeError, match="the threshold router has no target"):
         plain.set_target("fast")
+
+
+def _recorded_run(tmp_path: Path, n: int = 60) -> Path:
+    """An `eval run` directory whose answers' features say who is right: the small tier where its mean
+    log-probability is high, the large one where it agrees with the small one; some questions with history."""
+    from automix_local.report.outcomes import FIRST_FEATURES
+
+    rng = np.random.default_rng(0)
+    d = tmp_path / "run"
+    d.mkdir()
+    meta = {
+        "data": "x.jsonl",
+        "layout": "shared",
+        "tiers": [{"name": "small", "cost": 1.0}, {"name": "large", "cost": 3.0}],
+    }
+    (d / "run.json").write_text(json.dumps(meta))
+    lines = []
+    for i in range(n):
+        right_small, right_large = i % 3 == 0, i % 3 != 2
+        feats = {f: float(rng.normal()) for f in FIRST_FEATURES}
+
+        def tier(right: bool, answer: str, lp: float, seconds: float, feats: dict = feats) -> dict:
+            return {
+                "answer": answer,
+                "f1": 1.0 if right else 0.0,
+                "em": 1.0 if right else 0.0,
+                "abstained": False,
+                "tokens_in": 100,
+                "tokens_out": 2,
+                "tokens_evaluated": 100,
+                "seconds": seconds,
+                "features": feats | {"mean_logprob": lp + float(rng.normal(0, 0.3))},
+                "verification": {},
+            }
+
+        small = tier(right_small, "Carol" if right_small else "Alice", 0.0 if right_small else -2.0, 1.0)
+        large = tier(right_large, "Carol" if right_large else "Bob", 0.0, 1.6)
+        lines.append(
+            {"id": f"q{i}", "dataset": "d", "unanswerable": False, "tiers": {"small": small, "large": large}}
+            | ({"history": [["Who joined in 2001?", "Carol"]]} if i < 10 else {})
+        )
+    (d / "items.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return d
+
+
+def test_the_report_holds_the_trust_router_out_and_calibrate_fits_it(tmp_path: Path, capsys):
+    from automix_local.cli import main
+    from automix_local.report import load_run
+    from automix_local.report.outcomes import three_outcomes
+    from automix_local.report.render import _render_outcomes
+
+    run = load_run(_recorded_run(tmp_path))
+    assert run.meta["follow_ups"] == "10 of 60 items were asked with earlier turns in the prompt"
+    out = three_outcomes(run, 30, 3, 0.3)
+    assert out is not None and [r.target for r in out.rows] == ["quality", "balanced", "fast"]
+    fast = out.rows[2]
+    assert fast.escalated == 0 and fast.time.mean == pytest.approx(1 / 1.6)  # not_sure binds on the train part only
+    assert set(out.reliability) == {"small", "large"} and sum(b.count for b in out.reliability["small"]) == 30
+    text = "\n".join(_render_outcomes(out, "large"))
+    assert "| balanced |" in text and "share right" in text
+    assert main(["calibrate", str(tmp_path / "run"), "--router", "trust", "--out", str(tmp_path / "r.json")]) == 0
+    assert "fitted trust on 60 items" in capsys.readouterr().out
+    router = R.load(tmp_path / "r.json")
+    assert isinstance(router, TrustRouter) and router.prompt == {
+        "layout": "shared",
+        "answer_examples": False,
+        "turns": False,
+    }
+    assert router.table is not None and router.table.q.shape == (60, 2) and router.last_signal is not None
+    assert "agreement_previous" in router.last_signal.features

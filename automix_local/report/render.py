@@ -56,6 +56,8 @@ def render_markdown(res: Results, command: str | None = None) -> str:
         lines.append(f"- Reproduce: `{command}`")
     if meta.get("grounding"):
         lines.append(f"- Grounding features: {meta['grounding']}.")
+    if meta.get("follow_ups"):
+        lines.append(f"- Follow-up questions: {meta['follow_ups']} (their `history`).")
     lines.append(
         f"- Routers are fitted on {res.train_size} random items and scored on the rest, "
         f"repeated over {res.seeds} seeds (mean ± std). An answer counts as correct for AUROC and "

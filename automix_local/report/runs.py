@@ -87,6 +87,7 @@ def _load_ours(d: Path) -> Run:
     tiers = [t["name"] for t in meta["tiers"]]
     items: list[EvalItem] = []
     errors: list[str] = []
+    followed = 0  # items asked with earlier turns (a follow-up set's ``history``)
     path = d / ITEMS_FILE
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     for line in lines:
@@ -99,6 +100,7 @@ def _load_ours(d: Path) -> Run:
         if "error" in rec:
             errors.append(f"{rec['id']}: {rec['error']}")
             continue
+        followed += bool(rec.get("history"))
         ts = [rec["tiers"][t] for t in tiers]
         strategies = sorted(ts[0].get("verification", {})) if len(ts) > 1 else []
         feats = []
@@ -127,6 +129,8 @@ def _load_ours(d: Path) -> Run:
     if not items:
         raise ReportError(f"{d}: no recorded items yet (run `automix-local eval run` first)")
     run = Run(tiers, items, meta, "automix-local", len(errors), errors[:5])
+    if followed:
+        run.meta["follow_ups"] = f"{followed} of {len(items)} items were asked with earlier turns in the prompt"
     _backfill_grounding(run, d)
     return run
 
