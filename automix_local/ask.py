@@ -152,7 +152,8 @@ class Answer:
     retrieved: Retrieved | None = None
     citations: list[Citation] | None = None  # None: not asked over the library
     not_found: bool = False  # over the library: the documents do not answer it
-    not_found_reason: str | None = None  # "retrieval" (no passage is relevant) | "abstained" (the model said so)
+    # "retrieval" (no passage is relevant) | "abstained" (the model said so) | "not_sure" (the router held it back)
+    not_found_reason: str | None = None
     retrieval_seconds: float = 0.0
     conversation: int | None = None
     turn: int | None = None
@@ -220,8 +221,8 @@ class Answer:
             return None
         packed = self.retrieved.packed
         how = "whole documents" if packed.mode == "whole" else f"{len(packed.passages)} retrieved passages"
-        if self.not_found_reason == "retrieval":
-            return None  # the answer itself says so
+        if self.not_found_reason in ("retrieval", "not_sure"):
+            return None  # the answer itself says so (and ``not_sure_note`` names the closest passage)
         if self.not_found:
             return f"Not in your documents: the model found no answer in them ({how} of {self.retrieved.names()})."
         return f"No passage contains the answer word for word ({how}): check it against the documents."
@@ -464,7 +465,8 @@ class AskService:
             from .documents.retrieval import cite
 
             answer.not_found = is_abstention(trace.answer) or not trace.answer.strip()
-            answer.not_found_reason = "abstained" if answer.not_found else None
+            held_back = trace.decision == "abstain"  # the router was not sure: its best guess stays in the trace
+            answer.not_found_reason = ("not_sure" if held_back else "abstained") if answer.not_found else None
             answer.citations = [] if answer.not_found else cite(trace.answer, answer.retrieved.packed.passages)
 
     def _add_notices(self, trace: Trace) -> None:

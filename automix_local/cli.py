@@ -201,7 +201,7 @@ def _print_sources(answer: Answer, out: Any) -> None:
     if answer.not_found_reason == "retrieval":
         return
     how = "whole documents" if packed.mode == "whole" else f"{len(packed.passages)} retrieved passages"
-    if answer.not_found:
+    if answer.not_found and answer.not_found_reason == "abstained":
         print("Not in your documents: the model found no answer in them.", file=out)
     for c in answer.citations or []:
         mark = "" if c.supported else "  (the answer is not verbatim in this passage: check it)"

@@ -293,3 +293,28 @@ def test_the_report_holds_the_trust_router_out_and_calibrate_fits_it(tmp_path: P
     }
     assert router.table is not None and router.table.q.shape == (60, 2) and router.last_signal is not None
     assert "agreement_previous" in router.last_signal.features
+
+
+def test_over_the_library_a_held_back_answer_is_not_sure_with_the_closest_passage(trust_config, tmp_path: Path):
+    """Library mode: the held-back answer is not found for reason "not_sure", and its note names the closest
+    passage (the real SQLite library, BM25 alone: no embedding model in this test)."""
+    from automix_local.documents.library import Library, default_path
+
+    config = trust_config()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "company.md").write_text(CONTEXT + "\n", encoding="utf-8")
+    with Library(default_path(config.paths.data_dir)) as lib:
+        lib.add([docs])
+    factory = scripted_factory(small=small(-3.0, "2001"), large=Script("2010"))
+    service = AskService(config, Cascade(config, backend_factory=factory))
+    try:
+        events = Returning(service.ask(Question(Q, Source.library())))
+        list(events)
+        answer = events.value
+    finally:
+        service.close()
+        service.cascade.close()
+    assert answer.not_sure and answer.not_found and answer.not_found_reason == "not_sure"
+    assert answer.not_found_note is None and answer.text == NOT_SURE_TEXT
+    assert answer.not_sure_note == "best guess, not sure: 2010; closest passage: company.md"
