@@ -153,6 +153,7 @@ class Answer:
     citations: list[Citation] | None = None  # None: not asked over the library
     not_found: bool = False  # over the library: the documents do not answer it
     # "retrieval" (no passage is relevant) | "abstained" (the model said so) | "not_sure" (the router held it back)
+    # | "unsupported" (the passages are on topic but do not seem to answer it: documents/answerable.py)
     not_found_reason: str | None = None
     retrieval_seconds: float = 0.0
     conversation: int | None = None
@@ -223,6 +224,11 @@ class Answer:
         how = "whole documents" if packed.mode == "whole" else f"{len(packed.passages)} retrieved passages"
         if self.not_found_reason in ("retrieval", "not_sure"):
             return None  # the answer itself says so (and ``not_sure_note`` names the closest passage)
+        if self.not_found_reason == "unsupported":  # documents/answerable.py: the answer stays, as a best guess
+            return (
+                f"Not in your documents: no passage seems to answer this ({how} of {self.retrieved.names()}); "
+                f"best guess, not checked: {shown_answer(self.trace.answer)}"
+            )
         if self.not_found:
             return f"Not in your documents: the model found no answer in them ({how} of {self.retrieved.names()})."
         return f"No passage contains the answer word for word ({how}): check it against the documents."
@@ -462,12 +468,16 @@ class AskService:
         assert trace is not None
         answer.trace = trace
         if answer.retrieved is not None:
+            from .documents.answerable import unsupported
             from .documents.retrieval import cite
 
+            passages = answer.retrieved.packed.passages
             answer.not_found = is_abstention(trace.answer) or not trace.answer.strip()
             held_back = trace.decision == "abstain"  # the router was not sure: its best guess stays in the trace
             answer.not_found_reason = ("not_sure" if held_back else "abstained") if answer.not_found else None
-            answer.citations = [] if answer.not_found else cite(trace.answer, answer.retrieved.packed.passages)
+            if not answer.not_found and unsupported(question, passages, answer.retrieved.best_cosine, trace):
+                answer.not_found, answer.not_found_reason = True, "unsupported"  # on topic, not answered there
+            answer.citations = [] if answer.not_found else cite(trace.answer, passages)
 
     def _add_notices(self, trace: Trace) -> None:
         if self.notices:
