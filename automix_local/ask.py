@@ -493,39 +493,60 @@ class AskService:
 
         try:
             store = self.store()
-            if conv is None:
-                cid = store.create(q.text.strip()[:80], source.text, str(self.config.source_file))
-            else:
-                cid = conv.id
-                if source.kind == "context" and source.text != conv.context:
-                    store.set_context(cid, source.text)
-            if conv is None or source.scope() != conv.scope:
-                store.set_scope(cid, source.scope())
-            if conv is None or changes != (conv.policy or {}) or (source.document and source.document != conv.document):
-                store.set_privacy(cid, changes or None, source.document or (conv.document if conv else None))
-            answer.conversation = cid
-            turn = store.add_turn(cid, q.text.strip())
         except StoreError as exc:
             self.store_error = str(exc)
             answer.warnings.append(f"not saved: {exc}")
             return None
+        try:
+            with self._store_lock:  # close() waits for a write in progress (a closed connection in use crashes)
+                cid, turn = self._save_question(store, q, conv, source, changes)
+        except StoreError as exc:
+            self.store_error = str(exc)
+            answer.warnings.append(f"not saved: {exc}")
+            return None
+        answer.conversation = cid
         if q.on_saved is not None:
             q.on_saved(cid, turn)
         return turn
 
-    def _finish_turn(self, turn: int | None, status: str, result: Answer | str | None) -> None:
-        if turn is None or self._store is None:
-            return
+    def _save_question(
+        self, store: Store, q: Question, conv: Conversation | None, source: Source, changes: dict[str, str]
+    ) -> tuple[int, int]:
+        """The conversation (created, or its context, scope and privacy brought up to date) and the pending turn:
+        (conversation id, turn id). Called with the store's lock held."""
         from .storage import StoreError
 
-        try:
-            if isinstance(result, Answer):
-                result.turn = turn
-                self._store.finish_turn(turn, status, result.trace.answer, result.trace.tier, result.to_json())
-            else:
-                self._store.finish_turn(turn, status, result)
-        except StoreError as exc:  # pragma: no cover - a database that fails between two writes
-            self.store_error = str(exc)
+        if store is not self._store:
+            raise StoreError("the conversation store was closed")
+        if conv is None:
+            cid = store.create(q.text.strip()[:80], source.text, str(self.config.source_file))
+        else:
+            cid = conv.id
+            if source.kind == "context" and source.text != conv.context:
+                store.set_context(cid, source.text)
+        if conv is None or source.scope() != conv.scope:
+            store.set_scope(cid, source.scope())
+        if conv is None or changes != (conv.policy or {}) or (source.document and source.document != conv.document):
+            store.set_privacy(cid, changes or None, source.document or (conv.document if conv else None))
+        return cid, store.add_turn(cid, q.text.strip())
+
+    def _finish_turn(self, turn: int | None, status: str, result: Answer | str | None) -> None:
+        from .storage import StoreError
+
+        if turn is None:
+            return
+        with self._store_lock:  # close() waits for this write, or this write finds the store closed
+            store = self._store
+            if store is None:
+                return
+            try:
+                if isinstance(result, Answer):
+                    result.turn = turn
+                    store.finish_turn(turn, status, result.trace.answer, result.trace.tier, result.to_json())
+                else:
+                    store.finish_turn(turn, status, result)
+            except StoreError as exc:  # pragma: no cover - a database that fails between two writes
+                self.store_error = str(exc)
 
 
 def _empty_trace(question: str) -> Trace:

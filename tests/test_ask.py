@@ -121,6 +121,40 @@ def test_every_question_is_a_saved_turn_whose_trace_is_the_answer_object(scripte
     assert conv.turns[0].trace == answer.to_json() and conv.turns[0].id == answer.turn
 
 
+def test_closing_the_service_waits_for_the_turn_being_saved(scripted, monkeypatch: pytest.MonkeyPatch):
+    """The app closes the service when it quits, maybe while its worker thread saves an answer: the close must wait
+    for that write (a SQLite connection closed while in use crashed the process: a segfault in CI). The write is
+    slowed down to hold the race open; the database is real."""
+    import threading
+    import time
+
+    from automix_local.ask import Question, Source
+    from automix_local.storage import Store
+
+    writing, slow = threading.Event(), Store.finish_turn
+
+    def finish_turn(self, *args, **kw):
+        writing.set()
+        time.sleep(0.3)
+        return slow(self, *args, **kw)
+
+    monkeypatch.setattr(Store, "finish_turn", finish_turn)
+    service, _ = scripted()
+    done: list[object] = []
+    worker = threading.Thread(target=lambda: done.append(drain(service, Question("Who?", Source.context(CONTEXT)))))
+    worker.start()
+    assert writing.wait(10)
+    service.close()  # while the answer is being written
+    worker.join(10)
+    assert done and not worker.is_alive()
+    answer = done[0][1]  # type: ignore[index]
+    reopened = Store(service.store_path)
+    try:
+        assert [t.status for t in reopened.load(answer.conversation).turns] == ["done"]
+    finally:
+        reopened.close()
+
+
 def test_a_follow_up_reads_only_the_turns_asked_over_the_same_source(scripted):
     from automix_local.ask import Question, Source
 
