@@ -475,7 +475,7 @@ class AskService:
             answer.not_found = is_abstention(trace.answer) or not trace.answer.strip()
             held_back = trace.decision == "abstain"  # the router was not sure: its best guess stays in the trace
             answer.not_found_reason = ("not_sure" if held_back else "abstained") if answer.not_found else None
-            if not answer.not_found and unsupported(question, passages, answer.retrieved.best_cosine, trace):
+            if not answer.not_found and unsupported(question, answer.retrieved, trace):
                 answer.not_found, answer.not_found_reason = True, "unsupported"  # on topic, not answered there
             answer.citations = [] if answer.not_found else cite(trace.answer, passages)
 
