@@ -349,6 +349,33 @@ def objective(res: dict, target_loss: float) -> float:
     return statistics.fmean(caught) if caught else 0.0
 
 
+def separation(items: Sequence[Item]) -> list[str]:
+    """Each feature alone: how well it tells an unanswerable question from an answerable one (AUROC, oriented so
+    that 0.5 is none and 1 perfect; the sign says which way), over the answers the rule would judge (not already
+    turned away), all questions of the datasets that have both kinds."""
+    from automix_local.report import auroc
+
+    rows = [it for it in items if not it.already]
+    with_both = {it.dataset for it in rows if it.unanswerable}
+    rows = [it for it in rows if it.dataset in with_both]
+    lines = [
+        f"## Each feature alone ({', '.join(sorted(with_both))}: {len(rows)} answers not already turned away)",
+        "",
+        "| feature | AUROC for “unanswerable” | higher means | answers with it |",
+        "| --- | --- | --- | --- |",
+    ]
+    out = []
+    for f in FEATURES:
+        known = [(float(v), it.unanswerable) for it in rows if (v := it.feats.get(f)) is not None]
+        if len({u for _, u in known}) < 2:
+            continue
+        a = auroc([v for v, _ in known], [u for _, u in known])
+        out.append((max(a, 1 - a), "unanswerable" if a >= 0.5 else "answerable", f, len(known)))
+    for a, way, f, n in sorted(out, reverse=True):
+        lines.append(f"| {f} | {a:.3f} | {way} | {n} |")
+    return lines
+
+
 def complexity(name: str) -> int:
     """How many features a candidate reads (its constants' count grows with it)."""
     if name.startswith("one:"):
@@ -457,6 +484,7 @@ def main() -> int:
             c, lo, _, _ = cv[name][d]
             cells.append(f"{'–' if math.isnan(c) else f'{c:.0%}'} · {lo:.0%}")
         lines.append(f"| {name}{' (**chosen**)' if name == chosen else ''} | " + " | ".join(cells) + " |")
+    lines += ["", *separation(items)]
     lines += [
         "",
         f"## Held out: {chosen}",
