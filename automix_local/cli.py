@@ -203,6 +203,8 @@ def _print_sources(answer: Answer, out: Any) -> None:
     how = "whole documents" if packed.mode == "whole" else f"{len(packed.passages)} retrieved passages"
     if answer.not_found and answer.not_found_reason == "abstained":
         print("Not in your documents: the model found no answer in them.", file=out)
+    elif answer.not_found_reason == "unsupported" and answer.not_found_note:
+        print(answer.not_found_note, file=out)
     for c in answer.citations or []:
         mark = "" if c.supported else "  (the answer is not verbatim in this passage: check it)"
         print(f"  [{c.n}] {label(c.passage)}{mark}", file=out)
