@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from automix_local.abstain import NOT_SURE, TARGETS, Table, choose, play, points  # noqa: E402
+from automix_local.abstain import NOT_SURE, TARGETS, choose, play, points  # noqa: E402
 from automix_local.report import Run, _split, load_run  # noqa: E402
 from automix_local.report.outcomes import fit_signals, table  # noqa: E402
 
@@ -36,7 +36,7 @@ def merged(paths: list[str]) -> Run:
     return Run(first.tiers, [it for r in runs for it in r.items], first.meta, first.source)
 
 
-def scores(run: Run, rows: np.ndarray, t: Table, value: np.ndarray, held: np.ndarray, tiers: np.ndarray) -> dict:
+def scores(run: Run, rows: np.ndarray, value: np.ndarray, held: np.ndarray, tiers: np.ndarray) -> dict:
     """What was shown: a tier's answer (``tiers``: which), or an abstention where held back. "Not sure" counts the
     answers held back and those that are themselves an abstention ("the document does not say")."""
     f1 = np.array(
@@ -80,16 +80,13 @@ def evaluate(run: Run, extra: Run | None, seeds: int, train_size: int) -> dict:
                 rec = out.setdefault((name, target), [])
                 rec.append(
                     {
-                        "router": scores(run, rows, test, o.value[m], o.abstained[m], final_tier[m])
+                        "router": scores(run, rows, o.value[m], o.abstained[m], final_tier[m])
                         | {"time": float(o.seconds[m].sum() / lt), "escalated": float(np.mean(o.escalated[m]))},
-                        "small": scores(
-                            run, rows, test, test.value[m, 0], np.zeros(m.sum(), bool), np.zeros(m.sum(), int)
-                        )
+                        "small": scores(run, rows, test.value[m, 0], np.zeros(m.sum(), bool), np.zeros(m.sum(), int))
                         | {"time": float(test.seconds[m, 0].sum() / lt)},
                         "large": scores(
                             run,
                             rows,
-                            test,
                             test.value[m, -1],
                             np.zeros(m.sum(), bool),
                             np.full(m.sum(), len(run.tiers) - 1),
@@ -98,7 +95,6 @@ def evaluate(run: Run, extra: Run | None, seeds: int, train_size: int) -> dict:
                         "random": scores(
                             run,
                             rows,
-                            test,
                             np.where(draw[m], test.value[m, -1], test.value[m, 0]),
                             np.zeros(m.sum(), bool),
                             np.where(draw[m], len(run.tiers) - 1, 0),
@@ -114,16 +110,15 @@ def evaluate(run: Run, extra: Run | None, seeds: int, train_size: int) -> dict:
                 lt = ext.seconds[:, -1].sum()
                 out.setdefault(("extra", target), []).append(
                     {
-                        "router": scores(extra, rows, ext, o.value, o.abstained, final_tier)
+                        "router": scores(extra, rows, o.value, o.abstained, final_tier)
                         | {"time": float(o.seconds.sum() / lt), "escalated": float(np.mean(o.escalated))},
                         "small": scores(
-                            extra, rows, ext, ext.value[:, 0], np.zeros(len(rows), bool), np.zeros(len(rows), int)
+                            extra, rows, ext.value[:, 0], np.zeros(len(rows), bool), np.zeros(len(rows), int)
                         )
                         | {"time": float(ext.seconds[:, 0].sum() / lt)},
                         "large": scores(
                             extra,
                             rows,
-                            ext,
                             ext.value[:, -1],
                             np.zeros(len(rows), bool),
                             np.full(len(rows), len(extra.tiers) - 1),
