@@ -45,6 +45,8 @@ test-model: install
 	AUTOMIX_LOCAL_HOME=$(TEST_HOME) $(BIN)/automix-local --config automix_local/data/models.toml models pull small
 	# the [embedding] model of the packaged models.toml (nomic-embed-text-v1.5, 274 MB)
 	AUTOMIX_LOCAL_HOME=$(TEST_HOME) $(BIN)/automix-local --config automix_local/data/models.toml models pull embedding
+	# the [ner] model (spaCy en_core_web_md, 33 MB): redact = ["names"]
+	AUTOMIX_LOCAL_HOME=$(TEST_HOME) $(BIN)/automix-local --config automix_local/data/models.toml models pull ner
 
 test: test-model
 	AUTOMIX_TEST_HOME=$(TEST_HOME) $(BIN)/python -m pytest $(PYTEST_ARGS)

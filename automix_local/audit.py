@@ -13,7 +13,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,12 @@ class Receipt:
     send: str
     redactions: dict[str, int]
     reason: str = ""
+    # placeholder -> the value it replaced: shown on this machine (the receipt), never logged or sent
+    replaced: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def what_was_replaced(self) -> str:
+        """'[PERSON_1] ← Maria Gonzalez; …' for the receipt shown locally ('' when nothing was)."""
+        return "; ".join(f"{k} ← {v}" for k, v in self.replaced.items())
 
     @property
     def sha256(self) -> str:

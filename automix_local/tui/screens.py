@@ -201,7 +201,8 @@ class EgressScreen(ModalScreen[bool]):
             yield Static(
                 f"tier {r.tier} · model {r.model} · {r.url}\n"
                 f"{r.size} bytes · sha256 {r.sha256} · send {r.send} · redacted: {red}\n"
-                f"{r.reason}. Nothing leaves this machine unless you press Send; what is sent is logged "
+                + (f"replaced (shown here only): {r.what_was_replaced()}\n" if r.replaced else "")
+                + f"{r.reason}. Nothing leaves this machine unless you press Send; what is sent is logged "
                 "(`automix-local audit`).",
                 id="meta",
                 markup=False,
