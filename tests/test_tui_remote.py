@@ -179,3 +179,26 @@ async def test_saved_versus_always_large_counts_a_per_token_price(model_path: Pa
             await wait_until(pilot, lambda: app.answering is None, timeout=120, what="answer finished")
             assert app.session.large_cost == pytest.approx(304.0)
             assert "vs 304.00 always-remote" in str(app.query_one("#totals", Static).content)
+
+
+async def test_names_are_replaced_on_the_receipt_and_put_back_in_the_answer_shown(
+    make_app, server: RecordingServer, ner_model_path: Path
+):
+    """redact = ["names"] in the app: the receipt lists what each placeholder replaced (shown here only), the
+    request that leaves holds the placeholders, and the answer shown has the value back."""
+    server.answer = "[PERSON_1]"
+    app = make_app(f'remote = "ask"\nsend = "full"\nredact = ["names"]\n[ner]\npath = "{ner_model_path}"\n')
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ask(app, pilot)
+        await receipt_shown(app, pilot)
+        receipt = app.screen.receipt
+        person = receipt.replaced["[PERSON_1]"]
+        assert "Rollo" in receipt.replaced.values() and "Rollo" not in receipt.payload.decode()
+        meta = str(app.screen.query_one("#meta", Static).content)
+        assert f"[PERSON_1] ← {person}" in meta and "replaced (shown here only)" in meta
+        await pilot.click("#send")
+        await wait_until(pilot, lambda: app.answering is None, what="answer finished")
+        (request,) = server.requests
+        assert request["body"] == receipt.payload and person.encode() not in request["body"]
+        blocks = list(app.query(AnswerBlock).results(AnswerBlock))
+        assert blocks[-1].tier == "remote" and blocks[-1].text == person  # put back, on this machine
