@@ -141,11 +141,11 @@ def load(model_file: Path, cache_root: Path) -> NerModel:
 # --------------------------------------------------------------------------- rules around the model
 
 _UPPER = r"[A-ZÀ-ÖØ-ÞŁŚŻŹĆŃŠŽČŘĎŤŇ]"
-_WORD = rf"{_UPPER}[\w'’\-]*\.?"  # a capitalised word (Faker and real names: O'Neil, Jean-Luc, Müller)
+_WORD = rf"{_UPPER}(?![.][A-Za-z])[\w'’\-]*\.?"  # O'Neil, Jean-Luc, Müller; not the B. of B.Sc.
 _PARTICLE = r"(?:van|von|der|den|de|del|della|di|da|dos|das|du|la|le|bin|ibn|al|el|ter|ten|zu|y|e)"
 _NAME = rf"{_WORD}(?:[ \u00a0]+(?:{_PARTICLE}[ \u00a0]+)*{_WORD}){{0,4}}"
 _TITLES = (
-    r"Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Lady|Lord|Rev|Herr|Frau|Fr|Hr|Dipl\.-Ing|Ing|Mag|"
+    r"Univ\.[ ]?Prof|Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Lady|Lord|Rev|Herr|Frau|Fr|Hr|Dipl\.-Ing|Ing|Mag|"
     r"M|Mme|Mlle|Me|Sr|Sra|Srta|Don|Doña|Dña|Sig|Sig\.ra|Sigg|Dott|Dott\.ssa|Avv|Dhr|Mevr|Mw|Shri|Smt|Kumari"
 )
 _SUFFIXES = (
@@ -169,19 +169,30 @@ _LABELLED = re.compile(
 )
 
 # street addresses: "221B Baker Street", "Hauptstraße 5", "12, rue de la Paix", "Via Roma 3", "Kerkstraat 12a"
+# street suffixes: the USPS list (Publication 28, appendix C1: the primary names and the usual abbreviations),
+# and the Indian and British words the measured locales use
 _STREET_EN = (
-    r"Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Square|Sq|Terrace|"
-    r"Crescent|Close|Parkway|Pkwy|Circle|Cir|Highway|Hwy|Row|Mews|Grove|Gardens|Park|Hill|View|Walk|Green|"
-    r"Trail|Trl|Loop|Pike|Ridge|Run|Path|Alley|Plaza|Heights|Junction|Station|Port|Point|Pines|Springs|Estates|"
-    r"Manor|Meadows|Villas|Vista|Crossing|Creek|Fork|Falls|Field|Fields|Harbor|Harbour|Haven|Island|Lake|Lakes|"
-    r"Landing|Mill|Mills|Orchard|Pass|Passage|Shore|Shores|Summit|Turnpike|Valley|Village|Wells|Marg|Nagar|"
-    r"Chowk|Gali|Road|Colony|Vihar|Enclave"
+    r"Alley|Annex|Arcade|Avenue|Ave|Bayou|Beach|Bend|Bluffs?|Bottom|Boulevard|Blvd|Branch|Bridge|Brooks?|Burgs?|"
+    r"Bypass|Camp|Canyon|Cape|Causeway|Centers?|Centre|Circles?|Cir|Cliffs?|Club|Commons?|Corners?|Course|"
+    r"Courts?|Ct|Coves?|Creek|Crescent|Crest|Crossing|Crossroads?|Curve|Dale|Dam|Divide|Drives?|Dr|Estates?|"
+    r"Expressway|Extensions?|Falls?|Ferry|Fields?|Flats?|Fords?|Forest|Forges?|Forks?|Fort|Freeway|Gardens?|"
+    r"Gateway|Glens?|Greens?|Groves?|Harbou?rs?|Haven|Heights|Highway|Hwy|Hills?|Hollow|Inlet|Islands?|Isle|"
+    r"Junctions?|Keys?|Knolls?|Lakes?|Land|Landing|Lane|Ln|Lights?|Loaf|Locks?|Lodge|Loop|Mall|Manors?|"
+    r"Meadows?|Mews|Mills?|Mission|Motorway|Mount|Mountains?|Neck|Orchard|Oval|Overpass|Parks?|Parkways?|Pkwy|"
+    r"Pass|Passage|Path|Pike|Pines?|Place|Pl|Plains?|Plaza|Points?|Ports?|Prairie|Radial|Ramp|Ranch|Rapids?|"
+    r"Rest|Ridges?|River|Roads?|Rd|Route|Row|Rue|Run|Shoals?|Shores?|Skyway|Springs?|Spurs?|Squares?|Sq|"
+    r"Station|Stravenue|Stream|Streets?|St|Summit|Terrace|Throughway|Trace|Track|Trafficway|Trail|Trl|Trailer|"
+    r"Tunnel|Turnpike|Underpass|Unions?|Valleys?|Viaduct|Views?|Villages?|Ville|Vista|Walks?|Wall|Ways?|"
+    r"Wells?|Close|Grove|Mews|Marg|Nagar|Chowk|Gali|Colony|Vihar|Enclave|Ganj|Bazar|Bagh|Puram"
 )
-_UNIT = r"(?:,?[ \u00a0]+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|#)\.?[ \u00a0]*[\w\-]+)?"
+_UNIT = (
+    r"(?:,?[ \u00a0]+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Studio|Floor|Fl|Room|Rm|#|Piso|Puerta|Planta|Escalera|"
+    r"Appartamento|Piano|Scala|Interno)\.?[ \u00a0]*[\w\-]+)*"
+)
 _HOUSE = r"\d{1,5}[A-Za-z]?(?:[/\-]\d{1,4}[A-Za-z]?)?"
 _ADDR_EN = (
-    rf"(?:(?:Flat|Apt|Apartment|Unit|Suite)\.?[ \u00a0]*[\w\-]+,?[ \u00a0]+)?"
-    rf"{_HOUSE},?[ \u00a0]+(?:{_WORD}[ \u00a0]+){{0,4}}(?:{_STREET_EN})s?\.?(?![\w])"
+    rf"(?:(?:Flat|Apt|Apartment|Unit|Suite|Studio)\.?[ \u00a0]*[\w\-]+,?(?:[ \u00a0]+|\r?\n))?"
+    rf"{_HOUSE},?(?:[ \u00a0]+|\r?\n)(?:{_WORD}[ \u00a0]+){{0,4}}(?:{_STREET_EN})\.?(?![\w])"
 )
 _STREET_SUFFIX = (
     r"straße|strasse|str\.|weg|allee|platz|gasse|ring|damm|ufer|chaussee|steig|pfad|markt|"
@@ -195,14 +206,19 @@ _STREET_WORD_FIRST = (
     r"rue|avenue|boulevard|bd|place|chemin|allée|allee|impasse|quai|route|cours|passage|square|voie|"
     r"via|viale|piazza|piazzale|corso|largo|vicolo|contrada|strada|borgo|"
     r"calle|c/|avenida|avda|plaza|paseo|carrer|camino|ronda|glorieta|travesía|callejón|cuesta|urbanización|"
+    r"acceso|alameda|bulevar|cañada|carrera|carretera|pasadizo|pasaje|plazuela|polígono|senda|rúa|vía|"
     r"rambla|praça|rua|canale|rotonda|incrocio|stretto|vico|traversa|circonvallazione|lungomare"
 )
 _ADDR_WORD_FIRST = (
     rf"(?:{_HOUSE},?[ \u00a0]+)?(?i:{_STREET_WORD_FIRST})\.?[ \u00a0]+"
     rf"(?:(?:{_PARTICLE}|d'|l'|de la|de las|de los|del)[ \u00a0]*)*"
-    rf"(?:{_WORD}[ \u00a0]*){{1,4}}(?:,?[ \u00a0]*(?:n\.?|nº|no\.?|#)?[ \u00a0]*{_HOUSE})?"
+    rf"(?:{_WORD}[ \u00a0]*){{1,4}}(?:,?[ \u00a0]*(?:n\.?|nº|no\.?|#)?[ \u00a0]*{_HOUSE}{_UNIT})?"
 )
-_STREET = re.compile(rf"(?<![\w])(?:{_ADDR_EN}{_UNIT}|{_ADDR_SUFFIXED}|{_ADDR_WORD_FIRST})")
+_ADDR_UNIT_LINE = (
+    rf"(?:Flat|Apt|Apartment|Unit|Suite|Studio)\.?[ \u00a0]*[\w\-]+,?(?:[ \u00a0]+|\r?\n)"
+    rf"(?:{_WORD}[ \u00a0]+){{0,3}}(?:{_STREET_EN})\.?(?![\w])"
+)
+_STREET = re.compile(rf"(?<![\w])(?:{_ADDR_EN}{_UNIT}|{_ADDR_UNIT_LINE}|{_ADDR_SUFFIXED}|{_ADDR_WORD_FIRST})")
 # a postal code with the town after it (or a US state before it): "10115 Berlin", "1012 AB Amsterdam",
 # "SW1A 1AA", "Springfield, IL 62704", "H3Z 2Y7", "Mumbai 400001"
 _TOWN = rf"{_WORD}(?:[ \u00a0\-]+(?:{_PARTICLE}[ \u00a0\-]+)*{_WORD}){{0,3}}"
@@ -228,6 +244,8 @@ _WEAK_STREET = re.compile(
 _ADDRESS_GAP = re.compile(
     r"[ \t]*(?:,|\r?\n)?[ \t]*(?:(?:\d{1,5}\w?|Apt|Apartment|Appartamento|Piano|Scala|Interno|Suite|Ste|Unit|Flat|"
     r"Floor|Box|Piso|Puerta|Planta|Bus|\([A-Z]{2}\)|[A-Z]{2})\.?[ \t]*,?[ \t]*){0,4}"
+    # or a town between two parts of the address: "…Elizabeth Circles, South Deantown, KY60 5LD"
+    rf"|[ \t]*(?:,|\r?\n)[ \t]*{_TOWN}[ \t]*(?:,|\r?\n)[ \t]*"
 )
 _ADDRESS_LABEL = re.compile(
     r"(?i:\b(?:address|home address|street address|ship to|shipping address|billing address|mailing address|"
@@ -402,9 +420,16 @@ class NameFinder:
         # a house number with capitalised words counts only when it joins such a span
         strong = _join(text, spans)
         weak = [_trim(text, *m.span()) for m in _WEAK_STREET.finditer(text)]
+        # a name the model took for a person or a firm, inside an address ("H.No. 22, Mann, Tenali 417304"):
+        # part of it only between two other parts, never at its start or end (the next line's "Ms Gonzalez")
+        inner = [(s, e) for k, s, e in ents if k != "location"]
         joined = _join(text, strong + weak)
-        kept = [(s, e) for s, e in joined if any(s <= a and b <= e for a, b in strong)]
-        return [Found("location", s, e) for s, e in kept if e > s]
+        kept = [(s, e) for s, e in _join(text, strong + weak + inner) if any(s <= a and b <= e for a, b in strong)]
+        out = []
+        for s, e in kept:
+            parts = [(a, b) for a, b in joined if s <= a and b <= e]  # the span without the inner names
+            out.append((min(a for a, _ in parts), max(b for _, b in parts)) if parts else (s, e))
+        return [Found("location", s, e) for s, e in out if e > s]
 
 
 @functools.cache
@@ -434,7 +459,7 @@ def _widen(text: str, s: int, e: int) -> tuple[int, int]:
     cut = text.find("\n", s, e)
     if cut > s:
         e = cut
-    tail = re.match(rf"(?:[ \u00a0]+(?:{_PARTICLE}[ \u00a0]+)*{_WORD})*", text[e:])
+    tail = re.match(rf"(?:(?:[ \u00a0]+(?:{_PARTICLE}[ \u00a0]+)*|-){_WORD})*", text[e:])
     if tail is not None:
         e += len(tail.group())
     suffix = re.match(rf"{_SUFFIXES}", text[e:])
