@@ -547,12 +547,28 @@ def _target(raw: str | float, at: At) -> str | float:
     return float(raw)
 
 
+PACKAGED = "package:"  # calibration = "package:router-default.json": a router shipped with automix-local
+
+
 def _calibration(raw: str, at: At) -> Path | None:
+    """A router file: relative to the config file, or ``package:NAME`` for one shipped in automix_local/data
+    (what the packaged models.toml names, so a copy of it works anywhere)."""
     if not raw:
         return None
+    shipped = Path(__file__).parent / "data"
+    if raw.startswith(PACKAGED):
+        name = raw[len(PACKAGED) :]
+        path = shipped / name
+        if "/" in name or "\\" in name or not path.is_file():
+            found = sorted(p.name for p in shipped.glob("router*.json"))
+            raise at.error(f"no router {name!r} ships with automix-local (there are: {', '.join(found)})")
+        return path
     path = _resolve_path(at.context, raw)
     if not path.is_file():
-        raise at.error(f"file not found: {path} (write one with `automix-local calibrate`)")
+        hint = " (write one with `automix-local calibrate`)"
+        if not Path(raw).is_absolute() and (shipped / raw).is_file():
+            hint = f'; the router shipped with automix-local is calibration = "{PACKAGED}{raw}"'
+        raise at.error(f"file not found: {path}{hint}")
     return path
 
 

@@ -70,6 +70,25 @@ def test_top_level_models_toml_is_the_packaged_one():
     assert (ROOT / "models.toml").read_text() == packaged_default().read_text()
 
 
+def test_the_repository_models_toml_and_a_copy_in_the_config_dir_work_as_config(tmp_path: Path):
+    """Issue 24 §3: `--config models.toml` from a checkout, and the copy the file's first comment tells users to
+    make, both load: the shipped router is named as `package:`, not relative to wherever the file sits."""
+    shipped = packaged_default().parent / "router-default.json"
+    assert load_config(ROOT / "models.toml").cascade.calibration == shipped
+    copy = tmp_path / "config" / "models.toml"
+    copy.parent.mkdir()
+    copy.write_text(packaged_default().read_text())
+    assert load_config(copy).cascade.calibration == shipped
+    old = tmp_path / "old.toml"
+    old.write_text(packaged_default().read_text().replace("package:router-default.json", "router-default.json"))
+    with pytest.raises(ConfigError, match='the router shipped with automix-local is calibration = "package:router'):
+        load_config(old)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(packaged_default().read_text().replace("package:router-default.json", "package:nope.json"))
+    with pytest.raises(ConfigError, match="no router 'nope.json' ships with automix-local"):
+        load_config(bad)
+
+
 def test_full_example_parses_into_dataclasses(tmp_path: Path):
     router = tmp_path / "router.json"
     router.write_text("{}")
