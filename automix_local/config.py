@@ -388,6 +388,9 @@ class PolicyConfig:
     redact: Annotated[tuple[str, ...], Key("detectors or regexes masked before sending", read=_redact)] = ()
     # true: digit runs with no label word are redacted when shaped like a phone number, BSN/SIN or 12-digit Maestro
     # (docs/privacy.md: the measured recall and false positives of both settings)
+    redact_bare_numbers: Annotated[
+        bool, Key("also redact unlabelled digit runs shaped like phones, BSN/SIN, cards")
+    ] = True
     private: Annotated[tuple[str, ...], Key("documents that never leave: paths, globs or tag:NAME")] = ()
 
 

@@ -195,7 +195,7 @@ def decide(request: EgressRequest, policy: PolicyConfig, ner: NerModel | None = 
         from .redact import Redactor
 
         try:
-            r = Redactor(policy.redact, ner=ner)
+            r = Redactor(policy.redact, bare_numbers=policy.redact_bare_numbers, ner=ner)
         except NerUnavailable as exc:  # refused at start; if it happens anyway, nothing leaves
             return PolicyResult("blocked", f"not sent: {exc}", send=policy.send)
         parts = []

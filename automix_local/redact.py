@@ -10,9 +10,14 @@ The built-in detectors are tuned for precision on ordinary documents (years, dat
 prices, coordinates, version numbers): every detector is anchored on a shape that plain numbers do
 not have (an `@`, a leading `+`, a trunk `0`, a valid NANP block, card grouping), validates check
 digits where the scheme has them (Luhn, mod-97, Verhoeff, mod-11, ISO 7064, national keys), and
-bare digit runs that would otherwise be ambiguous are only taken next to a context word ("SSN",
-"BSN", "Tel.", ...). The detectors (patterns, context words) are this module's; the check digits and
-validity rules are python-stdnum's validators. A few regular-expression passes per call.
+digit runs that would otherwise be ambiguous are taken next to a context word ("SSN", "BSN",
+"Tel.", ...). Bare runs of 9 to 12 digits with no such word — a phone number written 0612345678 or
+2025550173, a Dutch BSN or Canadian SIN alone, a 12-digit Maestro card — are taken only with
+`bare_numbers=True` (`[policy] redact_bare_numbers`, on by default): a phone number by its national
+shape, the others by their check digits; a word naming another kind of number just before the run
+("Order", "Invoice", "ISBN", "Barcode", ...) still keeps it out. The detectors (patterns, context
+words) are this module's; the check digits and validity rules are python-stdnum's validators. A few
+regular-expression passes per call.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from stdnum.nl import bsn
 
 from .names import NameFinder, NerModel, kinds_of
 
-__all__ = ["BUILTIN_DETECTORS", "Redaction", "Redactor", "Restorer", "Span", "restore"]
+__all__ = ["BARE_NUMBERS_DEFAULT", "BUILTIN_DETECTORS", "Redaction", "Redactor", "Restorer", "Span", "restore"]
 
 BUILTIN_DETECTORS: tuple[str, ...] = ("email", "phone", "card", "iban", "ip", "national_id")
 
@@ -98,6 +103,18 @@ _SEP = r"[ \u00a0.\-]"  # separators inside phone numbers
 _NOT_AFTER_NUMBER = r"(?!\w|[.,/:\-]?\d)"  # not followed by more of a number (a sentence's full stop is fine)
 # The same for phone numbers, which may carry a glued extension (202-555-0173x123, ...ext.12); it stays unredacted.
 _NOT_AFTER_PHONE = rf"(?=(?:(?:x|ext\.?)\d{{1,6}})?{_NOT_AFTER_NUMBER})"
+# Before a bare digit run (bare_numbers): not inside a longer number, a word, an amount or "#123".
+_BARE_BEFORE = r"(?<![\w+.,/\-#$€£¥])(?<!\d[ .\-])"
+# A word naming another kind of number just before a bare digit run vetoes it: "Order 1787978129", "ISBN 0306406152",
+# "Rechnungsnummer: 4711081512". Also for ungrouped card-length runs (EAN barcodes pass Luhn one time in ten).
+_BARE_ANTI = re.compile(
+    r"(?i:\b(?:order|invoice|inv|receipt|ref|reference|tracking|shipment|parcel|consignment|package|booking"
+    r"|reservation|confirmation|ticket|case|claim|transaction|txn|serial|s/n|item|article|sku|part|model|product"
+    r"|isbn|issn|ean|upc|gtin|barcode|bar code|batch|lot|po|pnr|bestellung|bestellnummer|rechnung|rechnungsnummer"
+    r"|artikel|artikelnummer|auftrag|auftragsnummer|sendungsnummer|commande|facture|référence|pedido|factura"
+    r"|referencia|ordine|fattura|riferimento|bestelling|bestelnummer|factuur|factuurnummer|referentie|kenmerk)"
+    r"(?:\s*(?:no\b\.?|nr\b\.?|n°|num\b\.?|number|nummer|numéro|número|numero|code|id\b|#|is\b|was\b|[:.=\-]))*\s*$)"
+)
 
 
 def _whole(text: str, m: re.Match[str]) -> tuple[int, int]:
@@ -218,6 +235,20 @@ def _phone_nat0(text: str, m: re.Match[str]) -> tuple[int, int] | None:
     return m.span()
 
 
+# bare_numbers: a run of digits alone in the shape of a national number (no label word needed): a trunk 0 and 8-10
+# more digits (0612345678 NL/FR, 07700900123 UK, 03012345678 DE, 0212345678 IT, 02263701486 IN), ten digits not
+# starting with 0 (2025550173 NANP, 9876543210 India, 3123456789 Italian mobile), nine starting with 3 or 6-9
+# (312345678 Italian mobile, 612345678 / 912345678 Spain).
+_PHONE_BARE = re.compile(_BARE_BEFORE + r"(?:0[1-9]\d{7,9}|[1-9]\d{9}|[36-9]\d{8})" + _NOT_AFTER_PHONE)
+
+
+def _phone_bare(text: str, m: re.Match[str]) -> tuple[int, int] | None:
+    s = m.group()
+    if s.endswith("00000") or len(set(s)) <= 2:  # 1000000000, 3333333333: an amount or a filler, not a subscriber
+        return None
+    return m.span()
+
+
 # Any digit run (7-15 digits, optional single separators) right after a phone keyword: "Tel. 5550173".
 _PHONE_CTX_RUN = re.compile(
     r"(?<![\w+.,/\-])\+?(?:\(\d{1,5}\)|\d{1,5})(?:[ \u00a0.\-]?(?:\(\d{1,5}\)|\d{1,5}+)){1,6}" + _NOT_AFTER_PHONE
@@ -248,6 +279,7 @@ _CARD_RUN = re.compile(r"(?<![\w.,+\-])\d{1,19}(?:[ \-]\d{1,19}){0,7}(?!\w|[.,]\
 _IBAN_HEAD = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: [A-Z0-9]{4})* $")
 _CARD_GROUPINGS = {
     (4, 4, 4, 4),
+    (4, 4, 4),  # a 12-digit Maestro
     (4, 4, 4, 4, 3),
     (4, 4, 4, 4, 2),
     (4, 4, 4, 4, 1),
@@ -278,32 +310,49 @@ def _card_prefix_ok(d: str) -> bool:
     if 300 <= p3 <= 305 or p2 in (36, 38, 39):  # Diners Club
         return 14 <= n <= 19
     if p2 == 50 or 56 <= p2 <= 69:  # Maestro
-        return 13 <= n <= 19
+        return 12 <= n <= 19
     return False
 
 
-def _card(text: str, m: re.Match[str]) -> tuple[int, int] | None:
-    if _IBAN_HEAD.search(text, max(0, m.start() - 40), m.start()):
-        return None  # the body of an IBAN-shaped number (one whose checksum failed, or the IBAN detector is off)
-    parts = [(g.start(), g.end(), g.group()) for g in re.finditer(r"\d+", m.group())]
-    if len(parts) > 1 and len(set(re.findall(r"[ \-]", m.group()))) > 1:
-        return None  # mixed separators
-    sizes = [len(p[2]) for p in parts]
-    best: tuple[int, int] | None = None
-    for i in range(len(parts)):  # the longest window of groups that is a card; groups must follow a card grouping
-        total = 0
-        for j in range(i, len(parts)):
-            total += sizes[j]
-            if total > 19:
-                break
-            if total < 13 or (j > i and tuple(sizes[i : j + 1]) not in _CARD_GROUPINGS):
-                continue
-            d = _digits("".join(p[2] for p in parts[i : j + 1]))
-            if _card_prefix_ok(d) and luhn.is_valid(d):
-                span = (m.start() + parts[i][0], m.start() + parts[j][1])
-                if best is None or span[1] - span[0] > best[1] - best[0]:
-                    best = span
-    return best
+_CARD_CONTEXT = re.compile(
+    r"(?i)\b(?:card|maestro|visa|mastercard|amex|karte|kreditkarte|bankkarte|carte|tarjeta|carta|kaart|pinpas"
+    r"|bankpas)\b(?:\s*(?:no\.?|nr\.?|number|nummer|numéro|número|numero|#))?(?:\s+(?:is|was|ist))?[\s:#.=\-]{0,6}$"
+)
+
+
+def _card_check(bare_numbers: bool) -> Check:
+    def check(text: str, m: re.Match[str]) -> tuple[int, int] | None:
+        if _IBAN_HEAD.search(text, max(0, m.start() - 40), m.start()):
+            return None  # the body of an IBAN-shaped number (one whose checksum failed, or the IBAN detector is off)
+        parts = [(g.start(), g.end(), g.group()) for g in re.finditer(r"\d+", m.group())]
+        if len(parts) > 1 and len(set(re.findall(r"[ \-]", m.group()))) > 1:
+            return None  # mixed separators
+        sizes = [len(p[2]) for p in parts]
+        best: tuple[int, int] | None = None
+        for i in range(len(parts)):  # the longest window of groups that is a card; groups must follow a card grouping
+            total = 0
+            for j in range(i, len(parts)):
+                total += sizes[j]
+                if total > 19:
+                    break
+                if total < 12 or (j > i and tuple(sizes[i : j + 1]) not in _CARD_GROUPINGS):
+                    continue
+                if total == 12 and (i > 0 or j < len(parts) - 1):
+                    continue  # 12 digits only as the whole run: 4 groups of 4 hold three-group windows
+                start = m.start() + parts[i][0]
+                if j == i:  # one ungrouped run: not after "Order", "ISBN", "Barcode", ...
+                    if _in_context(text, start, _BARE_ANTI):
+                        continue
+                    if total == 12 and not bare_numbers and not _in_context(text, start, _CARD_CONTEXT):
+                        continue  # a bare 12-digit Maestro needs bare_numbers or a card word
+                d = _digits("".join(p[2] for p in parts[i : j + 1]))
+                if _card_prefix_ok(d) and luhn.is_valid(d):
+                    span = (start, m.start() + parts[j][1])
+                    if best is None or span[1] - span[0] > best[1] - best[0]:
+                        best = span
+        return best
+
+    return check
 
 
 # --------------------------------------------------------------------------- IBAN
@@ -412,6 +461,12 @@ _AADHAAR_GROUPED = re.compile(r"(?<![\w\-.,])(?<!\d )[2-9]\d{3}(?P<s>[ \-])\d{4}
 _AADHAAR_CTX_RUN = re.compile(r"(?<![\w\-.,])[2-9]\d{11}" + _NOT_AFTER_NUMBER)
 _AADHAAR_CONTEXT = re.compile(r"(?i)\b(?:aadhaa?r|uidai)\b(?:\s*(?:no\.?|number|card|#))?" + _ID_CONTEXT_END)
 _NINE_CTX_RUN = re.compile(r"(?<![\w\-.,])(?:\d{9}|\d{3}([ .\-])\d{3}\1\d{3}|\d{4}\.\d{2}\.\d{3})" + _NOT_AFTER_NUMBER)
+# bare_numbers: the same shapes with no label word (a BSN or SIN alone), by their check digits.
+_NINE_BARE = re.compile(
+    _BARE_BEFORE + r"(?:\d{9}|\d{3}([ .\-])\d{3}\1\d{3}|\d{4}\.\d{2}\.\d{3})(?![ \u00a0.\-]\d)" + _NOT_AFTER_NUMBER
+)
+# ... not after a word naming another kind of number, nor after a phone word ("Phone: 111222333" is a phone number).
+_NINE_BARE_ANTI = re.compile(f"{_BARE_ANTI.pattern}|{_PHONE_CONTEXT.pattern}")
 _BSN_CONTEXT = re.compile(
     r"(?i)\b(?:bsn|burgerservicenummer|sofinummer|sofi-nummer)\b(?:\s*(?:nr\.?|nummer|number))?" + _ID_CONTEXT_END
 )
@@ -430,7 +485,7 @@ _STEUER_CONTEXT = re.compile(
 # --------------------------------------------------------------------------- the rule table
 
 
-def _builtin_rules(kind: str) -> list[_Rule]:
+def _builtin_rules(kind: str, bare_numbers: bool) -> list[_Rule]:
     if kind == "email":
         return [_Rule("email", _EMAIL, _when(_email_ok), prefilter="@")]
     if kind == "phone":
@@ -440,9 +495,10 @@ def _builtin_rules(kind: str) -> list[_Rule]:
             _Rule("phone", _PHONE_NANP, _phone_nanp),
             _Rule("phone", _PHONE_NAT0, _phone_nat0, prefilter="0"),
             _Rule("phone", _PHONE_CTX_RUN, _phone_ctx, context=_PHONE_CONTEXT),
+            *([_Rule("phone", _PHONE_BARE, _phone_bare, anti=_BARE_ANTI)] if bare_numbers else []),
         ]
     if kind == "card":
-        return [_Rule("card", _CARD_RUN, _card)]
+        return [_Rule("card", _CARD_RUN, _card_check(bare_numbers))]
     if kind == "iban":
         return [_Rule("iban", _IBAN, _iban)]
     if kind == "ip":
@@ -471,6 +527,14 @@ def _builtin_rules(kind: str) -> list[_Rule]:
             _Rule("national_id", _AADHAAR_CTX_RUN, digits_when(aadhaar.is_valid), context=_AADHAAR_CONTEXT),
             _Rule("national_id", _NINE_CTX_RUN, digits_when(bsn.is_valid), context=_BSN_CONTEXT),
             _Rule("national_id", _NINE_CTX_RUN, digits_when(sin.is_valid), context=_SIN_CONTEXT),
+            *(
+                [
+                    _Rule("national_id", _NINE_BARE, digits_when(bsn.is_valid), anti=_NINE_BARE_ANTI),
+                    _Rule("national_id", _NINE_BARE, digits_when(sin.is_valid), anti=_NINE_BARE_ANTI),
+                ]
+                if bare_numbers
+                else []
+            ),
             _Rule("national_id", _NHS_RUN, digits_when(nhs.is_valid), context=_NHS_CONTEXT),
             _Rule("national_id", _STEUER_RUN, digits_when(idnr.is_valid), context=_STEUER_CONTEXT),
         ]
@@ -510,10 +574,19 @@ def _norm(label: str, value: str) -> str:
     return value
 
 
-class Redactor:
-    """Finds personal data per the `[policy] redact` rules and replaces it with stable placeholders."""
+BARE_NUMBERS_DEFAULT = True  # `[policy] redact_bare_numbers`
 
-    def __init__(self, rules: Sequence[str], ner: NerModel | None = None) -> None:
+
+class Redactor:
+    """Finds personal data per the `[policy] redact` rules and replaces it with stable placeholders.
+
+    `bare_numbers` (`[policy] redact_bare_numbers`): also take digit runs with no label word that have the shape of a
+    phone number, a BSN or SIN, or a 12-digit Maestro card (see the module docstring).
+    """
+
+    def __init__(
+        self, rules: Sequence[str], bare_numbers: bool = BARE_NUMBERS_DEFAULT, ner: NerModel | None = None
+    ) -> None:
         """``ner``: the NER model (names.py), needed when the rules ask for person, location or organization
         (``names``); without it those raise NerUnavailable, so nothing is sent under a policy that cannot be met."""
         kinds: list[str] = []
@@ -536,7 +609,8 @@ class Redactor:
                 self._custom.append(re.compile(rule))
         self._names = NameFinder(named, ner) if named else None
         self.kinds: tuple[str, ...] = (*kinds, *named)
-        self._rules = [r for k in kinds for r in _builtin_rules(k)]
+        self.bare_numbers = bare_numbers
+        self._rules = [r for k in kinds for r in _builtin_rules(k, bare_numbers)]
 
     def find(self, text: str) -> list[Span]:
         """Non-overlapping spans sorted by start; where candidates overlap the longer one wins."""

@@ -21,8 +21,8 @@ SQUAD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad_
 ALL = Redactor(["all"])
 
 
-def found(kind: str, text: str) -> list[str]:
-    return [s.text for s in Redactor([kind]).find(text)]
+def found(kind: str, text: str, bare_numbers: bool = True) -> list[str]:
+    return [s.text for s in Redactor([kind], bare_numbers=bare_numbers).find(text)]
 
 
 # --------------------------------------------------------------------------- configuration
@@ -124,12 +124,226 @@ def test_phone_found(value: str) -> None:
     assert found("phone", f"Numbers: {value}") == [value]
 
 
-def test_phone_bare_runs_need_a_keyword() -> None:
+def test_phone_short_runs_need_a_keyword() -> None:
     assert found("phone", "Tel: 5550173") == ["5550173"]
     assert found("phone", "call me at 555-0173 tonight") == ["555-0173"]
-    assert found("phone", "mobile 07700900123") == ["07700900123"]
+    assert found("phone", "mobile 07700900123", bare_numbers=False) == ["07700900123"]
     assert found("phone", "order 5550173 shipped") == []
     assert found("phone", "the call for 1914 1918 volunteers") == []
+
+
+# --------------------------------------------------------------------------- bare numbers (redact_bare_numbers)
+
+BARE_PHONES = [
+    "0612345678",  # NL / FR mobile, trunk 0
+    "0387305634",  # FR landline
+    "07700900123",  # UK mobile
+    "01134960000",  # UK landline
+    "03012345678",  # DE
+    "030901820",  # DE, short
+    "0212345678",  # IT landline
+    "02263701486",  # IN landline with trunk 0
+    "2025550173",  # NANP
+    "9876543210",  # IN mobile
+    "3123456789",  # IT mobile
+    "379396004",  # IT mobile, nine digits (neither a valid BSN nor SIN)
+    "612345678",  # ES mobile
+    "912345678",  # ES landline
+]
+
+
+@pytest.mark.parametrize("value", BARE_PHONES)
+def test_bare_phone_found_without_a_label(value: str) -> None:
+    assert found("phone", f"I'm on {value} after six, ask for Anna.") == [value]
+    assert found("phone", f"The number is {value}, the landlord picks up.") == [value]
+    assert found("phone", f"{value}") == [value]
+    assert found("phone", f"I'm on {value}x123 after six.") == [value]  # a glued extension stays out
+
+
+@pytest.mark.parametrize("value", BARE_PHONES)
+def test_bare_phone_needs_the_setting_without_a_label(value: str) -> None:
+    assert found("phone", f"I'm on {value} after six.", bare_numbers=False) == []
+    assert found("phone", f"Phone: {value}", bare_numbers=False) == [value]  # a label word is enough
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order 1787978129 shipped 14/05/2000",  # a word naming another kind of number
+        "Invoice no. 0612345678, due in 30 days.",
+        "Tracking number: 2025550173",
+        "ISBN 0306406152",
+        "Ref. 9876543210",
+        "Bestellnummer 0612345678",
+        "order #2025550173",
+        "It cost $2025550173 in total.",
+        "valued at 1000000000 dollars",  # an amount
+        "3333333333",
+        "12345678",  # eight digits: too short
+        "123456789012345",  # fifteen: too long for a phone, not a card
+        "20200512",
+        "on 2020-05-12 at 12:30:45",
+        "1 234 567 890 inhabitants",
+        "51.5074, -0.1278",
+        "version 10.2.3.4",
+        "v2025550173",
+        "2025550173.5",
+        "1,234,567,890",
+    ],
+)
+def test_bare_numbers_look_alikes_not_flagged(text: str) -> None:
+    assert ALL.find(text) == []
+
+
+def _bsn(payload: str) -> str:
+    from stdnum.nl import bsn
+
+    return next(v for v in (payload + d for d in "0123456789") if bsn.checksum(v) == 0)
+
+
+def _luhn(payload: str) -> str:
+    from stdnum import luhn
+
+    return payload + luhn.calc_check_digit(payload)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _bsn("11122233"),
+        _bsn("23456781"),
+        _bsn("99999999")[:4] + "." + _bsn("99999999")[4:6] + "." + _bsn("99999999")[6:],
+        _luhn("13069254"),  # SIN
+        "130 692 544",
+        "130-692-544",
+        _luhn("54621138"),
+        _luhn("91234567"),  # a temporary resident's SIN
+    ],
+)
+def test_bsn_and_sin_found_without_a_label(value: str) -> None:
+    assert found("national_id", f"Here it is: {value}, please keep it private.") == [value]
+    assert found("national_id", f"My number is {value}.") == [value]
+    assert found("national_id", f"Here it is: {value}.", bare_numbers=False) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Here it is: 123456789.",  # fails both the BSN 11-check and the SIN Luhn check
+        "Here it is: 046 454 286.",  # Luhn-valid, but a SIN never starts with 0
+        "Here it is: 800 454 282.",  # nor with 8 (a business number)
+        "Order 111222333 has shipped.",  # a valid BSN, but named as an order number
+        "Population 1 130 692 544.",  # inside a longer group of numbers
+        "See 130 692 544 12.",
+    ],
+)
+def test_bare_nine_digit_look_alikes_not_flagged(text: str) -> None:
+    assert found("national_id", text) == []
+
+
+def test_bare_nine_digits_valid_bsn_is_a_national_id_not_a_phone() -> None:
+    # An Italian mobile of nine digits that is also a valid BSN cannot be told apart without a label: national_id wins
+    # (both are redacted); with a phone label it is a phone.
+    value = _bsn("37939600")
+    assert value.startswith("3") and [s.kind for s in ALL.find(f"I'm on {value}.")] == ["national_id"]
+    assert [s.kind for s in ALL.find(f"Phone: {value}")] == ["phone"]
+
+
+MAESTRO_IINS = ("5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762", "6763")
+
+
+def _maestro(iin: str, length: int) -> str:
+    return _luhn(iin + "7" * (length - len(iin) - 1))
+
+
+def _fours(number: str) -> str:
+    return " ".join(number[k : k + 4] for k in range(0, len(number), 4))
+
+
+@pytest.mark.parametrize("length", range(12, 20))
+@pytest.mark.parametrize("iin", MAESTRO_IINS[::2])
+def test_maestro_of_every_length(iin: str, length: int) -> None:
+    number = _maestro(iin, length)
+    assert found("card", f"I paid with {number} last week.") == [number]
+    assert found("card", f"Please refund it to {_fours(number)}.") == [_fours(number)]
+
+
+def test_maestro_twelve_digits_bare_needs_the_setting_or_a_card_word() -> None:
+    number = _maestro("6759", 12)
+    assert found("card", f"I paid with {number} last week.", bare_numbers=False) == []
+    assert found("card", f"Card number: {number}", bare_numbers=False) == [number]
+    assert found("card", f"Maestro {number}", bare_numbers=False) == [number]
+    assert found("card", f"I paid with {_fours(number)}.", bare_numbers=False) == [_fours(number)]  # grouped: a card
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ref 1234 5678 9012 3456 end",  # the last three groups of a longer Luhn-invalid run are no 12-digit card
+        "Barcode 4644113015375",  # an EAN-13 that passes Luhn as a Visa number, named as a barcode
+        "Item 4374111932229 is out of stock.",
+        "ISBN 9780306406157",
+        "Order 675949759716 shipped",  # a Luhn-valid 12-digit Maestro shape named as an order number
+        "Account 5038 1234 5678",  # Luhn-invalid
+    ],
+)
+def test_card_look_alikes_not_flagged(text: str) -> None:
+    assert found("card", text) == []
+
+
+def _registry_ibans() -> list[str]:
+    """One IBAN for every country in python-stdnum's copy of the SWIFT registry, check digits by stdnum."""
+    import re
+
+    from stdnum import iban, numdb
+
+    fill = {"n": "3", "a": "B", "c": "7"}
+    out = []
+    for line in (Path(numdb.__file__).parent / "iban.dat").read_text().splitlines():
+        m = re.match(r'^([A-Z]{2}) .*bban="([^"]+)"', line)
+        if m:
+            bban = "".join(fill[t] * int(n) for n, t in re.findall(r"(\d+)!([nac])", m.group(2)))
+            out.append(m.group(1) + iban.calc_check_digits(m.group(1) + "00" + bban) + bban)
+    return out
+
+
+REGISTRY_IBANS = _registry_ibans()
+
+
+def test_registry_ibans_cover_every_length() -> None:
+    assert len(REGISTRY_IBANS) >= 89
+    assert {len(v) for v in REGISTRY_IBANS} == set(range(15, 34)) - {17}  # 15-33; no country has 17
+
+
+@pytest.mark.parametrize("value", REGISTRY_IBANS)
+def test_iban_of_every_registry_country(value: str) -> None:
+    assert found("iban", f"Please transfer the deposit to {value} by Friday.") == [value]
+    assert found("iban", f"The rent goes to {_fours(value)}, as before.") == [_fours(value)]
+    wrong = value[:2] + f"{(int(value[2:4]) + 1) % 97:02d}" + value[4:]
+    assert found("iban", f"Transfer to {wrong} by Friday.") == []  # the check digits fail
+
+
+def test_redact_bare_numbers_setting_is_read_and_validated() -> None:
+    from automix_local.config import PolicyConfig
+    from automix_local.schema import Invalid, read_dataclass
+
+    assert PolicyConfig().redact_bare_numbers is True
+    assert read_dataclass(PolicyConfig, {"redact_bare_numbers": False}, "policy").redact_bare_numbers is False
+    with pytest.raises(Invalid) as info:
+        read_dataclass(PolicyConfig, {"redact_bare_numbers": "yes"}, "policy")
+    assert str(info.value) == "policy.redact_bare_numbers: expected true or false, got the string 'yes'"
+    assert "\n" not in str(info.value)
+
+
+def test_redact_bare_numbers_setting_reaches_the_redactor() -> None:
+    from automix_local.config import PolicyConfig
+    from automix_local.policy import EgressRequest, decide
+
+    request = EgressRequest("remote", "Is 0612345678 still Anna's number?")
+    on = decide(request, PolicyConfig(remote="allow", redact=("all",)))
+    off = decide(request, PolicyConfig(remote="allow", redact=("all",), redact_bare_numbers=False))
+    assert on.question == "Is [PHONE_1] still Anna's number?" and on.counts == {"phone": 1}
+    assert off.question == "Is 0612345678 still Anna's number?" and off.counts == {}
 
 
 @pytest.mark.parametrize("text", NOT_PHONES)
@@ -414,7 +628,7 @@ def test_national_id_keyword_then_is(text: str) -> None:
 
 def test_national_id_keyword_then_is_still_checks_digits() -> None:
     assert found("national_id", "My BSN is 123456789.") == []  # fails the 11-check
-    assert found("national_id", "The number is 111222333.") == []  # no keyword
+    assert found("national_id", "The number is 111222333.", bare_numbers=False) == []  # no keyword
     assert found("national_id", "The SIN is 130 692 545") == []  # Luhn fails
 
 
