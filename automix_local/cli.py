@@ -585,6 +585,22 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- doctor
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import gather, render
+
+    if args.verify and sys.stderr.isatty():
+        print("hashing every model file (a few seconds per GB)…", file=sys.stderr, flush=True)
+    report = gather(getattr(args, "config", None), verify=args.verify)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(render(report))
+    return 0 if report.ok else EXIT_FAIL
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -766,6 +782,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULT_KEY_ENV} when set); required for a --host other than loopback",
     )
     sv.set_defaults(func=cmd_serve)
+
+    doc = sub.add_parser(
+        "doctor", parents=[common], help="what to know before asking for help: the build, models, config, speeds"
+    )
+    doc.add_argument("--json", action="store_true", help="one JSON object (fields in docs/cli.md)")
+    doc.add_argument("--verify", action="store_true", help="re-hash every model file (else the hash cache says)")
+    doc.set_defaults(func=cmd_doctor)
 
     cfg = sub.add_parser("config", parents=[common], help="where the config and state live; check a config")
     csub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
