@@ -601,9 +601,9 @@ def test_the_policy_is_asked_about_what_the_question_came_from(
     requests = []
     decide = C.policy_decide
 
-    def spy(request, policy):
+    def spy(request, policy, ner=None):
         requests.append(request)
-        return decide(request, policy)
+        return decide(request, policy, ner=ner)
 
     monkeypatch.setattr(C, "policy_decide", spy)
     cascade = cascade_on(remote_config(tmp_path, server.base_url, remote="allow"), small=Script(prompts.ABSTAIN))

