@@ -642,7 +642,7 @@ def _rows(rows: list[tuple[str, str]], indent: str = "  ") -> list[str]:
 def _device(d: Device) -> str:
     kind = d.type if d.backend == d.name else f"{d.backend} {d.type}"
     mem = f", {_size(d.memory_total)}" if d.memory_total else ""
-    free = f" ({_size(d.memory_free)} free)" if d.memory_free and d.memory_free != d.memory_total else ""
+    free = f", {_size(d.memory_free)} free" if d.memory_free and d.memory_free != d.memory_total else ""
     return f"{d.name}: {d.description} ({kind}{mem}{free})"
 
 

@@ -247,3 +247,30 @@ def test_the_command_exits_0_when_all_is_well_and_1_on_a_problem(model_path: Pat
     assert proc.returncode == 1 and proc.stderr == ""
     assert proc.stdout.startswith("automix-local ") and "llama-cpp-python 0.3.36: loads" in proc.stdout
     assert f"fix: run: automix-local --config {missing} models pull small" in proc.stdout
+
+
+def cuda_build(offload: bool) -> doctor.LlamaInfo:
+    """What the probe reports of a CUDA build (no GPU here to ask): with its H100, or with none found."""
+    gpu = doctor.Device("CUDA0", "NVIDIA H100 80GB HBM3", "gpu", "CUDA", 85_000_000_000, 84_000_000_000)
+    cpu = doctor.Device("CPU", "AMD EPYC", "cpu", "CPU", None, None)
+    devices = (gpu, cpu) if offload else (cpu,)
+    return doctor.LlamaInfo(True, "0.3.36", True, None, "", (), ("CUDA", "CPU"), "CUDA", offload, devices)
+
+
+def test_n_gpu_layers_on_a_cuda_build_with_and_without_its_device(model_path: Path, write_config):
+    assert doctor._gpu(-1, cuda_build(True)) == ("gpu", "all layers on CUDA (NVIDIA H100 80GB HBM3)", None)
+    assert doctor._gpu(20, cuda_build(True))[1] == "20 layers on CUDA (NVIDIA H100 80GB HBM3)"
+    gpu, note, fix = doctor._gpu(-1, cuda_build(False))
+    assert (gpu, note) == ("ignored", "ignored: this build has CUDA but found no CUDA device")
+    assert fix and "nvidia-smi" in fix
+    assert doctor._gpu(0, cuda_build(False)) == ("cpu", None, None)
+    # a GPU to offload to, and every tier on the CPU: a warning, the exit code stays 0
+    config = load_config(write_config(tier_toml("small", model_path)))
+    problems: list[doctor.Problem] = []
+    doctor._setup_problems(config, cuda_build(True), doctor.Threads(2, 2, "PASSIVE", None), problems)
+    assert [(p.severity, p.what) for p in problems] == [
+        ("warning", "this build offloads to CUDA (NVIDIA H100 80GB HBM3), but every tier runs on the CPU")
+    ]
+    assert doctor._device(cuda_build(True).devices[0]) == (  # type: ignore[index]
+        "CUDA0: NVIDIA H100 80GB HBM3 (CUDA gpu, 85.0 GB, 84.0 GB free)"
+    )
