@@ -1,7 +1,10 @@
 """Independent recall and false-positive measurement of automix_local.redact with Faker-generated data.
 
     .venv/bin/python bench/pii_faker.py [--n 200] [--seed 0] [--json] [--redact-bare-numbers true|false] \\
-        [--locales en_US,en_GB,de_DE,fr_FR,es_ES,it_IT,nl_NL,en_CA,en_IN]
+        [--names 60] [--locales en_US,en_GB,de_DE,fr_FR,es_ES,it_IT,nl_NL,en_CA,en_IN]
+
+`--names N` (default 60; 0 skips) adds people, places and dates of birth: bench/pii_names.py's measurement with the
+real NER model (`redact = ["names"]`), on the same seed and locales, N values per kind and locale.
 
 The planted-PII corpus in tests/data was written by the author of the detectors; this script takes its values from
 Faker (https://faker.readthedocs.io), a third-party library, instead. Each kind is a row of `KINDS`: its value
@@ -902,6 +905,14 @@ def main() -> None:
     ap.add_argument("--locales", default=DEFAULT_LOCALES)
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of Markdown")
     ap.add_argument(
+        "--names",
+        type=int,
+        default=60,
+        metavar="N",
+        help="person, location, date_of_birth (bench/pii_names.py, the real NER model): N values per kind and "
+        "locale (default 60; 0: skip)",
+    )
+    ap.add_argument(
         "--redact-bare-numbers",
         type=_bool,
         default=BARE_NUMBERS_DEFAULT,
@@ -920,7 +931,7 @@ def main() -> None:
     detectors = Path(automix_local.redact.__file__)
     command = (
         f".venv/bin/python bench/pii_faker.py --n {args.n} --seed {args.seed} --locales {','.join(locales)} "
-        f"--redact-bare-numbers {str(bare).lower()}" + (" --json" if args.json else "")
+        f"--redact-bare-numbers {str(bare).lower()} --names {args.names}" + (" --json" if args.json else "")
     )
     head = {
         "command": command,
@@ -936,10 +947,39 @@ def main() -> None:
     rec = measure_recall(redactor, locales, args.n, args.seed)
     fp = measure_fp(redactor, FP_SOURCES, locales, args.n, args.seed)
     extra = measure_fp(redactor, FP_EXTRA, locales, args.n, args.seed)
+    names = measure_names(args.names, args.seed, locales) if args.names else None
     if args.json:
-        print(json.dumps(as_json(head, rec, fp, extra), indent=1, ensure_ascii=False))
+        out = as_json(head, rec, fp, extra)
+        if names is not None:
+            out["names"] = names
+        print(json.dumps(out, indent=1, ensure_ascii=False))
     else:
         print_markdown(args, head, rec, fp, extra)
+        if names is not None:
+            import pii_names
+
+            print()
+            print(
+                "People, places and dates of birth (`Redactor(['names'])`, the NER model; bench/pii_names.py): "
+                "replaced = covered by any of the name kinds"
+            )
+            print()
+            print(pii_names.markdown(names["recall"], names["prose"]))
+
+
+def measure_names(n: int, seed: int, locales: list[str]) -> dict[str, Any]:
+    """The name kinds of bench/pii_names.py on the same seed and locales, with the real NER model."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import pii_names
+
+    ner = pii_names.default_ner()
+    prose = ROOT.parent / "shared" / "data" / "squad_v2_dev_public.jsonl"
+    return {
+        "n": n,
+        "model": f"{ner.name} {ner.version}",
+        "recall": pii_names.measure(ner, seed, n, locales),
+        "prose": pii_names.prose_share(ner, prose) if prose.is_file() else None,
+    }
 
 
 if __name__ == "__main__":
