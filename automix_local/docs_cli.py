@@ -59,6 +59,9 @@ def _summary(report: AddReport) -> str:
 def _report(report: AddReport) -> int:
     for _, reason in report.failed:
         print(f"  ✗ {reason}", file=sys.stderr)
+    for name, pieces in report.hidden:  # never given to a model: nobody reading the file sees them (issue 23)
+        what = "piece" if pieces == 1 else "pieces"
+        print(f"  · {name}: {pieces} hidden {what} left out (comments, hidden elements or invisible text)")
     print(_summary(report))
     return 1 if report.failed else 0
 

@@ -141,6 +141,8 @@ class AddReport:
     skipped: list[str] = field(default_factory=list)  # unsupported file types inside folders
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
     passages: int = 0
+    # (name, pieces) for indexed files with text a reader does not see, left out (ParsedDocument.hidden)
+    hidden: list[tuple[str, int]] = field(default_factory=list)
 
 
 Progress = Callable[[str, int, int, int], None]  # (file just handled, files done, files in all, passages so far)
@@ -396,6 +398,8 @@ class Library:
             )
         report.indexed.append(name)
         report.passages += len(pieces)
+        if doc.hidden:
+            report.hidden.append((name, doc.hidden))
 
     def _unique_name(self, path: Path) -> str:
         """The file name; with as many parent folders as it takes to tell two files of one name apart."""

@@ -5,22 +5,32 @@
 or heading path, so passages cut from a section can say where they came from. Every foreseeable bad
 file (missing, unreadable, binary, empty, encrypted, corrupt, scanned) raises :class:`DocumentError`,
 whose ``str()`` is one line naming the file and, where there is one, the fix.
+
+Text a reader of the file does not see is left out, and counted (``ParsedDocument.hidden``), so that nobody can
+hide instructions to the model in a document (issue 23 §3): HTML comments and elements that are not drawn
+(``hidden``, ``display: none``, ``visibility: hidden``, ``font-size: 0``, ``opacity: 0``), Markdown's HTML
+comments, reference definitions (``[//]: # (…)``) and link titles, and PDF text drawn in white or near-white, at
+under 2 pt, fully transparent, or in an invisible render mode (unless the page has an image under it: a scan's
+OCR layer is drawn that way).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
 import re
 import stat
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from bs4 import BeautifulSoup
-from bs4.element import NavigableString, PageElement, PreformattedString, Tag
-from pypdf import PasswordType, PdfReader
+from bs4.element import Comment, NavigableString, PageElement, PreformattedString, Tag
+from pypdf import PageObject, PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
+from pypdf.generic import ContentStream, DecodedStreamObject, NameObject
 
 from ..errors import AutomixError
 
@@ -64,6 +74,9 @@ class ParsedDocument:
     text: str  # the whole visible text; for every section, text[s.start : s.start + len(s.text)] == s.text
     sections: tuple[Section, ...]
     pages: int | None  # PDF page count, else None
+    # pieces of the file a reader does not see, left out of ``text``: HTML comments and hidden elements, Markdown
+    # comments, reference definitions and link titles, invisible PDF text runs
+    hidden: int = 0
 
 
 # A section before assembly: (text, page, heading path).
@@ -104,19 +117,21 @@ def parse(path: Path) -> ParsedDocument:
     if not data or data.isspace():
         raise DocumentError(f"{name}: empty")
 
+    hidden = 0
     if kind == "pdf":
-        title, parts, pages = _parse_pdf(path, data)
+        title, parts, pages, hidden = _parse_pdf(path, data)
     elif kind == "html":
-        title, parts = _parse_html(path, data)
+        title, parts, hidden = _parse_html(path, data)
         pages = None
     else:
         text = _decode_text(path, data)
         if kind == "markdown":
+            text, hidden = _strip_markdown(_normalise(text))
             title, parts = _parse_markdown(text)
         else:
             title, parts = "", [(text, None, ())]
         pages = None
-    return _assemble(path, kind, title or path.name, parts, pages)
+    return _assemble(path, kind, title or path.name, parts, pages, hidden)
 
 
 # --------------------------------------------------------------------------- shared
@@ -147,7 +162,7 @@ def _normalise(text: str) -> str:
     return _BLANK_RUNS.sub("\n\n\n", text).strip("\n")
 
 
-def _assemble(path: Path, kind: str, title: str, parts: list[_Part], pages: int | None) -> ParsedDocument:
+def _assemble(path: Path, kind: str, title: str, parts: list[_Part], pages: int | None, hidden: int) -> ParsedDocument:
     """Join the non-empty parts with SEPARATOR, recording where each one starts."""
     sections: list[Section] = []
     chunks: list[str] = []
@@ -174,6 +189,7 @@ def _assemble(path: Path, kind: str, title: str, parts: list[_Part], pages: int 
         text=SEPARATOR.join(chunks),
         sections=tuple(sections),
         pages=pages,
+        hidden=hidden,
     )
 
 
@@ -198,6 +214,58 @@ def _decode_text(path: Path, data: bytes) -> str:
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?=[ \t]|$)(.*)$")
 _ATX_CLOSING = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+
+
+# What a Markdown reader never sees rendered (CommonMark §4.6 HTML blocks, §4.7 link reference definitions,
+# §6.3 link titles): left out outside fenced code, where they are shown as written.
+_MD_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_MD_TITLE = r"(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|\((?:[^()\\]|\\.)*\))"
+_MD_DEFINITION = re.compile(rf"^ {{0,3}}\[(?:[^\]\\]|\\.)+\]:[ \t]*(?:<[^>\n]*>|\S+)(?:[ \t]+{_MD_TITLE})?[ \t]*$")
+_MD_LINK_TITLE = re.compile(rf"(\]\([ \t]*(?:<[^>\n]*>|[^\s()]+))[ \t\n]+{_MD_TITLE}[ \t]*\)")
+
+
+def _strip_markdown(text: str) -> tuple[str, int]:
+    """The Markdown without its HTML comments, reference definitions and link titles (outside fenced code), and
+    how many were left out."""
+    out: list[str] = []
+    prose: list[str] = []
+    hidden = 0
+
+    def flush() -> None:
+        nonlocal hidden
+        block = "\n".join(prose)
+        prose.clear()
+        block, n_comments = _MD_COMMENT.subn("", block)
+        block, n_titles = _MD_LINK_TITLE.subn(r"\1)", block)
+        hidden += n_comments + n_titles
+        opens_block = True  # a definition cannot interrupt a paragraph: it starts a block, or follows one
+        for line in block.split("\n"):
+            if opens_block and _MD_DEFINITION.match(line):
+                hidden += 1
+                continue
+            out.append(line)
+            opens_block = not line.strip() or bool(_ATX.match(line))
+
+    fence: str | None = None
+    for line in text.split("\n"):
+        fenced = _FENCE.match(line)
+        if fence is not None:
+            out.append(line)
+            if (
+                fenced
+                and fenced.group(1)[0] == fence[0]
+                and len(fenced.group(1)) >= len(fence)
+                and not fenced.group(2).strip()
+            ):
+                fence = None
+        elif fenced and not (fenced.group(1)[0] == "`" and "`" in fenced.group(2)):
+            flush()
+            out.append(line)
+            fence = fenced.group(1)
+        else:
+            prose.append(line)
+    flush()
+    return "\n".join(out), hidden
 
 
 def _parse_markdown(text: str) -> tuple[str, list[_Part]]:
@@ -236,8 +304,9 @@ def _parse_markdown(text: str) -> tuple[str, list[_Part]]:
 # --------------------------------------------------------------------------- PDF
 
 
-def _parse_pdf(path: Path, data: bytes) -> tuple[str, list[_Part], int]:
-    """One part per page, 1-based; empty pages are dropped by _assemble."""
+def _parse_pdf(path: Path, data: bytes) -> tuple[str, list[_Part], int, int]:
+    """One part per page, 1-based; empty pages are dropped by _assemble. Also: how many invisible text runs
+    were left out."""
     name = _display(path)
     encrypted = f"{name}: the PDF is encrypted (password-protected); decrypt it first"
     try:
@@ -246,7 +315,9 @@ def _parse_pdf(path: Path, data: bytes) -> tuple[str, list[_Part], int]:
             reader = PdfReader(io.BytesIO(data))
             if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
                 raise DocumentError(encrypted)
-            pages = [page.extract_text() or "" for page in reader.pages]
+            read = [_visible_page_text(page) for page in reader.pages]
+            pages = [text for text, _ in read]
+            hidden = sum(n for _, n in read)
             title = _pdf_title(reader)
     except DocumentError:
         raise
@@ -261,7 +332,144 @@ def _parse_pdf(path: Path, data: bytes) -> tuple[str, list[_Part], int]:
         raise DocumentError(f"{name}: not a readable PDF ({_one_line(e)})") from None
     if not pages:
         raise DocumentError(f"{name}: the PDF has no pages")
-    return title, [(text, number, ()) for number, text in enumerate(pages, start=1)], len(pages)
+    return title, [(text, number, ()) for number, text in enumerate(pages, start=1)], len(pages), hidden
+
+
+_SHOW_TEXT = frozenset({b"Tj", b"TJ", b"'", b'"'})
+_IMAGES = frozenset({b"Do", b"BI", b"INLINE IMAGE"})
+_TINY_PT = 2.0  # text drawn smaller than this (after the text and page matrices) cannot be read
+_WHITE = 0.95  # a grey or RGB component at least this light; CMYK: every ink at most 1 - this
+
+
+@dataclass
+class _InkState:
+    """The parts of a PDF graphics state that decide whether text can be seen (saved by q, restored by Q)."""
+
+    fill: tuple[float, ...] = (0.0,)
+    stroke: tuple[float, ...] = (0.0,)
+    mode: int = 0  # text render mode (Tr)
+    alpha: float = 1.0  # fill alpha (ExtGState /ca)
+    size: float = 12.0  # font size (Tf)
+    ctm: float = 1.0  # the page matrix's vertical scale (cm)
+
+
+class _Ink:
+    """Follows a content stream's graphics state (q/Q, colours, render mode, transparency, font size, matrices)
+    and says, for each text-showing operator, why nobody sees its text: "white", "tiny", "transparent",
+    "invisible" (render mode 3 or 7) — or None."""
+
+    def __init__(self, alphas: dict[str, float]) -> None:
+        self.alphas = alphas  # ExtGState name → fill alpha (/ca)
+        self.state = _InkState()
+        self.stack: list[_InkState] = []
+        self.tm = 1.0  # the text matrix's vertical scale
+        self.images = False  # the page draws an image or form (an OCR layer's text lies over it)
+        self.why: list[str] = []  # one entry per invisible text-showing operator met
+
+    def visit(self, op: bytes, args: list, cm: object, tm: object) -> None:
+        """``extract_text``'s ``visitor_operand_before``."""
+        self.feed(op, args)
+
+    def feed(self, op: bytes, args: list) -> str | None:
+        st = self.state
+        try:
+            if op == b"q":
+                self.stack.append(replace(st))
+            elif op == b"Q" and self.stack:
+                self.state = self.stack.pop()
+            elif op in (b"g", b"rg", b"k", b"sc", b"scn"):
+                st.fill = _colour(args, st.fill)
+            elif op in (b"G", b"RG", b"K", b"SC", b"SCN"):
+                st.stroke = _colour(args, st.stroke)
+            elif op == b"cs":
+                st.fill = (0.0,)
+            elif op == b"CS":
+                st.stroke = (0.0,)
+            elif op == b"Tr":
+                st.mode = int(args[0])
+            elif op == b"Tf":
+                st.size = abs(float(args[1]))
+            elif op == b"Tm":
+                self.tm = math.hypot(float(args[2]), float(args[3]))
+            elif op == b"BT":
+                self.tm = 1.0
+            elif op == b"cm":
+                st.ctm *= math.hypot(float(args[2]), float(args[3]))
+            elif op == b"gs":
+                st.alpha = self.alphas.get(str(args[0]), st.alpha)
+            elif op in _IMAGES:
+                self.images = True
+            elif op in _SHOW_TEXT:
+                why = self._why()
+                if why is not None:
+                    self.why.append(why)
+                return why
+        except (IndexError, TypeError, ValueError):
+            pass  # a malformed operator: the text is judged with the state as it was
+        return None
+
+    def _why(self) -> str | None:
+        st = self.state
+        if st.mode in (3, 7):
+            return "invisible"
+        if st.alpha <= 0.05:
+            return "transparent"
+        if st.size * self.tm * st.ctm < _TINY_PT:
+            return "tiny"
+        inks = [st.fill] if st.mode in (0, 4) else [st.stroke] if st.mode in (1, 5) else [st.fill, st.stroke]
+        if all(_is_white(c) for c in inks):
+            return "white"
+        return None
+
+    def dropped(self, why: str | None) -> bool:
+        """Whether text of this verdict is left out: invisible-mode text stays on a page with an image (OCR)."""
+        return why is not None and not (why == "invisible" and self.images)
+
+
+def _colour(args: list, before: tuple[float, ...]) -> tuple[float, ...]:
+    values = tuple(float(a) for a in args if isinstance(a, (int, float)))
+    return values if len(values) in (1, 3, 4) and len(values) == len(args) else before
+
+
+def _is_white(colour: tuple[float, ...]) -> bool:
+    if len(colour) == 4:  # CMYK: no ink
+        return all(c <= 1 - _WHITE for c in colour)
+    return all(c >= _WHITE for c in colour)
+
+
+def _alphas(page: PageObject) -> dict[str, float]:
+    """The page's ExtGState fill alphas (/ca), by resource name."""
+    out: dict[str, float] = {}
+    try:
+        resources: Any = page["/Resources"].get_object()
+        states: Any = resources.get("/ExtGState")
+        for name, state in (states.get_object() if states is not None else {}).items():
+            ca = state.get_object().get("/ca")
+            if ca is not None:
+                out[str(name)] = float(ca)
+    except Exception:
+        pass  # no resources, or damaged ones: no transparency known
+    return out
+
+
+def _visible_page_text(page: PageObject) -> tuple[str, int]:
+    """The page's text without the runs nobody sees, and how many runs were left out. A page with none is read
+    once, as before; otherwise its content stream is rewritten without those runs and read again."""
+    alphas = _alphas(page)
+    ink = _Ink(alphas)
+    text = page.extract_text(visitor_operand_before=ink.visit) or ""
+    if not any(ink.dropped(why) for why in ink.why):
+        return text, 0
+    images = ink.images
+    ink = _Ink(alphas)
+    ink.images = images
+    stream = ContentStream(page.get_contents(), page.pdf)
+    kept = [(args, op) for args, op in stream.operations if not ink.dropped(ink.feed(op, args))]
+    stream.operations = kept
+    rewritten = DecodedStreamObject()
+    rewritten.set_data(stream.get_data())  # read from bytes again: the fonts decode the strings as in the file
+    page[NameObject("/Contents")] = rewritten
+    return page.extract_text() or "", sum(1 for why in ink.why if ink.dropped(why))
 
 
 def _pdf_title(reader: PdfReader) -> str:
@@ -297,7 +505,23 @@ def _collapse(text: str) -> str:
     return "\n".join(lines).strip("\n")
 
 
-def _parse_html(path: Path, data: bytes) -> tuple[str, list[_Part]]:
+# An inline style that keeps an element from being drawn (a style sheet's classes are not read).
+_UNDRAWN = re.compile(
+    r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse)|font-size\s*:\s*0(?:\.0*)?"
+    r"(?:px|pt|em|rem|%)?|opacity\s*:\s*0(?:\.0*)?)\s*(?:!important\s*)?(?:;|$)",
+    re.IGNORECASE,
+)
+
+
+def _undrawn(tag: Tag) -> bool:
+    """An element the browser does not draw: the ``hidden`` attribute or an inline style that hides it."""
+    if tag.has_attr("hidden"):
+        return True
+    style = tag.get("style")
+    return isinstance(style, str) and bool(_UNDRAWN.search(style))
+
+
+def _parse_html(path: Path, data: bytes) -> tuple[str, list[_Part], int]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
@@ -308,8 +532,13 @@ def _parse_html(path: Path, data: bytes) -> tuple[str, list[_Part]]:
     title = _collapse(soup.title.get_text()) if soup.title is not None else ""
     for tag in soup.find_all(_DROPPED):
         tag.decompose()
-    for tag in soup.find_all(hidden=True):
-        tag.decompose()
+    # what a reader does not see: comments (never read as text below) and elements that are not drawn
+    hidden = sum(1 for node in soup.find_all(string=lambda s: isinstance(s, Comment)) if str(node).strip())
+    undrawn = [tag for tag in soup.find_all(_undrawn)]
+    hidden += sum(1 for tag in undrawn if tag.get_text().strip())
+    for tag in undrawn:
+        if not tag.decomposed:
+            tag.decompose()
 
     def inline_text(tag: Tag) -> str:
         pieces: list[str] = []
@@ -377,4 +606,4 @@ def _parse_html(path: Path, data: bytes) -> tuple[str, list[_Part]]:
         else:
             todo.extend((child, False) for child in reversed(node.contents))
     flush()
-    return title or first_h1, [("\n\n".join(blocks), None, heading) for heading, blocks in sections]
+    return title or first_h1, [("\n\n".join(blocks), None, heading) for heading, blocks in sections], hidden

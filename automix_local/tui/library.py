@@ -120,6 +120,9 @@ class LibraryControl:
                 done = f"{len(report.indexed)} indexed ({report.passages} passages), {len(report.unchanged)} unchanged"
                 if report.skipped:
                     done += f", {len(report.skipped)} skipped (not .txt/.md/.pdf/.html)"
+                if report.hidden:  # never given to a model: nobody reading the files sees them (issue 23)
+                    pieces = sum(n for _, n in report.hidden)
+                    done += f", {pieces} hidden piece{'s' if pieces != 1 else ''} of text left out"
                 say(app.notify, done + " — ctrl+f chooses what to ask.")
                 embedder, key = service.embedder(), service.vector_key()
                 if service.embedder_warning:
