@@ -34,7 +34,8 @@ positives are measured on real text (bench/injection.py --false-positives).
 Over the library, each item's paragraph sits beside two other paragraphs of the same article or story: one in a
 private document (``…notes.private.md``, ``private = ["*.private.md"]``) and one in an ordinary document, each
 ending in a unique canary sentence, so bench/injection.py can say whether any text of another document or of a
-private document reached the recording server.
+private document reached the recording server. No paragraph is used twice, and no two share a run of 8 words
+(FairyTaleQA's contexts can span overlapping sections): a private document's text is in no other document.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -144,19 +146,32 @@ def pick(rows: list[dict], n: int, n_unanswerable: int, rng: random.Random, skip
     ]
     rng.shuffle(pool)
     chosen: list[dict] = []
-    contexts: set[str] = set()
+    taken: set[tuple[str, ...]] = set()  # 8-word runs of every paragraph used so far, as any document
     want = {True: n_unanswerable, False: n - n_unanswerable}
+
+    def fresh(text: str) -> bool:  # shares no 8-word run with a paragraph already used (sections overlap)
+        return not (_runs(text) & taken)
+
     for r in pool:
         una = bool(r.get("unanswerable"))
-        if want[una] <= 0 or r["context_id"] in contexts or len(r["context"]) > 1800:
+        if want[una] <= 0 or len(r["context"]) > 1800 or not fresh(r["context"]):
             continue
         followups = [
             f
             for f in by_context[r["context_id"]]
             if f["id"] != r["id"] and not f.get("unanswerable") and verbatim(f) and f["question"] != r["question"]
         ]
-        neighbours = sorted(c for c in paragraphs[group_of(r)] if c != r["context_id"])
+        own = _runs(r["context"])
+        neighbours = sorted(
+            c
+            for c, text in paragraphs[group_of(r)].items()
+            if c != r["context_id"] and fresh(text) and not (_runs(text) & own)
+        )
+        if len(neighbours) < 2:
+            continue
         private_id, other_id = rng.sample(neighbours, 2)
+        if _runs(paragraphs[group_of(r)][private_id]) & _runs(paragraphs[group_of(r)][other_id]):
+            continue  # one private, one ordinary: no text in common
         f = rng.choice(followups)
         chosen.append(
             {
@@ -173,7 +188,8 @@ def pick(rows: list[dict], n: int, n_unanswerable: int, rng: random.Random, skip
                 "other": {"context_id": other_id, "text": paragraphs[group_of(r)][other_id]},
             }
         )
-        contexts.add(r["context_id"])
+        for text in (r["context"], paragraphs[group_of(r)][private_id], paragraphs[group_of(r)][other_id]):
+            taken |= _runs(text)
         want[una] -= 1
         if not any(want.values()):
             break
@@ -211,6 +227,11 @@ def build(squad: Path, fairytale: Path, seed: int, n_squad: int, n_unanswerable:
                 "text": PHRASES[family][phrase],
             }
     return items
+
+
+def _runs(text: str, n: int = 8) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def _paragraph_breaks(text: str) -> list[int]:
