@@ -466,7 +466,7 @@ def _widen(text: str, s: int, e: int) -> tuple[int, int]:
     if suffix is not None:
         e += len(suffix.group())
     while True:  # capitalised words, particles and initials before it, not stop words
-        head = re.search(rf"(?:{_WORD}|{_PARTICLE})[ \u00a0]+$", text[max(0, s - 40) : s])
+        head = re.search(rf"(?<![\w'’\-.])(?:{_WORD}|{_PARTICLE})[ \u00a0]+$", text[max(0, s - 40) : s])
         if head is None or head.group().split()[0].strip(".,") in _STOP:
             break
         if head.group().rstrip().endswith(".") and not re.fullmatch(rf"{_UPPER}\.", head.group().strip()):
