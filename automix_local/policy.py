@@ -36,6 +36,16 @@ _STOP = frozenset(
 )
 
 
+class PrivateText(str):
+    """Text drawn from a private document — an earlier answer given over private passages — which never leaves,
+    whatever ``send`` says (only the question it answered may). A ``str``, so a conversation's turns carry it
+    unchanged to ``decide``; only its type says where it came from. A document's instruction to repeat a private
+    document (issue 23 §3) could otherwise put that text in an answer, and the next question's turns would carry
+    it out."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class EgressRequest:
     """What the cascade would like to send to a remote tier."""
@@ -47,7 +57,8 @@ class EgressRequest:
     tags: tuple[str, ...] = ()  # tags of that document / conversation
     local_answer: str | None = None  # the best local answer, whose span "relevant" looks for
     passages: tuple[str, ...] | None = None  # retrieved passages, when the context came from retrieval
-    history: tuple[tuple[str, str], ...] = ()  # earlier turns of the conversation (question, answer shown)
+    # earlier turns of the conversation (question, answer shown); an answer that is a PrivateText never leaves
+    history: tuple[tuple[str, str], ...] = ()
     # with passages: the file each passage came from (the document library), for the private rules
     passage_documents: tuple[str | None, ...] | None = None
 
@@ -187,8 +198,9 @@ def decide(request: EgressRequest, policy: PolicyConfig, ner: NerModel | None = 
     question = request.question.strip()
     with_answers = policy.send != "question"
     history: list[tuple[str, str | None]] = [
-        (q.strip(), a.strip() if with_answers else None) for q, a in request.history
+        (q.strip(), a.strip() if with_answers and not isinstance(a, PrivateText) else None) for q, a in request.history
     ]
+    private_answers = sum(1 for _, a in request.history if with_answers and isinstance(a, PrivateText))
     mapping: dict[str, str] = {}
     counts: dict[str, int] = {}
     if policy.redact:
@@ -222,10 +234,16 @@ def decide(request: EgressRequest, policy: PolicyConfig, ner: NerModel | None = 
     if history:
         what = "questions" if not with_answers else "questions and answers"
         notes.append(f"with {len(history)} earlier turn{'s' if len(history) != 1 else ''} ({what})")
+    if private_answers:
+        are = "answer drawn from private documents" if private_answers == 1 else "answers drawn from private documents"
+        notes.append(f"{private_answers} earlier {are} withheld")
     if counts:
         notes.append("redacted " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     transformed = (
-        bool(counts) or bool(withheld) or (policy.send != "full" and (bool(request.context.strip()) or bool(history)))
+        bool(counts)
+        or bool(withheld)
+        or bool(private_answers)
+        or (policy.send != "full" and (bool(request.context.strip()) or bool(history)))
     )
     action: Action = "transformed" if transformed else "allowed"
     reason = "; ".join(notes) if notes else "the question and the whole context are sent"
