@@ -9,9 +9,10 @@ sentences with a few families of patterns; the ask service gives the models the 
 
 Cheap and deliberately narrow: each family needs an imperative aimed at a reader that answers questions
 (an answer to give, a verdict, a copy of other documents, a hand-off to another model), not words alone.
-Measured (bench/injection.py): no flagged sentence among the 4,301 distinct contexts of the shared SQuAD 2.0,
-FairyTaleQA and BoolQ files (docs/results/injection.md), which is what keeps it from cutting answers out of
-ordinary text. What it does not catch: paraphrases outside these families, instructions split over several
+Measured (``bench/injection.py --false-positives``, docs/results/injection_false_positives.md): no sentence
+flagged among the 3,970 distinct contexts of the shared SQuAD 2.0, FairyTaleQA and BoolQ files, 12 of 1.3
+million sentences of /usr/share/doc's changelogs and READMEs — which is what keeps it from cutting answers out
+of ordinary text. What it does not catch: paraphrases outside these families, instructions split over several
 sentences, other languages, encodings (base64, leetspeak). The parser leaves out text nobody sees
 (documents/parse.py), whatever it says; this is for the text that is there to be read.
 """
