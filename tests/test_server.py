@@ -336,14 +336,15 @@ def test_live_text_shows_the_clean_answer_and_holds_an_abstention_back():
     assert live.finish("The document does not say.") == "The document does not say."
 
 
-def test_serve_module_imports_nothing_heavy_until_asked():
-    out = subprocess.run(
-        [sys.executable, "-c", "import automix_local.server, sys; print('llama_cpp' in sys.modules)"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+def test_serve_module_starts_nothing_until_asked():
+    """Importing the server loads llama.cpp's library (before numpy: issue 24, tests/test_import_order.py) but
+    no model, and starts no thread."""
+    code = (
+        "import threading, automix_local.server, sys, llama_cpp.llama as L; "
+        "print(threading.active_count(), 'llama_cpp.llama_cpp' in sys.modules)"
     )
-    assert out.stdout.strip() == "False"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "1 True", out.stderr
 
 
 def test_questions_over_the_document_library_cite_their_passages(cascade_config, hermetic_home: Path, tmp_path: Path):

@@ -6,6 +6,7 @@ Real SmolLM2 small tier, a real recording HTTP server as the remote tier, driven
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -199,6 +200,7 @@ async def test_names_are_replaced_on_the_receipt_and_put_back_in_the_answer_show
         await pilot.click("#send")
         await wait_until(pilot, lambda: app.answering is None, what="answer finished")
         (request,) = server.requests
-        assert request["body"] == receipt.payload and person.encode() not in request["body"]
+        assert request["body"] == receipt.payload
+        assert not re.search(rf"\b{re.escape(person)}\b", request["body"].decode())  # "Norseman" may stay
         blocks = list(app.query(AnswerBlock).results(AnswerBlock))
         assert blocks[-1].tier == "remote" and blocks[-1].text == person  # put back, on this machine
