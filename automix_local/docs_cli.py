@@ -62,6 +62,9 @@ def _report(report: AddReport) -> int:
     for name, pieces in report.hidden:  # never given to a model: nobody reading the file sees them (issue 23)
         what = "piece" if pieces == 1 else "pieces"
         print(f"  · {name}: {pieces} hidden {what} left out (comments, hidden elements or invisible text)")
+    for name, n in report.instructions:  # nor these: they address the model, not the reader (injection.py)
+        what = "sentence that reads" if n == 1 else "sentences that read"
+        print(f"  · {name}: {n} {what} as instructions to the model left out")
     print(_summary(report))
     return 1 if report.failed else 0
 

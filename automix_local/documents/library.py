@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AutomixError
-from .parse import SUFFIXES, DocumentError, parse
+from .parse import SUFFIXES, DocumentError, parse, without_instructions
 from .passages import split
 
 SCHEMA_VERSION = 1
@@ -143,6 +143,8 @@ class AddReport:
     passages: int = 0
     # (name, pieces) for indexed files with text a reader does not see, left out (ParsedDocument.hidden)
     hidden: list[tuple[str, int]] = field(default_factory=list)
+    # (name, sentences) for indexed files with sentences that read as instructions to the model, left out
+    instructions: list[tuple[str, int]] = field(default_factory=list)
 
 
 Progress = Callable[[str, int, int, int], None]  # (file just handled, files done, files in all, passages so far)
@@ -332,7 +334,7 @@ class Library:
                     self.db.execute("UPDATE documents SET mtime_ns = ? WHERE id = ?", (st.st_mtime_ns, row[0]))
                 report.unchanged.append(row[4])
                 return
-            doc = parse(path)
+            doc = without_instructions(parse(path))
             pieces = split(doc)
             # changed since it was hashed? (a stat, not a second read of a large file)
             now = path.stat()
@@ -400,6 +402,8 @@ class Library:
         report.passages += len(pieces)
         if doc.hidden:
             report.hidden.append((name, doc.hidden))
+        if doc.instructions:
+            report.instructions.append((name, doc.instructions))
 
     def _unique_name(self, path: Path) -> str:
         """The file name; with as many parent folders as it takes to tell two files of one name apart."""

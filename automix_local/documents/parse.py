@@ -77,6 +77,8 @@ class ParsedDocument:
     # pieces of the file a reader does not see, left out of ``text``: HTML comments and hidden elements, Markdown
     # comments, reference definitions and link titles, invisible PDF text runs
     hidden: int = 0
+    # sentences that read as instructions to the model, left out by ``without_instructions`` (the library does so)
+    instructions: int = 0
 
 
 # A section before assembly: (text, page, heading path).
@@ -132,6 +134,27 @@ def parse(path: Path) -> ParsedDocument:
             title, parts = "", [(text, None, ())]
         pages = None
     return _assemble(path, kind, title or path.name, parts, pages, hidden)
+
+
+def without_instructions(doc: ParsedDocument) -> ParsedDocument:
+    """The document without the sentences that read as instructions to the model (``injection.quarantine``,
+    section by section), counted in ``instructions``. The library indexes this, so such a sentence neither
+    reaches a model nor moves what retrieval finds or where passages are cut; a document that holds nothing
+    else is a DocumentError."""
+    from ..injection import quarantine
+
+    parts: list[_Part] = []
+    found = 0
+    for section in doc.sections:
+        kept, instructions = quarantine(section.text)
+        found += len(instructions)
+        parts.append((kept, section.page, section.heading))
+    if not found:
+        return doc
+    if not any(text.strip() for text, _, _ in parts):
+        raise DocumentError(f"{_display(doc.path)}: nothing but sentences that read as instructions to the model")
+    kept_doc = _assemble(doc.path, doc.kind, doc.title, parts, doc.pages, doc.hidden)
+    return replace(kept_doc, instructions=found)
 
 
 # --------------------------------------------------------------------------- shared

@@ -123,6 +123,9 @@ class LibraryControl:
                 if report.hidden:  # never given to a model: nobody reading the files sees them (issue 23)
                     pieces = sum(n for _, n in report.hidden)
                     done += f", {pieces} hidden piece{'s' if pieces != 1 else ''} of text left out"
+                if report.instructions:  # nor sentences addressed to the model (injection.py)
+                    n = sum(k for _, k in report.instructions)
+                    done += f", {n} sentence{'s' if n != 1 else ''} read as instructions to the model left out"
                 say(app.notify, done + " — ctrl+f chooses what to ask.")
                 embedder, key = service.embedder(), service.vector_key()
                 if service.embedder_warning:
