@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .documents.library import AddReport, Library, LibraryError, default_path
 from .documents.library import Progress as FileProgress
+from .documents.parse import encoding_name
 from .errors import AutomixError
 from .progress import Update, count_bar
 
@@ -65,6 +66,8 @@ def _report(report: AddReport) -> int:
     for name, n in report.instructions:  # nor these: they address the model, not the reader (injection.py)
         what = "sentence that reads" if n == 1 else "sentences that read"
         print(f"  · {name}: {n} {what} as instructions to the model left out")
+    for name, encoding in report.encodings:  # detected, not declared: say so, in case the guess is wrong
+        print(f"  · {name}: not UTF-8, read as {encoding_name(encoding)}")
     print(_summary(report))
     return 1 if report.failed else 0
 

@@ -91,6 +91,15 @@ def test_a_bad_file_is_one_line_and_the_rest_is_indexed(config: str, folder: Pat
     assert "broken.pdf" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_docs_add_says_which_encoding_it_assumed(config: str, folder: Path):
+    (folder / "recette.txt").write_bytes("La crème brûlée coûte 5 € au café.\r\n".encode("cp1252"))
+    proc = run("docs", "add", str(folder), "--config", config)
+    assert proc.returncode == 0, proc.stderr
+    assert "4 indexed" in proc.stdout
+    assert "· recette.txt: not UTF-8, read as Windows-1252 (cp1252)" in proc.stdout
+    assert "festival.txt: not UTF-8" not in proc.stdout
+
+
 def test_ask_across_the_library_cites_the_passage(config: str, folder: Path):
     run("docs", "add", str(folder), "--config", config)
     proc = run("ask", "--all", "--json", "--config", config, "How often should the kettle be descaled?")

@@ -74,6 +74,18 @@ def test_passages_keep_structure_spans_and_overlap(tmp_path: Path):
     assert pieces[-1].text.endswith("harbour.\n\nA short closing paragraph.")  # short paragraphs packed together
 
 
+def test_a_windows_1252_file_is_indexed_searchable_and_its_encoding_reported(tmp_path: Path, lib: Library):
+    f = tmp_path / "recette.txt"
+    f.write_bytes("La crème brûlée coûte 5 € au café « Chez Zoé ».\r\nFermé le lundi.\r\n".encode("cp1252"))
+    utf8 = tmp_path / "notes.txt"
+    utf8.write_text(NOTES, encoding="utf-8")
+    report = lib.add([f, utf8])
+    assert sorted(report.indexed) == ["notes.txt", "recette.txt"] and not report.failed
+    assert report.encodings == [("recette.txt", "cp1252")]  # only the file that is not UTF-8
+    (hit,) = [lib.passage(pid) for pid in bm25(lib, "Combien coûte la crème brûlée?", None, 5)]
+    assert hit.document == "recette.txt" and "5 € au café « Chez Zoé »" in hit.text
+
+
 def test_add_indexes_a_folder_skips_the_rest_and_resumes(folder: Path, lib: Library):
     seen: list[tuple[int, int]] = []
     report = lib.add([folder], progress=lambda f, done, total, n: seen.append((done, total)))

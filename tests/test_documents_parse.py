@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import pickle
+import random
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -83,10 +85,74 @@ def test_binary_file_named_txt(tmp_path: Path) -> None:
     error_for(path, "binary")
 
 
-def test_text_that_is_not_utf8(tmp_path: Path) -> None:
+FRENCH = "L’été dernier, nous avons payé 25 € pour « une crème brûlée » — c’était très bon.\r\nÀ bientôt, François.\r\n"
+GERMAN = "# Über uns\n\nDie Straße in München ist schön. Größere Häuser stehen am Ufer der Isar.\n"
+
+
+def test_utf8_and_ascii_are_read_with_no_encoding_named(tmp_path: Path) -> None:
+    for name, data in (("a.txt", "Zoë".encode()), ("b.txt", b"plain ASCII"), ("c.txt", "\ufeffZoë".encode())):
+        (tmp_path / name).write_bytes(data)
+        assert parse(tmp_path / name).encoding is None
+
+
+def test_a_windows_1252_file_is_read_and_its_encoding_named(tmp_path: Path) -> None:
+    path = tmp_path / "lettre.txt"  # as Notepad on a Western European Windows saves it: curly quotes, €, CRLF
+    path.write_bytes(FRENCH.encode("cp1252"))
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.encoding == "cp1252"  # not cp1250's "crčme brűlée", which charset-normalizer alone ranks first
+    assert doc.text == FRENCH.replace("\r\n", "\n").strip()
+
+
+def test_a_latin1_markdown_file_keeps_its_headings(tmp_path: Path) -> None:
+    path = tmp_path / "haus.md"
+    path.write_bytes(GERMAN.encode("latin-1"))
+    doc = parse(path)
+    check_spans(doc)
+    assert doc.encoding == "cp1252"  # Latin-1's letters are cp1252's
+    assert doc.title == "Über uns" and doc.sections[0].heading == ("Über uns",)
+    assert "Die Straße in München ist schön." in doc.text
+
+
+def test_a_short_latin1_text_is_read_as_windows_1252(tmp_path: Path) -> None:
     path = tmp_path / "latin1.txt"
-    path.write_bytes("café crème".encode("latin-1"))
-    error_for(path, "UTF-8")
+    path.write_bytes("café crème".encode("latin-1"))  # decodes in a dozen code pages: the Western one is taken
+    doc = parse(path)
+    assert (doc.text, doc.encoding) == ("café crème", "cp1252")
+
+
+@pytest.mark.parametrize(
+    ("codec", "text"),
+    [
+        ("cp1250", "Zażółć gęślą jaźń. Łódź jest dużym miastem w środkowej Polsce, a Kraków leży na południu."),
+        ("cp1251", "Привет, как дела? Это простой текст на русском языке, сохранённый в Windows."),
+    ],
+)
+def test_other_code_pages_are_detected_not_forced_to_1252(tmp_path: Path, codec: str, text: str) -> None:
+    path = tmp_path / f"{codec}.txt"
+    path.write_bytes(text.encode(codec))
+    doc = parse(path)
+    assert (doc.text, doc.encoding) == (text, codec)
+
+
+def test_utf16_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "unicode.txt"  # Notepad's "Unicode": UTF-16 LE with a BOM (NUL bytes in every ASCII char)
+    path.write_bytes(FRENCH.encode("utf-16"))
+    doc = parse(path)
+    assert doc.encoding == "utf_16" and doc.text == FRENCH.replace("\r\n", "\n").strip()
+
+
+def test_bytes_that_are_no_text_in_any_encoding_are_binary(tmp_path: Path) -> None:
+    noise = random.Random(7)
+    path = tmp_path / "noise.txt"
+    path.write_bytes(bytes(noise.randrange(1, 256) for _ in range(4000)))  # no NUL byte, not UTF-8
+    error_for(path, "binary")
+    packed = tmp_path / "packed.md"  # compressed text with its NUL bytes taken out
+    packed.write_bytes(gzip.compress(FRENCH.encode() * 40).replace(b"\x00", b"\x01"))
+    error_for(packed, "binary")
+    marked = tmp_path / "marked.txt"  # a UTF-16 byte-order mark opening bytes that are no UTF-16 text
+    marked.write_bytes(b"\xff\xfe" + bytes(noise.randrange(0, 256) for _ in range(4000)))
+    error_for(marked, "binary")
 
 
 @pytest.mark.parametrize("suffix", [".txt", ".md", ".html", ".pdf"])

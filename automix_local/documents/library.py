@@ -145,6 +145,8 @@ class AddReport:
     hidden: list[tuple[str, int]] = field(default_factory=list)
     # (name, sentences) for indexed files with sentences that read as instructions to the model, left out
     instructions: list[tuple[str, int]] = field(default_factory=list)
+    # (name, encoding) for indexed text files not in UTF-8, read in the encoding detected (ParsedDocument.encoding)
+    encodings: list[tuple[str, str]] = field(default_factory=list)
 
 
 Progress = Callable[[str, int, int, int], None]  # (file just handled, files done, files in all, passages so far)
@@ -404,6 +406,8 @@ class Library:
             report.hidden.append((name, doc.hidden))
         if doc.instructions:
             report.instructions.append((name, doc.instructions))
+        if doc.encoding:
+            report.encodings.append((name, doc.encoding))
 
     def _unique_name(self, path: Path) -> str:
         """The file name; with as many parent folders as it takes to tell two files of one name apart."""

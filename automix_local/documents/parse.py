@@ -21,6 +21,7 @@ import logging
 import math
 import re
 import stat
+import unicodedata
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -79,6 +80,9 @@ class ParsedDocument:
     hidden: int = 0
     # sentences that read as instructions to the model, left out by ``without_instructions`` (the library does so)
     instructions: int = 0
+    # the encoding a text or Markdown file was read in when it is not UTF-8 (a codec name: "cp1252", "utf_16"…),
+    # as detected by charset-normalizer; None for UTF-8 (and ASCII), PDF and HTML
+    encoding: str | None = None
 
 
 # A section before assembly: (text, page, heading path).
@@ -120,20 +124,21 @@ def parse(path: Path) -> ParsedDocument:
         raise DocumentError(f"{name}: empty")
 
     hidden = 0
+    encoding = None
     if kind == "pdf":
         title, parts, pages, hidden = _parse_pdf(path, data)
     elif kind == "html":
         title, parts, hidden = _parse_html(path, data)
         pages = None
     else:
-        text = _decode_text(path, data)
+        text, encoding = _decode_text(path, data)
         if kind == "markdown":
             text, hidden = _strip_markdown(_normalise(text))
             title, parts = _parse_markdown(text)
         else:
             title, parts = "", [(text, None, ())]
         pages = None
-    return _assemble(path, kind, title or path.name, parts, pages, hidden)
+    return replace(_assemble(path, kind, title or path.name, parts, pages, hidden), encoding=encoding)
 
 
 def without_instructions(doc: ParsedDocument) -> ParsedDocument:
@@ -154,7 +159,7 @@ def without_instructions(doc: ParsedDocument) -> ParsedDocument:
     if not any(text.strip() for text, _, _ in parts):
         raise DocumentError(f"{_display(doc.path)}: nothing but sentences that read as instructions to the model")
     kept_doc = _assemble(doc.path, doc.kind, doc.title, parts, doc.pages, doc.hidden)
-    return replace(kept_doc, instructions=found)
+    return replace(kept_doc, instructions=found, encoding=doc.encoding)
 
 
 # --------------------------------------------------------------------------- shared
@@ -219,16 +224,73 @@ def _assemble(path: Path, kind: str, title: str, parts: list[_Part], pages: int 
 # --------------------------------------------------------------------------- text and Markdown
 
 
-def _decode_text(path: Path, data: bytes) -> str:
+def _decode_text(path: Path, data: bytes) -> tuple[str, str | None]:
+    """The file's text, and the encoding it was read in when that is not UTF-8 (None for UTF-8 and ASCII).
+
+    UTF-8 (with or without a byte-order mark) is read as such. Anything else is given to charset-normalizer,
+    which tries the code pages and keeps those that decode to plausible text: a Windows or Latin-1 file
+    (common from Windows editors) is read, and the caller says which encoding was assumed. Short texts often
+    decode equally well in several code pages (é and è are letters in cp1250, cp1252 and cp1257 alike, and
+    charset-normalizer breaks such ties alphabetically: "crème" came out as cp1250's "crčme"); among the
+    candidates that score as well as its best, cp1252 (Western European, a superset of Latin-1's letters) is
+    preferred. Bytes that decode to no plausible text, or hold NUL bytes outside UTF-16, are a binary file.
+    """
     name = _display(path)
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DocumentError(f"{name}: UTF-16 text, not UTF-8 (save it as UTF-8)")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # a UTF-16 byte-order mark (Notepad's "Unicode")
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            text = ""
+        if not text or _unprintable(text) > 0.01:  # two bytes that happen to open a binary file
+            raise DocumentError(
+                f"{name}: binary, or text in an encoding that could not be recognised (save it as UTF-8)"
+            )
+        return text, "utf_16"
     if b"\x00" in data:
         raise DocumentError(f"{name}: a binary file (it contains NUL bytes), not text")
     try:
-        return data.decode("utf-8-sig")  # UTF-8, with or without a byte-order mark
+        return data.decode("utf-8-sig"), None  # UTF-8, with or without a byte-order mark
     except UnicodeDecodeError:
-        raise DocumentError(f"{name}: binary, or text not in UTF-8 (save it as UTF-8 text)") from None
+        pass
+    encoding = _detect_encoding(data)
+    if encoding is None:
+        raise DocumentError(f"{name}: binary, or text in an encoding that could not be recognised (save it as UTF-8)")
+    return data.decode(encoding, errors="replace"), encoding
+
+
+def _unprintable(text: str) -> float:
+    """The share of characters that are control codes (other than whitespace) or unassigned code points."""
+    bad = sum(1 for c in text if not c.isspace() and unicodedata.category(c) in ("Cc", "Cn", "Cs", "Co"))
+    return bad / len(text)
+
+
+def encoding_name(codec: str) -> str:
+    """A codec name as people know it: "cp1252" → "Windows-1252 (cp1252)", "utf_16" → "UTF-16", "iso8859_15" →
+    "ISO-8859-15", others as they are."""
+    if codec.startswith("cp125") and codec[2:].isdigit():
+        return f"Windows-{codec[2:]} ({codec})"
+    if codec.startswith("iso8859_"):
+        return "ISO-8859-" + codec.removeprefix("iso8859_")
+    return {"utf_16": "UTF-16", "latin_1": "Latin-1 (ISO-8859-1)"}.get(codec, codec)
+
+
+def _detect_encoding(data: bytes) -> str | None:
+    """charset-normalizer's encoding for bytes that are not UTF-8, cp1252 among its best-scoring ties; None when
+    no encoding decodes them to plausible text."""
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(data))
+    if not matches:
+        return None
+    best = matches[0]
+    tied = [m for m in matches if m.chaos == best.chaos and abs(m.coherence - best.coherence) < 1e-9]
+    if any("cp1252" in m.could_be_from_charset for m in tied):
+        try:
+            data.decode("cp1252")
+            return "cp1252"
+        except UnicodeDecodeError:  # a byte cp1252 leaves undefined (0x81, 0x8d, 0x8f, 0x90, 0x9d)
+            pass
+    return str(best.encoding)
 
 
 # Markdown headings are found by a line scanner: ATX headings and code fences are Markdown's own

@@ -103,6 +103,7 @@ class LibraryControl:
 
     def _index(self, spec: str) -> None:
         from ..documents.library import Library, LibraryError, default_path
+        from ..documents.parse import encoding_name
         from ..documents.vectors import counts, fill
 
         app, service = self.app, self.app.service
@@ -126,6 +127,10 @@ class LibraryControl:
                 if report.instructions:  # nor sentences addressed to the model (injection.py)
                     n = sum(k for _, k in report.instructions)
                     done += f", {n} sentence{'s' if n != 1 else ''} read as instructions to the model left out"
+                if report.encodings:  # detected, not declared: say which, in case the guess is wrong
+                    read = ", ".join(f"{name} as {encoding_name(enc)}" for name, enc in report.encodings[:3])
+                    more = f" and {len(report.encodings) - 3} more" if len(report.encodings) > 3 else ""
+                    done += f"; not UTF-8, read {read}{more}"
                 say(app.notify, done + " — ctrl+f chooses what to ask.")
                 embedder, key = service.embedder(), service.vector_key()
                 if service.embedder_warning:
