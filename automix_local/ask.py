@@ -415,6 +415,7 @@ class AskService:
             embed_query=embedder.embed_query if embedder is not None else None,
             model=self.vector_key(),
             cap=self.config.documents.context_tokens,
+            query_store=embedder,
         )
 
     # ------------------------------------------------------------------ asking

@@ -7,12 +7,23 @@ import os
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from automix_local.documents.library import Library, LibraryError, expand
 from automix_local.documents.parse import parse
 from automix_local.documents.passages import split
-from automix_local.documents.retrieval import bm25, cite, context_text, fts_query, fuse, pack, search
+from automix_local.documents.retrieval import (
+    bm25,
+    cite,
+    context_text,
+    dense_scored,
+    fts_query,
+    fuse,
+    pack,
+    search,
+    vector_matrix,
+)
 
 from .test_documents_parse import as_unprivileged, unprivileged_dir
 
@@ -312,3 +323,147 @@ def test_a_file_changed_while_it_is_indexed_is_one_line_and_the_next_run_takes_i
     monkeypatch.setattr(library_module, "parse", real_parse)
     again = lib.add([note])
     assert again.indexed == ["note.txt"] and "Friday" in lib.passages()[0].text
+
+
+# --------------------------------------------------------------------------- vectors in memory, questions stored
+
+
+def _brute_force(lib: Library, query: np.ndarray, model: str, document_ids: list[int] | None, k: int):
+    """What the dense ranking was before the matrix was kept in memory: every vector read, a stable sort."""
+    rows = list(lib.embeddings(model, document_ids))
+    if not rows:
+        return []
+    ids = [pid for pid, _ in rows]
+    sims = np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows]) @ query
+    return [(ids[i], float(sims[i])) for i in np.argsort(-sims, kind="stable")[:k]]
+
+
+def test_the_vectors_in_memory_follow_every_change_to_the_library(tmp_path: Path):
+    rng = np.random.default_rng(3)
+    d = tmp_path / "notes"
+    d.mkdir()
+    for i in range(4):
+        (d / f"n{i}.txt").write_text("\n\n".join(f"Note {i} part {j} about harbours." for j in range(5)), "utf-8")
+    db = tmp_path / "library.sqlite"
+
+    def fill_random(lib: Library) -> None:
+        batch = lib.missing_embeddings("m", limit=1000)
+        vecs = rng.standard_normal((len(batch), 8)).astype(np.float32)
+        if len(vecs) > 1:
+            vecs[1] = vecs[0]  # two equal vectors: ties keep passage order
+        lib.store_embeddings("m", [(p.id, v.tobytes(), 8) for p, v in zip(batch, vecs, strict=True)])
+
+    def same(lib: Library, q: np.ndarray) -> None:
+        ids = [doc.id for doc in lib.documents()]
+        for scope in (None, ids[:2], ids[-1:], []):
+            for k in (1, 3, 50):
+                assert dense_scored(lib, q, "m", scope, k) == _brute_force(lib, q, "m", scope, k), (scope, k)
+
+    q = rng.standard_normal(8).astype(np.float32)
+    with Library(db) as lib:
+        lib.add([d])
+        assert vector_matrix(lib, "m") is None and dense_scored(lib, q, "m", None, 5) == []
+        fill_random(lib)
+        held = vector_matrix(lib, "m")
+        assert held is not None and vector_matrix(lib, "m") is held  # read once, then kept
+        same(lib, q)
+        lib.remove(["n0.txt"])  # its vectors go with its passages (ON DELETE CASCADE)
+        assert vector_matrix(lib, "m") is not held
+        same(lib, q)
+    (d / "n1.txt").write_text("One short note now.", encoding="utf-8")
+    with Library(db) as other:  # another process's connection re-indexes a file and fills its vectors
+        other.reindex()
+        fill_random(other)
+    with Library(db) as lib:
+        held = vector_matrix(lib, "m")
+        assert held is not None and sorted(int(i) for i in held.ids) == sorted(p.id for p in lib.passages())
+        same(lib, q)
+    db.unlink()  # a library made anew at the same path is not taken for the old one
+    with Library(db) as lib:
+        lib.add([d / "n2.txt"])
+        fill_random(lib)
+        held = vector_matrix(lib, "m")
+        assert held is not None and [int(i) for i in held.ids] == [p.id for p in lib.passages()]
+        same(lib, q)
+
+
+def test_a_library_of_schema_1_is_upgraded_and_keeps_its_vectors(tmp_path: Path):
+    from automix_local.documents.library import MIGRATIONS
+
+    db = tmp_path / "library.sqlite"
+    old = sqlite3.connect(db)
+    old.executescript(f"BEGIN; {MIGRATIONS[0]} PRAGMA user_version = 1; COMMIT;")
+    old.execute("INSERT INTO documents VALUES (1, 'a.txt', '/a.txt', 'text', 'a', 'x', 1, 1, NULL, 5, 0)")
+    old.execute("INSERT INTO passages VALUES (1, 1, 0, NULL, '', 0, 5, 'hello')")
+    old.execute("INSERT INTO embeddings VALUES (1, 'm', 2, ?)", (np.array([0.6, 0.8], np.float32).tobytes(),))
+    old.commit()
+    old.close()
+    with Library(db) as lib:
+        assert lib.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert dense_scored(lib, np.array([1.0, 0.0], np.float32), "m", None, 5) == [(1, pytest.approx(0.6))]
+        assert bm25(lib, "hello", None, 5) == [1]
+
+
+def test_a_question_asked_again_takes_its_vector_from_memory_or_the_library(tmp_path: Path, embedding_model_path: Path):
+    """The first time a question is asked its vector is computed and kept in the library (under a digest: not
+    its text); asked again it costs a lookup — in the same process from memory, in a new one (a fresh embedder,
+    as each `ask` is) from the library, without loading the model. Another query prefix is another vector."""
+    from automix_local.backends.embed import LlamaEmbedder
+    from automix_local.config import EmbeddingConfig, PathSource
+    from automix_local.documents.asking import retrieve
+    from automix_local.documents.vectors import fill
+
+    d = tmp_path / "kitchen"
+    d.mkdir()
+    (d / "kettle.md").write_text("# Kettle\n\nDescale the kettle every four weeks with white vinegar.\n", "utf-8")
+    (d / "pets.txt").write_text("The feline dozed all afternoon on the woollen rug by the fire.\n", encoding="utf-8")
+    db = tmp_path / "library.sqlite"
+    question = "Where did the cat sleep?"
+
+    def embedder(prefix: str = "search_query: ") -> LlamaEmbedder:
+        cfg = EmbeddingConfig(source=PathSource(embedding_model_path), query_prefix=prefix)  # type: ignore[arg-type]
+        return LlamaEmbedder(cfg, embedding_model_path)
+
+    def ask(emb: LlamaEmbedder):
+        return retrieve(
+            db,
+            None,
+            question,
+            lambda q: (10, lambda s: len(s.split())),
+            embed_query=emb.embed_query,
+            model="m",
+            query_store=emb,
+        )
+
+    first = embedder()
+    try:
+        with Library(db) as lib:
+            lib.add([d])
+            fill(lib, first, "m")
+        cold = ask(first)
+        assert first.query_hits == 0
+        warm = ask(first)
+        assert first.query_hits == 1  # from memory
+        assert np.array_equal(first.embed_query(question), first.embed_query(question))
+    finally:
+        first.close()
+    with Library(db) as lib:
+        (stored,) = lib.db.execute("SELECT digest FROM query_vectors").fetchall()
+    assert stored[0] == first.query_digest(question) and question not in stored[0]
+    fresh = embedder()
+    try:
+        again = ask(fresh)
+        assert not fresh.loaded  # the library had it: no model loaded
+        ask(fresh)
+        assert fresh.query_hits == 1 and not fresh.loaded  # then memory
+    finally:
+        fresh.close()
+    assert cold.best_cosine == warm.best_cosine == again.best_cosine and cold.best_cosine is not None
+    assert [p.id for p in cold.packed.passages] == [p.id for p in again.packed.passages]
+    other = embedder(prefix="")
+    try:
+        assert other.query_digest(question) != first.query_digest(question)
+        ask(other)
+        assert other.loaded  # not found under another prefix: computed
+    finally:
+        other.close()

@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ import numpy as np
 from ..config import EmbeddingConfig
 from .base import BackendError
 from .llama import _errors, load_llama
+
+QUERIES_KEPT = 1024  # questions whose vectors stay in memory (3 KB each at 768 dimensions)
 
 
 class LlamaEmbedder:
@@ -41,6 +45,8 @@ class LlamaEmbedder:
         self._llm: Any = None
         self._dim: int | None = None
         self.truncated = 0  # texts cut to fit n_ctx tokens
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # question → vector, least recent first
+        self.query_hits = 0  # questions answered from _queries
         self.load_seconds: float | None = None
 
     # ------------------------------------------------------------------ loading
@@ -98,9 +104,42 @@ class LlamaEmbedder:
         return np.stack(out)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """The unit vector of a question (``query_prefix`` added): float32, shape (dim,)."""
+        """The unit vector of a question (``query_prefix`` added): float32, shape (dim,). The last
+        ``QUERIES_KEPT`` questions' vectors are kept: a question asked again costs a dictionary lookup."""
         with self.lock:
-            return self._embed_one(self.cfg.query_prefix + text)
+            vec = self._known(text)
+            if vec is None:
+                vec = self._embed_one(self.cfg.query_prefix + text)
+                self._queries[text] = vec
+                while len(self._queries) > QUERIES_KEPT:
+                    self._queries.popitem(last=False)
+            return vec.copy()
+
+    def known_query(self, text: str) -> np.ndarray | None:
+        """The vector of a question embedded (or remembered) before in this process, else None: no model call."""
+        with self.lock:
+            vec = self._known(text)
+            return None if vec is None else vec.copy()
+
+    def _known(self, text: str) -> np.ndarray | None:
+        vec = self._queries.get(text)
+        if vec is not None:
+            self._queries.move_to_end(text)
+            self.query_hits += 1
+        return vec
+
+    def remember_query(self, text: str, vec: np.ndarray) -> None:
+        """Keep a question's vector found elsewhere (the library's store of them), as ``embed_query`` would."""
+        with self.lock:
+            self._queries[text] = np.asarray(vec, dtype=np.float32).copy()
+            while len(self._queries) > QUERIES_KEPT:
+                self._queries.popitem(last=False)
+
+    def query_digest(self, text: str) -> str:
+        """What a question's vector is stored under: a SHA-256 of the model (its sha256, else its file), the query
+        prefix and the question, so another model or prefix never finds it, and the question's text is not kept."""
+        who = self.cfg.sha256 or self.model_path.name
+        return hashlib.sha256(f"{who}\0{self.cfg.query_prefix}\0{text}".encode()).hexdigest()
 
     def _embed_one(self, text: str) -> np.ndarray:
         """One text's unit vector; the caller holds the lock."""

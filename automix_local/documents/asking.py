@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -53,6 +54,37 @@ class Retrieved:
         return shown + (" …" if len(self.documents) > limit else "")
 
 
+class QueryStore(Protocol):
+    """What ``retrieve`` needs of the embedder to keep question vectors in the library (``LlamaEmbedder``)."""
+
+    def known_query(self, text: str) -> np.ndarray | None: ...
+
+    def query_digest(self, text: str) -> str: ...
+
+    def remember_query(self, text: str, vec: np.ndarray) -> None: ...
+
+
+def query_vector(
+    lib: Library, question: str, embed_query: Callable[[str], np.ndarray], store: QueryStore | None
+) -> np.ndarray:
+    """The question's vector: from the embedder's memory, else from the library's store of asked questions
+    (then kept in memory too), else from ``embed_query``, then stored."""
+    if store is None:
+        return embed_query(question)
+    known = store.known_query(question)
+    if known is not None:
+        return known
+    digest = store.query_digest(question)
+    blob = lib.query_vector(digest)
+    if blob is not None:
+        vec = np.frombuffer(blob, dtype=np.float32).copy()
+        store.remember_query(question, vec)
+        return vec
+    vec = embed_query(question)
+    lib.store_query_vector(digest, np.asarray(vec, dtype=np.float32).tobytes())
+    return vec
+
+
 def retrieve(
     library: Path,
     names: Sequence[str] | None,
@@ -62,11 +94,14 @@ def retrieve(
     embed_query: Callable[[str], np.ndarray] | None = None,
     model: str | None = None,
     cap: int = 0,
+    query_store: QueryStore | None = None,
 ) -> Retrieved:
     """``names`` None or empty: the whole library. ``budget(question)`` → (tokens for the document, counter)
     (``Cascade.document_budget``). With ``embed_query`` and ``model`` (the vectors' key), passages that have
     vectors also rank by cosine similarity, fused with BM25. Documents that fit ``budget`` whole go in whole;
-    retrieved passages take at most ``cap`` tokens when it is set. Raises ``LibraryError`` with one line."""
+    retrieved passages take at most ``cap`` tokens when it is set. With ``query_store`` (the embedder), a question
+    asked before takes its vector from the library's store instead of the model (no model load, no decode).
+    Raises ``LibraryError`` with one line."""
     with Library(library) as lib:
         docs = [lib.find(n) for n in names] if names else lib.documents()
         if not docs:
@@ -74,7 +109,7 @@ def retrieve(
         tokens, count = budget(question)
         vector = None
         if embed_query is not None and model and any(d.embedded for d in docs):
-            vector = embed_query(question)
+            vector = query_vector(lib, question, embed_query, query_store)
         hits = search(lib, question, docs, k=k, query_vector=vector, model=model)
         packed = pack(lib, docs, hits, tokens, count, cap)
     cosines = [h.cosine for h in hits if h.cosine is not None]

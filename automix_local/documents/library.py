@@ -13,6 +13,7 @@ folder.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import sqlite3
@@ -26,7 +27,6 @@ from ..errors import AutomixError
 from .parse import SUFFIXES, DocumentError, parse, without_instructions
 from .passages import split
 
-SCHEMA_VERSION = 1
 MIGRATIONS = [
     """
     CREATE TABLE documents (
@@ -69,7 +69,32 @@ MIGRATIONS = [
         vector BLOB NOT NULL
     );
     """,
+    # 2 (issue 24 §4): a counter that every change to the vectors bumps, so a process can keep the vectors in
+    # memory and know when to read them again (it starts at random: a library made anew at the same path
+    # does not pass for the old one); and the vectors of questions already asked, keyed by a digest
+    # (of the model, the query prefix and the question: the question's text is not stored)
+    """
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO counters(name, value) VALUES ('embeddings', abs(random() % 1000000000000));
+    CREATE TRIGGER embeddings_ai AFTER INSERT ON embeddings BEGIN
+        UPDATE counters SET value = value + 1 WHERE name = 'embeddings';
+    END;
+    CREATE TRIGGER embeddings_ad AFTER DELETE ON embeddings BEGIN
+        UPDATE counters SET value = value + 1 WHERE name = 'embeddings';
+    END;
+    CREATE TRIGGER embeddings_au AFTER UPDATE ON embeddings BEGIN
+        UPDATE counters SET value = value + 1 WHERE name = 'embeddings';
+    END;
+    CREATE TABLE query_vectors (
+        digest TEXT PRIMARY KEY,
+        vector BLOB NOT NULL,
+        added REAL NOT NULL
+    );
+    CREATE INDEX query_vectors_by_age ON query_vectors(added);
+    """,
 ]
+SCHEMA_VERSION = len(MIGRATIONS)
+QUERY_VECTORS_KEPT = 2000  # the vectors of the last 2,000 questions asked (3 KB each at 768 dimensions)
 HEADING_SEP = " › "
 # a passage with its document's name, in the order _passage() reads them
 _PASSAGE_COLUMNS = 'p.id, d.name, p.document_id, p.seq, p.page, p.heading, p.start, p."end", p.text'
@@ -439,6 +464,60 @@ class Library:
                 "INSERT OR REPLACE INTO embeddings(passage_id, model, dim, vector) VALUES (?, ?, ?, ?)",
                 [(pid, model, dim, blob) for pid, blob, dim in items],
             )
+
+    def embeddings_version(self) -> int:
+        """A number that changes whenever any passage's vector is added, replaced or removed (in any process)."""
+        return int(self.db.execute("SELECT value FROM counters WHERE name = 'embeddings'").fetchone()[0])
+
+    def embedding_matrix(self, model: str) -> tuple[int, list[int], list[int], bytes]:
+        """Every vector of this model at once, in passage order: (``embeddings_version``, passage ids, their
+        documents' ids, the vectors' bytes joined), read in one transaction so that the four agree."""
+        with self._reading():
+            version = self.embeddings_version()
+            rows = self.db.execute(
+                "SELECT e.passage_id, p.document_id, e.vector FROM embeddings e JOIN passages p ON p.id = e.passage_id"
+                " WHERE e.model = ? ORDER BY e.passage_id",
+                (model,),
+            ).fetchall()
+        return version, [r[0] for r in rows], [r[1] for r in rows], b"".join(r[2] for r in rows)
+
+    def query_vector(self, digest: str) -> bytes | None:
+        """The stored vector of a question (by ``LlamaEmbedder.query_digest``), or None."""
+        row = self.db.execute("SELECT vector FROM query_vectors WHERE digest = ?", (digest,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def store_query_vector(self, digest: str, vector: bytes) -> None:
+        """Keep a question's vector (the last ``QUERY_VECTORS_KEPT``). Best effort: a library busy with another
+        process's writes keeps nothing rather than making the question wait."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return
+        try:
+            self.db.execute(
+                "INSERT OR REPLACE INTO query_vectors(digest, vector, added) VALUES (?, ?, ?)",
+                (digest, vector, time.time()),
+            )
+            self.db.execute(
+                "DELETE FROM query_vectors WHERE digest IN"
+                " (SELECT digest FROM query_vectors ORDER BY added DESC LIMIT -1 OFFSET ?)",
+                (QUERY_VECTORS_KEPT,),
+            )
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError:
+            self.db.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """One read transaction (a consistent snapshot under WAL) unless one is already open."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
 
     def embeddings(self, model: str, document_ids: Iterable[int] | None = None) -> Iterator[tuple[int, bytes]]:
         sql = "SELECT e.passage_id, e.vector FROM embeddings e JOIN passages p ON p.id = e.passage_id WHERE e.model = ?"
