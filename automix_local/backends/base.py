@@ -77,6 +77,14 @@ class Abilities:
     hidden_state: bool = False  # stream(hidden=True) fills Generation.hidden
     batched_sampling: bool = False  # sample_batch(prompt, k, …): k answers drawn in one batched decode
     token_distribution: bool = False  # a Generation carries token_entropies / token_margins
+    # a Generation carries token_logprobs and the first_logprobs of ``watch_first`` strings, ``abstain_at`` is
+    # honoured, and score() works: what the routers' signals and the logprob verifier read
+    token_logprobs: bool = False
+    # the backend sees each position's distribution only through its most likely ``top_k`` tokens (an
+    # OpenAI-compatible endpoint's top_logprobs): margins are exact, entropies estimated, a watched string
+    # whose first token is not among them gets a floor, and score() reads a continuation's first token only;
+    # None: the whole vocabulary (a local model)
+    top_k: int | None = None
 
 
 class Backend(Protocol):
@@ -164,8 +172,24 @@ class RemoteBackend(Backend, Protocol):
     ) -> bytes: ...
 
     def stream_body(
-        self, body: bytes, on_attempt: Callable[[int], None] | None = None
+        self,
+        body: bytes,
+        on_attempt: Callable[[int], None] | None = None,
+        *,
+        stop: Sequence[str] = (),
+        watch_first: Sequence[str] = (),
+        abstain_at: float | None = None,
     ) -> Generator[str, None, Generation]: ...
+
+
+@runtime_checkable
+class EndpointBackend(RemoteBackend, Protocol):
+    """A remote tier whose endpoint returns token log-probabilities (``logprobs = true``): it reads the local tiers'
+    prompts, and the cascade builds each request body (``prompt_payload``), shows and logs it, then sends it."""
+
+    def prompt_payload(
+        self, prompt: str, *, max_tokens: int, temperature: float = 0.0, seed: int | None = None
+    ) -> bytes: ...
 
 
 def run_to_end(gen: Generator[Any, Any, R]) -> R:

@@ -150,7 +150,12 @@ class LlamaBackend:
     # sample_batch needs a backend built with ``parallel >= k`` (the default factory does so when
     # ``[cascade] agreement_samples`` = k > 0)
     abilities = Abilities(
-        loads=True, warm_prefix=True, hidden_state=True, batched_sampling=True, token_distribution=True
+        loads=True,
+        warm_prefix=True,
+        hidden_state=True,
+        batched_sampling=True,
+        token_distribution=True,
+        token_logprobs=True,
     )
 
     def __init__(self, tier: TierConfig, model_path: Path, parallel: int = 1) -> None:

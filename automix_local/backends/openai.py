@@ -22,6 +22,17 @@ bypasses them.
 
 Limitations: a worker whose caller gave up (deadline, close) ends at its next read or when httpx's own
 per-read timeout (``tier.timeout``) passes.
+
+An endpoint tier (``logprobs = true``): the server returns token log-probabilities, so the tier reads the local
+tiers' prompts and feeds the routers the same signals (``backends/toplogprobs.py`` says what the top k give and
+what they do not). Its prompts are the local layout's, which end inside the assistant's reply ("Answer:"): with
+``chat_format = "auto"`` the chat messages go to /chat/completions and the reply's start is sent as a final
+assistant message to be continued (``continue_final_message``, vLLM's and SGLang's name for it; llama.cpp's
+llama-server continues a final assistant message by itself); with a named ``chat_format`` ("chatml", …) the
+prompt is rendered here with that template and sent as text to /completions, for servers that cannot continue an
+assistant message (llama-cpp-python's ``llama_cpp.server``, which also honours ``repeat_penalty``: it is sent as
+1.0, greedy as the local tier). Stop strings are applied here, token by token, as the local tier applies them:
+the token that completes one is counted (its log-probability too) and the rest of the response is not read.
 """
 
 from __future__ import annotations
@@ -45,7 +56,9 @@ import httpx
 from httpx_sse import EventSource
 
 from ..config import TierConfig
-from .base import Abilities, BackendError, Generation, Scored
+from . import toplogprobs
+from .base import Abilities, BackendError, Generation, Scored, run_to_end
+from .toplogprobs import TopToken
 
 KINDS = ("refused", "dns", "timeout", "auth", "rate_limit", "server", "http", "protocol", "config", "cancelled")
 USER_AGENT = "automix-local"
@@ -132,8 +145,9 @@ def find_proxy(endpoint: Endpoint, env: Mapping[str, str], tier_name: str = "?")
     return Proxy(parts._replace(netloc=parts.netloc if parts.port else f"{parts.netloc}:8080").geturl(), hostport)
 
 
-def parse_endpoint(base_url: str, tier_name: str = "?") -> Endpoint:
-    """``base_url`` ("http://host:8000/v1", trailing slash or full .../chat/completions) -> Endpoint."""
+def parse_endpoint(base_url: str, tier_name: str = "?", route: str = "/chat/completions") -> Endpoint:
+    """``base_url`` ("http://host:8000/v1", trailing slash or full .../chat/completions) -> Endpoint.
+    ``route``: "/chat/completions", or "/completions" for a prompt rendered here (a named ``chat_format``)."""
     raw = (base_url or "").strip()
     try:
         parts = urlsplit(raw)
@@ -154,8 +168,8 @@ def parse_endpoint(base_url: str, tier_name: str = "?") -> Endpoint:
         )
     port = port or (443 if scheme == "https" else 80)
     path = parts.path.rstrip("/")
-    if not path.endswith("/chat/completions"):
-        path += "/chat/completions"
+    given = next((r for r in ("/chat/completions", "/completions") if path.endswith(r)), "")
+    path = path[: len(path) - len(given)] + route
     netloc = f"[{host}]" if ":" in host else host
     default_port = port == (443 if scheme == "https" else 80)
     url = f"{scheme}://{netloc}{'' if default_port else f':{port}'}{path}"
@@ -280,9 +294,12 @@ def _root(exc: BaseException) -> BaseException:
 
 
 class OpenAIBackend:
-    """A remote tier behind an OpenAI-compatible chat-completions endpoint."""
+    """A remote tier behind an OpenAI-compatible chat-completions endpoint (or, for an endpoint tier with a named
+    ``chat_format``, its text-completions endpoint)."""
 
-    abilities = Abilities()  # nothing to load or warm; an API returns neither hidden states nor distributions
+    abilities = (
+        Abilities()
+    )  # a remote tier's: nothing to load or warm, no distributions (an instance with logprobs: more)
 
     def __init__(self, tier: TierConfig, env: Mapping[str, str] | None = None) -> None:
         self.tier = tier
@@ -294,28 +311,65 @@ class OpenAIBackend:
             raise RemoteError(f"remote tier '{tier.name}': base_url is not set in models.toml", "config")
         if not tier.model:
             raise RemoteError(f"remote tier '{tier.name}': model is not set in models.toml", "config")
-        self.endpoint = parse_endpoint(tier.base_url, tier.name)
+        # an endpoint tier whose prompts are rendered here and sent as text (a named chat_format)
+        self.text_prompts = tier.logprobs and tier.chat_format != "auto"
+        self.endpoint = parse_endpoint(
+            tier.base_url, tier.name, "/completions" if self.text_prompts else "/chat/completions"
+        )
         self.model = tier.model
+        if tier.logprobs:  # an endpoint tier: each position seen through its top k (no API returns hidden states)
+            self.abilities = Abilities(token_distribution=True, token_logprobs=True, top_k=tier.top_logprobs)
+        self._template: Any = None  # the chat template a named chat_format renders with (made on first use)
         self._attempt: _Attempt | None = None  # the attempt in progress, for close()
         self._http: httpx.Client | None = None  # made at the first call; keeps connections alive between calls
 
     # ------------------------------------------------------------------ Backend protocol bits
     @property
     def uses_chat_template(self) -> bool:
-        return True
+        return not (self.text_prompts and self.tier.chat_format == "raw")
 
     def render(self, messages: Sequence[dict[str, str]]) -> str:
-        """The messages as JSON: what ``stream()`` accepts back as its prompt."""
-        return json.dumps([dict(m) for m in messages], ensure_ascii=False)
+        """The messages as JSON, what ``stream()`` accepts back as its prompt; text appended to it is the start of
+        the assistant's reply. With a named ``chat_format`` (an endpoint tier): the prompt text that template
+        makes, as a local tier with that chat_format renders it."""
+        if not self.text_prompts:
+            return json.dumps([dict(m) for m in messages], ensure_ascii=False)
+        if self.tier.chat_format == "raw":
+            return "\n\n".join(m["content"] for m in messages)
+        return str(self._formatter()(messages=list(messages)).prompt)
+
+    def _formatter(self) -> Any:
+        if self._template is None:
+            from llama_cpp import llama_chat_format
+
+            name = self.tier.chat_format
+            formatter = getattr(llama_chat_format, f"format_{name.replace('-', '_')}", None)
+            if formatter is None:
+                raise RemoteError(
+                    f"remote tier '{self.name}': unknown chat_format {name!r}; use \"auto\" (the server's template), "
+                    '"raw", "chatml" or a llama-cpp-python format name such as "llama-2"',
+                    "config",
+                )
+            self._template = formatter
+        return self._template
 
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
     def score(self, prompt: str, continuations: Sequence[str]) -> Scored:
-        raise RemoteError(
-            f"remote tier '{self.name}': remote tiers cannot score continuations (use them as the large tier only)",
-            "config",
-        )
+        """An endpoint tier: each continuation's first token's log-probability after ``prompt`` (one request for
+        one token): exact for a continuation of one token, an upper bound for a longer one
+        (``toplogprobs.first_tokens``)."""
+        if not self.tier.logprobs:
+            raise RemoteError(
+                f"remote tier '{self.name}': remote tiers cannot score continuations without the endpoint's token "
+                "log-probabilities (set logprobs = true if it returns them, or use it as the last tier only)",
+                "config",
+            )
+        t0 = time.perf_counter()
+        body = self.prompt_payload(prompt, max_tokens=1)
+        generation = run_to_end(self.stream_body(body, watch_first=continuations))
+        return scored(generation, continuations, time.perf_counter() - t0)
 
     def stream(
         self,
@@ -330,8 +384,12 @@ class OpenAIBackend:
         hidden: bool = False,
     ) -> Generator[str, None, Generation]:
         """Backend-protocol adaptor: ``prompt`` is ``render(messages)`` output, or plain text sent as one user turn.
-        ``watch_first`` / ``abstain_at`` / ``hidden`` are ignored: a remote API gives no first-token
-        probabilities or hidden states."""
+        ``hidden`` is ignored (no API returns hidden states); so are ``watch_first`` / ``abstain_at`` without the
+        endpoint's log-probabilities (``logprobs = true``: then the request is ``prompt_payload``'s, and stops,
+        watched strings and ``abstain_at`` are applied here as the local tier applies them)."""
+        if self.tier.logprobs:
+            body = self.prompt_payload(prompt, max_tokens=max_tokens, temperature=temperature, seed=seed)
+            return (yield from self.stream_body(body, stop=stop, watch_first=watch_first, abstain_at=abstain_at))
         messages: list[dict[str, str]] | None = None
         try:
             parsed = json.loads(prompt)
@@ -371,6 +429,39 @@ class OpenAIBackend:
         }
         if stop:
             body["stop"] = list(stop)
+        if seed is not None:
+            body["seed"] = int(seed)
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def prompt_payload(
+        self, prompt: str, *, max_tokens: int, temperature: float = 0.0, seed: int | None = None
+    ) -> bytes:
+        """The exact JSON body an endpoint tier (``logprobs = true``) sends for ``prompt``, a local layout's prompt
+        made with ``render``: its chat messages, with any text after them sent as the start of the assistant's
+        reply to be continued; or, with a named ``chat_format``, the rendered text itself to /completions. It asks
+        for the token log-probabilities and the top ``top_logprobs`` of each position; no stop strings (they are
+        applied here, token by token)."""
+        body: dict[str, Any] = {"model": self.model}
+        if self.text_prompts:
+            body["prompt"] = prompt
+        else:
+            messages, reply = _split_prompt(prompt)
+            body["messages"] = messages + ([{"role": "assistant", "content": reply}] if reply else [])
+            if reply:
+                body["continue_final_message"] = True
+                body["add_generation_prompt"] = False
+        body |= {
+            "max_tokens": int(max_tokens),
+            "temperature": float(temperature),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if self.text_prompts:
+            body["logprobs"] = self.tier.top_logprobs
+        else:
+            body["logprobs"] = True
+            body["top_logprobs"] = self.tier.top_logprobs
+        body["repeat_penalty"] = 1.0
         if seed is not None:
             body["seed"] = int(seed)
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -426,9 +517,18 @@ class OpenAIBackend:
 
     # ------------------------------------------------------------------ the call
     def stream_body(
-        self, body: bytes, on_attempt: Callable[[int], None] | None = None
+        self,
+        body: bytes,
+        on_attempt: Callable[[int], None] | None = None,
+        *,
+        stop: Sequence[str] = (),
+        watch_first: Sequence[str] = (),
+        abstain_at: float | None = None,
     ) -> Generator[str, None, Generation]:
-        """POST exactly ``body``; yield text deltas as they arrive; return the Generation."""
+        """POST exactly ``body``; yield text deltas as they arrive; return the Generation. ``stop``,
+        ``watch_first`` and ``abstain_at`` are applied here, to what arrives (an endpoint tier's request carries
+        no stop strings): as the local tier applies them (``Backend.stream``)."""
+        reading = _Reading(stop, watch_first, abstain_at)
         headers = self._headers()  # before any socket: a missing key fails here
         client = self._client()
         deadline = _Deadline(float(self.tier.timeout))
@@ -446,8 +546,8 @@ class OpenAIBackend:
             try:
                 wait = self._send(current, deadline, attempt)
                 if wait is None:
-                    generation = yield from self._read_success(current, deadline, body, t0, attempt)
-                    finished = True
+                    generation = yield from self._read_success(current, deadline, body, t0, attempt, reading)
+                    finished = not reading.ended_here  # an answer ended here: the rest of the response is not read
                     return generation
             finally:
                 if not finished:  # cut short (an error, the deadline, close(), the caller stopped reading)
@@ -571,22 +671,18 @@ class OpenAIBackend:
 
     # ------------------------------------------------------------------ reading a 200
     def _read_success(
-        self, current: _Attempt, deadline: _Deadline, body: bytes, t0: float, attempt: int
+        self, current: _Attempt, deadline: _Deadline, body: bytes, t0: float, attempt: int, reading: _Reading
     ) -> Generator[str, None, Generation]:
         resp = current.response
         assert resp is not None
-        text_parts: list[str] = []
         first_at: float | None = None
         usage: dict[str, Any] | None = None
         finish: str | None = None
         saw_done = False
         where = self._where()
 
-        def partial() -> str:
-            return "".join(text_parts)
-
         def fail(message: str, kind: str = "protocol") -> RemoteError:
-            return self._err(message, kind, partial(), status=200, attempts=attempt)
+            return self._err(message, kind, reading.text, status=200, attempts=attempt)
 
         def arriving() -> Iterator[Any]:
             """What the worker queues, up to the end of the response; an interruption raises."""
@@ -595,14 +691,23 @@ class OpenAIBackend:
                 if kind == "end":
                     return
                 if kind == "cancelled":
-                    raise self._cancelled("streaming", partial(), attempt)
+                    raise self._cancelled("streaming", reading.text, attempt)
                 if kind == "timeout" or isinstance(value, httpx.TimeoutException):
-                    raise self._timeout_error("streaming", partial(), attempt)
+                    raise self._timeout_error("streaming", reading.text, attempt)
                 if kind == "error" and isinstance(value, httpx.RemoteProtocolError):
                     raise fail(f"{where} cut the response off mid-stream ({_one_line(str(value), 120)})")
                 if kind == "error":
                     raise fail(f"connection to {where} broke mid-stream ({type(_root(value)).__name__})")
                 yield value
+
+        def take(choice: dict[str, Any], content: Any) -> str:
+            """One choice's text and token log-probabilities into ``reading``: what may be shown now."""
+            if content is not None and not isinstance(content, str):
+                raise fail(f"{where} sent a completion whose content is not text")
+            tokens = _top_tokens(choice.get("logprobs")) if self.tier.logprobs else []
+            if tokens is None:
+                raise fail(f"{where} sent token log-probabilities in a form this client does not read")
+            return reading.feed(content or "", tokens)
 
         if _is_event_stream(resp):
             for sse in arriving():
@@ -631,12 +736,14 @@ class OpenAIBackend:
                     raise fail(f"{where} sent a stream delta whose content is not text")
                 if choice.get("finish_reason"):
                     finish = str(choice["finish_reason"])
-                if content:
-                    if first_at is None:
-                        first_at = time.perf_counter()
-                    text_parts.append(content)
-                    yield content
-            if not saw_done and finish is None:
+                shown = take(choice, content)
+                if (content or reading.text) and first_at is None:
+                    first_at = time.perf_counter()
+                if shown:
+                    yield shown
+                if reading.ended_here:
+                    break
+            if not saw_done and finish is None and not reading.ended_here:
                 raise fail(f"the stream from {where} ended without [DONE] or a finish_reason")
         elif "json" in resp.headers.get("content-type", "").lower():
             # a server that ignored "stream": true and answered with one JSON completion
@@ -652,26 +759,34 @@ class OpenAIBackend:
                 raise fail(f"{where} sent a completion without choices")
             message = choice.get("message")
             content = message.get("content") if isinstance(message, dict) else choice.get("text")
-            if content is not None and not isinstance(content, str):
-                raise fail(f"{where} sent a completion whose content is not text")
             finish = choice.get("finish_reason") or "stop"
             usage = parsed.get("usage") if isinstance(parsed.get("usage"), dict) else None
+            shown = take(choice, content)
             if content:
                 first_at = time.perf_counter()
-                text_parts.append(content)
-                yield content
+            if shown:
+                yield shown
         else:
             ctype = _one_line(resp.headers.get("content-type", "no Content-Type"), 60)
             raise fail(f"{where} did not send an event stream or JSON ({ctype})")
+        shown = reading.rest()
+        if shown:
+            yield shown
 
         end = time.perf_counter()
-        text = partial()
+        text = reading.text
+        if self.tier.logprobs and reading.tokens == 0 and text.strip() and reading.finish is None:
+            raise fail(
+                f"{where} returned no token log-probabilities, but the tier has logprobs = true (the server must "
+                "honour logprobs and top_logprobs; vLLM: --max-logprobs; remove logprobs if it cannot)",
+                "config",
+            )
         tokens_in = _usage_int(usage, "prompt_tokens")
-        tokens_out = _usage_int(usage, "completion_tokens")
+        tokens_out = None if reading.ended_here else _usage_int(usage, "completion_tokens")
         if tokens_in is None:
             tokens_in = _prompt_bytes(body) // 4
         if tokens_out is None:
-            tokens_out = estimate_tokens(text)
+            tokens_out = reading.tokens if reading.tokens or self.tier.logprobs else estimate_tokens(text)
         first = first_at if first_at is not None else end
         return Generation(
             text=text,
@@ -680,8 +795,152 @@ class OpenAIBackend:
             tokens_evaluated=tokens_in,
             prompt_seconds=first - t0,
             gen_seconds=end - first,
-            finish_reason=finish or "stop",
+            finish_reason=reading.finish or _finish(finish, self.tier.logprobs),
+            token_logprobs=reading.logprobs,
+            stopped_by=reading.stopped_by,
+            first_logprobs=reading.first,
+            token_entropies=reading.entropies if self.tier.logprobs else None,
+            token_margins=reading.margins if self.tier.logprobs else None,
         )
+
+
+class _Reading:
+    """An answer as its response arrives: the text (cut at a stop string), and with the endpoint's log-probabilities
+    each token's, its distribution's spread, and the watched strings at the first position — what
+    ``LlamaBackend._generate`` computes, read from the top k (``toplogprobs``)."""
+
+    def __init__(self, stop: Sequence[str], watch_first: Sequence[str], abstain_at: float | None) -> None:
+        self.stops = [s for s in stop if s]
+        self.holdback = max((len(s) for s in self.stops), default=1) - 1
+        self.watch = tuple(watch_first)
+        self.abstain_at = abstain_at
+        self.text = ""
+        self.emitted = 0
+        self.tokens = 0  # token entries read (with their log-probabilities)
+        self.logprobs: list[float] = []
+        self.entropies: list[float] = []
+        self.margins: list[float] = []
+        self.first: dict[str, float] = {}
+        self.stopped_by: str | None = None
+        self.finish: str | None = None  # "stop" or "abstain" when the answer ended here
+
+    @property
+    def ended_here(self) -> bool:
+        return self.finish is not None
+
+    def feed(self, content: str, tokens: Sequence[TopToken]) -> str:
+        """One piece of the response (its text and its tokens); returns the text that may be shown now. Token by
+        token when the tokens spell the text, as the local tier reads it: the token that completes a stop
+        string is counted, and nothing after it."""
+        if self.ended_here:
+            return ""
+        pieces = [(t.text, [t]) for t in tokens] if "".join(t.text for t in tokens) == content else [(content, tokens)]
+        for text, toks in pieces:
+            for t in toks:
+                if self.tokens == 0 and self.watch and self._abstains(t):
+                    return self.rest()
+                self.tokens += 1
+                self.logprobs.append(t.logprob)
+                entropy, margin = toplogprobs.spread(_with_chosen(t))
+                self.entropies.append(entropy)
+                self.margins.append(margin)
+            self.text += text
+            hits = [(self.text.find(s), s) for s in self.stops if s in self.text]
+            if hits:
+                cut, self.stopped_by = min(hits)
+                self.text = self.text[:cut]
+                self.finish = "stop"
+                return self.rest()
+        safe = len(self.text) - self.holdback if self.stops else len(self.text)
+        if safe <= self.emitted:
+            return ""
+        shown, self.emitted = self.text[self.emitted : safe], safe
+        return shown
+
+    def _abstains(self, t: TopToken) -> bool:
+        """The first position: the watched strings' log-probabilities, and whether ``abstain_at`` ends the answer."""
+        found = toplogprobs.first_tokens(_with_chosen(t), self.watch)
+        self.first = {w: lp for w, (_, lp) in found.items()}
+        p_abstain = toplogprobs.first_mass(found)
+        if self.abstain_at is None or p_abstain < self.abstain_at:
+            return False
+        self.text = self.watch[0]
+        self.logprobs.append(math.log(p_abstain))
+        self.finish = "abstain"
+        return True
+
+    def rest(self) -> str:
+        """The text not shown yet (the held-back tail, once the answer is over)."""
+        shown, self.emitted = self.text[self.emitted :], len(self.text)
+        return shown
+
+
+def _with_chosen(t: TopToken) -> tuple[tuple[str, float], ...]:
+    """The top k at a token's position, with the generated token itself (a server may list it apart)."""
+    return t.top if any(tok == t.text for tok, _ in t.top) else (*t.top, (t.text, t.logprob))
+
+
+def _finish(reason: str | None, logprobs: bool) -> str:
+    """The Generation's finish_reason for a server's: an endpoint tier is sent no stop strings, so a server's
+    "stop" there is the model's end of text ("eos", as the local tier says)."""
+    if logprobs and reason == "stop":
+        return "eos"
+    return reason or "stop"
+
+
+def _split_prompt(prompt: str) -> tuple[list[dict[str, str]], str]:
+    """``render(messages)`` output and the text appended to it (the start of the assistant's reply), or plain text
+    sent as one user turn."""
+    try:
+        parsed, end = json.JSONDecoder().raw_decode(prompt)
+    except ValueError:
+        return [{"role": "user", "content": prompt}], ""
+    if isinstance(parsed, list) and all(isinstance(m, dict) and "role" in m for m in parsed):
+        return parsed, prompt[end:]
+    return [{"role": "user", "content": prompt}], ""
+
+
+def _top_tokens(logprobs: Any) -> list[TopToken] | None:
+    """The tokens of a choice's ``logprobs``: the chat form (``{"content": [{"token", "logprob", "top_logprobs":
+    [{"token", "logprob"}]}]}``) or the completions form (``{"tokens", "token_logprobs", "top_logprobs": [{token:
+    logprob}]}``). [] when there are none; None when it is neither form."""
+    if logprobs is None:
+        return []
+    if not isinstance(logprobs, dict):
+        return None
+    try:
+        if "content" in logprobs:
+            return [
+                TopToken(
+                    toplogprobs.token_text(str(e["token"])),
+                    float(e["logprob"]),
+                    tuple(
+                        (toplogprobs.token_text(str(a["token"])), float(a["logprob"]))
+                        for a in e.get("top_logprobs") or ()
+                    ),
+                )
+                for e in logprobs["content"] or ()
+            ]
+        if "tokens" in logprobs:
+            tops = logprobs.get("top_logprobs") or [None] * len(logprobs["tokens"])
+            return [
+                TopToken(
+                    toplogprobs.token_text(str(tok)),
+                    float(lp),
+                    tuple((toplogprobs.token_text(str(k)), float(v)) for k, v in (top or {}).items()),
+                )
+                for tok, lp, top in zip(logprobs["tokens"], logprobs["token_logprobs"], tops, strict=True)
+                if lp is not None
+            ]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return None
+
+
+def scored(generation: Generation, continuations: Sequence[str], seconds: float) -> Scored:
+    """``score()``'s answer from a one-token generation that watched the continuations."""
+    logprobs = {c: generation.first_logprobs.get(c, -math.inf) for c in continuations}
+    return Scored(logprobs, generation.tokens_in, generation.tokens_in, seconds)
 
 
 # ---------------------------------------------------------------------- parsing helpers
