@@ -12,18 +12,23 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import prompts
 from .abstain import TrustRouter
 from .audit import AuditError, EgressLog, Receipt
 from .backends.base import (
+    Abilities,
     Backend,
     BackendError,
+    EndpointBackend,
     Generation,
     RemoteBackend,
+    Scored,
     batch_sampler,
     loader,
     prefix_warmer,
+    run_to_end,
 )
 from .config import Config, PolicyConfig, TierConfig, source_filename
 from .errors import AutomixError
@@ -50,6 +55,7 @@ from .streams import Returning
 from .verification import Verification, Verifier, make_verifier
 
 MAX_TURNS = 20  # earlier turns considered at most (the token budget usually stops sooner)
+WATCHED = (prompts.ABSTAIN, prompts.ABSTAIN.capitalize())  # the answer's first token: P(it starts to abstain)
 HISTORY_MARGIN = 16  # tokens kept free beside the answer's max_tokens (the shared layout's verdict suffix)
 
 
@@ -265,7 +271,7 @@ class Trace:
         parts = []
         for i, s in enumerate(self.steps):
             nxt = self.steps[i + 1].tier if i + 1 < len(self.steps) else None
-            if s.egress_id is not None:
+            if s.egress_id is not None and s.decision is None:
                 what = f"remote answer (audit #{s.egress_id})"
             elif s.decision == "route" and nxt is None:  # the escalation was blocked or failed
                 what = "answered locally"
@@ -274,6 +280,8 @@ class Trace:
                     what += f" (not escalated: {why_not})"
             else:
                 what = plain_reason(s.decision, s.why, s.confidence, s.tier, nxt)
+                if s.egress_id is not None:  # an endpoint tier, judged like a local one
+                    what += f" (audit #{s.egress_id})"
             parts.append(f"{s.tier}: {what}, {s.seconds:.1f}s")
         head = f"not sure (best guess by {self.tier})" if self.decision == "abstain" else f"answered by {self.tier}"
         line = f"{head} · " + " · ".join(parts) + f" · total {self.seconds:.1f}s, cost {self.cost:.2f}"
@@ -357,6 +365,9 @@ class Cascade:
         self._making = {t.name: threading.Lock() for t in self.tiers}
         self._warm: set[str] = set()
         self.prefix_sources: dict[str, str] = {}  # tier → where its static prompt prefix came from
+        refusal = self.endpoint_refusal()
+        if refusal is not None:
+            raise CascadeError(refusal)
 
     # ------------------------------------------------------------------ what the app may change
     def set_verifier(self, strategy: str) -> None:
@@ -458,6 +469,30 @@ class Cascade:
     def is_remote(self, index: int) -> bool:
         return self.tiers[index].is_remote
 
+    def is_endpoint(self, index: int) -> bool:
+        """A remote tier that answers the local prompts and is judged like a local tier (``logprobs = true``)."""
+        return self.tiers[index].is_endpoint
+
+    def endpoint_refusal(self, policy: PolicyConfig | None = None) -> str | None:
+        """One line, when the first tier runs on an endpoint and the policy forbids what it needs: the question and
+        the whole document, sent (approved, under "ask"). None when it may run. Checked at start and per question
+        (the app changes a conversation's policy)."""
+        policy = policy or self.policy
+        index = self.router.start(len(self.tiers))
+        if not 0 <= index < len(self.tiers) or not self.is_endpoint(index):
+            return None
+        tier = self.tiers[index]
+        where = f"tier '{tier.name}' runs on an endpoint ({urlsplit(tier.base_url or '').netloc}) and answers first"
+        fix = 'a team running its own engines sets [policy] remote = "allow" and send = "full" (docs/serve.md)'
+        if policy.remote == "never":
+            return f'{where}: what it reads leaves this machine, and [policy] remote = "never" sends nothing; {fix}'
+        if policy.send != "full":
+            part = "only the question" if policy.send == "question" else "only part of it"
+            return f'{where} from the whole document, but [policy] send = "{policy.send}" gives it {part}; {fix}'
+        if policy.remote == "ask" and self.approve is None:
+            return f'{where}, [policy] remote = "ask", and nobody can be asked here (`ask --yes` approves); {fix}'
+        return None
+
     def check_fits(self, index: int, context: str, question: str, history: tuple[Turn, ...] = ()) -> None:
         if self.is_remote(index):
             return  # what a remote tier receives is decided by the policy, and its window is the server's
@@ -487,7 +522,7 @@ class Cascade:
         beside the whole context (the context is never cut for them); older turns are dropped first."""
         budget = self.config.cascade.history_tokens
         turns = tuple((q, a) for q, a in history if q.strip() and a.strip())[-MAX_TURNS:]
-        if not turns or budget <= 0 or self.is_remote(index):
+        if not turns or budget <= 0 or (self.is_remote(index) and not self.is_endpoint(index)):
             return ()
         tier, backend = self.tiers[index], self.backend(index)
         base = backend.count_tokens(self._answer_prompt(backend, context, question))
@@ -510,9 +545,9 @@ class Cascade:
         paper_check = self.config.cascade.layout != "shared" and self.verifier is not None
         room = []
         for i in range(start, len(self.tiers)):
-            if self.is_remote(i):
-                continue
-            tier = self.tiers[i]
+            if self.is_remote(i) and not self.is_endpoint(i):
+                continue  # what a remote tier receives is the policy's to decide
+            tier = self.tiers[i]  # an endpoint tier's n_ctx: its server's window
             over = backend.count_tokens(self._answer_prompt(backend, "", question)) + tier.max_tokens
             if paper_check and i < len(self.tiers) - 1 and self.router.needs_confidence:
                 check = backend.count_tokens(prompts.verification_prompt("", question, "")) + tier.max_tokens
@@ -556,7 +591,10 @@ class Cascade:
     def answer_stream(
         self, index: int, context: str, question: str, history: tuple[Turn, ...] = ()
     ) -> Generator[str, None, tuple[str, Generation, dict[str, float]]]:
-        """Tier ``index`` answers: yields text deltas, returns (clean answer, generation, free features)."""
+        """Tier ``index`` answers: yields text deltas, returns (clean answer, generation, free features). A local
+        tier only: what a remote one reads is cleared, shown and logged first, by ``run``."""
+        if self.is_remote(index):
+            raise CascadeError(f"tier '{self.tiers[index].name}' is remote: its requests leave only through run()")
         if self.tiers[index].name not in self._warm:
             self.prepare(index)
         backend = self.backend(index)
@@ -564,7 +602,7 @@ class Cascade:
             self._answer_prompt(backend, context, question, history),
             max_tokens=self.tiers[index].max_tokens,
             stop=["\n"],
-            watch_first=(prompts.ABSTAIN, prompts.ABSTAIN.capitalize()),
+            watch_first=WATCHED,
             abstain_at=self.abstain_threshold(index),
             hidden=self.capture_hidden and backend.abilities.hidden_state,
         )
@@ -635,6 +673,9 @@ class Cascade:
         question = question.strip()
         if not question:
             raise CascadeError("the question is empty")
+        refusal = self.endpoint_refusal()
+        if refusal is not None:
+            raise CascadeError(refusal)
         n = len(self.tiers)
         t_start = time.perf_counter()
         index = self.router.start(n)
@@ -645,7 +686,7 @@ class Cascade:
         self.check_fits(index, context, question)
         turns = self.fit_history(index, context, question, history)
         offered = len([t for t in history if t[0].strip() and t[1].strip()])
-        if self.is_remote(index):
+        if self.is_remote(index) and not self.is_endpoint(index):
             raise CascadeError(
                 f"router {self.router.kind} starts at remote tier '{self.tiers[index].name}', but a cascade starts "
                 'on a local tier (there must be a local answer to fall back on): use router = "threshold" or '
@@ -660,7 +701,7 @@ class Cascade:
             tier = self.tiers[index]
             model = model_name(tier)
             yield TierStarted(tier.name, index, model)
-            if self.is_remote(index):
+            if self.is_remote(index) and not self.is_endpoint(index):
                 assert cleared is not None
                 sent = yield from self._remote_step(index, model, *cleared)
                 if isinstance(sent, Step):
@@ -672,9 +713,22 @@ class Cascade:
                 break
             last = index == n - 1
             previous = steps[-1].answer if steps else None
-            step = yield from self._local_step(
-                index, model, asked, judge=not last or self.router.judges_last, previous=previous
-            )
+            try:
+                step = yield from self._local_step(
+                    index, model, asked, judge=not last or self.router.judges_last, previous=previous, steps=steps
+                )
+            except _NotAnswered as exc:  # an endpoint tier: not sent, or it failed
+                if not steps:
+                    raise exc.error from None  # nothing answered before it: the question fails, in one line
+                best = _best_local(steps)
+                if exc.sent:
+                    outcome = _Outcome("fallback", f"{exc.error}; showing the best earlier answer", best)
+                    yield RemoteFailed(tier.name, outcome.notice or "", best.tier)
+                else:
+                    steps[-1].reason = f"{steps[-1].reason}; not escalated: {exc.error}"
+                    outcome = _Outcome("blocked", str(exc.error), best)
+                    yield Blocked(tier.name, str(exc.error))
+                break
             steps.append(step)
             confidences[index] = step.confidence
             if last:
@@ -691,17 +745,38 @@ class Cascade:
         return trace
 
     def _local_step(
-        self, index: int, model: str, asked: _Question, *, judge: bool, previous: str | None = None
+        self,
+        index: int,
+        model: str,
+        asked: _Question,
+        *,
+        judge: bool,
+        previous: str | None = None,
+        steps: Sequence[Step] = (),
     ) -> Generator[Event, None, Step]:
-        """Local tier ``index`` answers (Token…, Answered) and, when ``judge`` and the router reads a confidence,
+        """Tier ``index`` answers (Token…, Answered) and, when ``judge`` and the router reads a confidence,
         is verified (VerifyStarted, Verified) when its signal needs it, and given the signal's confidence
-        (``previous``: the previous tier's answer, which a later tier's signal may compare). Returns its Step."""
+        (``previous``: the previous tier's answer, which a later tier's signal may compare). Returns its Step.
+        A local tier, or an endpoint tier (``_endpoint_answer``: its requests cleared, shown and logged;
+        ``_NotAnswered`` when one is not sent or fails)."""
         tier = self.tiers[index]
-        answering = Returning(self.answer_stream(index, asked.context, asked.question, asked.turns))
-        for delta in answering:
-            yield Token(tier.name, delta)
-        answer, generation, free = answering.value
+        sending: _Sending | None = None
+        if self.is_endpoint(index):
+            best = _best_local(list(steps)) if steps else None
+            answer, generation, free, sending = yield from self._endpoint_answer(index, asked, best)
+        else:
+            answering = Returning(self.answer_stream(index, asked.context, asked.question, asked.turns))
+            for delta in answering:
+                yield Token(tier.name, delta)
+            answer, generation, free = answering.value
         yield Answered(tier.name, answer, generation)
+        sent: dict[str, Any] = {}
+        if sending is not None:
+            sent = {
+                "egress_id": sending.entries[0],
+                "redactions": dict(sending.result.counts),
+                "sent": sending.result.send,
+            }
         step = Step.answered(
             tier,
             model,
@@ -712,6 +787,7 @@ class Cascade:
             mean_logprob=free["mean_logprob"] if generation.token_logprobs else None,
             min_logprob=free["min_logprob"] if generation.token_logprobs else None,
             p_abstain=free["p_abstain"],
+            **sent,
         )
         if not judge or not self.router.needs_confidence:
             return step
@@ -721,7 +797,13 @@ class Cascade:
         signal = self.router.signal_for(index, len(self.tiers)) or self.signal
         if self.verifier is not None and signal.needs_verifier is not None:
             yield VerifyStarted(tier.name, self.verifier.strategy)
-            ver = self.verifier.verify(self.backend(index), asked.context, asked.question, answer, asked.turns)
+            if sending is None:
+                ver = self.verifier.verify(self.backend(index), asked.context, asked.question, answer, asked.turns)
+            else:
+                checked = yield from self._endpoint_verification(index, sending)
+                if checked is None:  # its request was not sent, or failed: the answer goes unjudged
+                    return step
+                ver = checked
             yield Verified(tier.name, ver)
             feats[f"verifier_{ver.strategy}"] = ver.confidence
             step.verifier = ver.strategy
@@ -729,6 +811,116 @@ class Cascade:
         step.confidence = signal.confidence(feats)
         step.signal = signal.name
         return step
+
+    # ------------------------------------------------------------------ endpoint tiers
+
+    def endpoint(self, index: int) -> EndpointBackend:
+        """Tier ``index``'s backend, which must be an endpoint tier's."""
+        backend = self.backend(index)
+        if not isinstance(backend, EndpointBackend):
+            raise CascadeError(f"tier '{self.tiers[index].name}' is not an endpoint tier")
+        return backend
+
+    def _endpoint_answer(
+        self, index: int, asked: _Question, best: Step | None
+    ) -> Generator[Event, None, tuple[str, Generation, dict[str, float], _Sending]]:
+        """An endpoint tier answers the local layout's prompt, under the privacy contract: the policy decides what
+        it may read (``best``: the answer ``send = "relevant"`` looks for), the exact request is shown
+        (EgressPending) and approved under "ask", logged (EgressSent), then sent; the answer streams back mapped
+        from placeholders (Token…). Returns what ``answer_stream`` returns, and what was sent."""
+        from .backends.openai import RemoteError
+        from .redact import Restorer, restore
+
+        tier, backend = self.tiers[index], self.endpoint(index)
+        self._warm.add(tier.name)
+        result = policy_decide(self._egress_request(index, asked, best), self.policy, ner=self._ner_model())
+        if not result.allowed:
+            raise _NotAnswered(CascadeError(f"not sent to tier '{tier.name}': {result.reason}"))
+        # under send = "question" the earlier answers stay here, and the prompt's turns need them: no turns then
+        turns = tuple((q, a) for q, a in result.history if a is not None)
+        turns = turns if len(turns) == len(result.history) else ()
+        prompt = self._answer_prompt(backend, result.context, result.question, turns)
+        body = backend.prompt_payload(prompt, max_tokens=tier.max_tokens)
+        receipt = self._receipt_for(index, result, body)
+        yield EgressPending(tier.name, receipt, result.needs_approval)
+        entry_id = self._approve_and_log(index, result, receipt)
+        yield EgressSent(tier.name, entry_id, receipt)
+        log = self.egress_log
+        restorer = Restorer(result.mapping)
+        t0 = time.perf_counter()
+        stream: Returning[str, Generation] = Returning(
+            backend.stream_body(
+                body,
+                on_attempt=lambda n: log.attempt(entry_id, n),
+                stop=["\n"],
+                watch_first=WATCHED,
+                abstain_at=self.abstain_threshold(index),
+            )
+        )
+        try:
+            for delta in stream:
+                shown = restorer.feed(delta)
+                if shown:
+                    yield Token(tier.name, shown)
+            generation = stream.value
+            tail = restorer.flush()
+            if tail:
+                yield Token(tier.name, tail)
+        except RemoteError as exc:
+            outcome = "cancelled" if exc.kind == "cancelled" else "error"
+            log.finish(entry_id, outcome, str(exc), seconds=time.perf_counter() - t0)
+            raise _NotAnswered(exc, sent=True) from None
+        except GeneratorExit:
+            log.finish(entry_id, "cancelled", "cancelled by the user", seconds=time.perf_counter() - t0)
+            stream.close()
+            raise
+        log.finish(entry_id, "ok", None, answer_chars=len(generation.text), seconds=time.perf_counter() - t0)
+        text = restore(generation.text, result.mapping)
+        answer = prompts.clean_answer(text)
+        abstained = prompts.is_abstention(answer)
+        feats = answer_features(
+            generation.token_logprobs,
+            generation.first_logprobs,
+            abstained,
+            generation.token_entropies,
+            generation.token_margins,
+        )
+        feats |= grounding_features(asked.context, asked.question, answer, abstained)  # here, on the real text
+        sending = _Sending(result, turns, prompts.clean_answer(generation.text), [entry_id])
+        return answer, replace(generation, text=text), feats, sending
+
+    def _endpoint_verification(self, index: int, sending: _Sending) -> Generator[Event, None, Verification | None]:
+        """The verifier judges an endpoint tier's answer through the endpoint: over what the policy let it read (the
+        redacted text, the answer as it came), each request shown, approved under "ask" and logged before it is sent
+        (EgressSent after the verdict). None when one was not sent or failed."""
+        from .backends.openai import RemoteError
+
+        assert self.verifier is not None
+        gated = _GatedEndpoint(self, index, sending)
+        result = sending.result
+        verification: Verification | None = None
+        try:
+            verification = self.verifier.verify(gated, result.context, result.question, sending.answer, sending.turns)
+        except (_NotAnswered, RemoteError):
+            pass
+        yield from gated.events
+        return verification
+
+    def _approve_and_log(self, index: int, result: PolicyResult, receipt: Receipt) -> int:
+        """An endpoint tier's request, cleared by the policy: approved under "ask", then logged. The log row's id;
+        ``_NotAnswered`` when it may not leave."""
+        tier = self.tiers[index]
+        if result.needs_approval:
+            if self.approve is None:
+                raise _NotAnswered(
+                    CascadeError(f"not sent to tier '{tier.name}': policy remote = \"ask\" and nobody was asked")
+                )
+            if not self.approve(receipt):
+                raise _NotAnswered(CascadeError(f"you declined sending the request to {receipt.host}"))
+        try:
+            return self.egress_log.record(receipt)
+        except AuditError as exc:  # not logged → not sent
+            raise _NotAnswered(exc) from None
 
     def _last_judgement(
         self, index: int, step: Step, confidences: list[float | None]
@@ -771,7 +963,7 @@ class Cascade:
             step.reason = f"{decision.reason}; not escalated: {exc}"
             return _Escalation(_Outcome("keep"))
         cleared = None
-        if self.is_remote(target):
+        if self.is_remote(target) and not self.is_endpoint(target):  # an endpoint's requests are cleared as it sends
             best = _best_local(steps)
             result = policy_decide(self._egress_request(target, asked, best), self.policy, ner=self._ner_model())
             why_not, receipt = yield from self._clear_egress(target, result)
@@ -790,8 +982,9 @@ class Cascade:
             self._ner = load_ner(self._ner_path, self.config.paths.cache_dir)
         return self._ner
 
-    def _egress_request(self, target: int, asked: _Question, best: Step) -> EgressRequest:
-        """What the policy judges before remote tier ``target`` may receive anything."""
+    def _egress_request(self, target: int, asked: _Question, best: Step | None) -> EgressRequest:
+        """What the policy judges before remote tier ``target`` may receive anything (``best``: the answer
+        ``send = "relevant"`` looks for; None for an endpoint tier that answers first)."""
         sources = asked.sources
         return EgressRequest(
             tier=self.tiers[target].name,
@@ -799,7 +992,7 @@ class Cascade:
             context=asked.context,
             document=asked.document,
             tags=asked.tags,
-            local_answer=None if best.abstained else best.answer,
+            local_answer=None if best is None or best.abstained else best.answer,
             history=asked.turns,
             passages=tuple(text for _, text in sources) if sources is not None else None,
             passage_documents=tuple(doc for doc, _ in sources) if sources is not None else None,
@@ -844,7 +1037,11 @@ class Cascade:
         messages = prompts.remote_messages(
             result.question, result.context, placeholders=bool(result.mapping), history=result.history
         )
-        body = backend.payload(messages, max_tokens=tier.max_tokens, temperature=0.0)
+        return self._receipt_for(index, result, backend.payload(messages, max_tokens=tier.max_tokens, temperature=0.0))
+
+    def _receipt_for(self, index: int, result: PolicyResult, body: bytes) -> Receipt:
+        """The receipt of ``body``, a request to remote tier ``index`` that the policy cleared as ``result``."""
+        tier, backend = self.tiers[index], self.remote(index)
         ep = backend.endpoint
         return Receipt(
             tier=tier.name,
@@ -983,6 +1180,97 @@ class _Escalation:
     outcome: _Outcome
     target: int | None = None
     cleared: tuple[PolicyResult, Receipt] | None = None
+
+
+class _NotAnswered(Exception):
+    """An endpoint tier gave no answer: its request was not sent (the policy, the user, the log) or, ``sent``, it
+    failed. ``error`` is the one-line error; the cascade falls back on an earlier answer, or raises it."""
+
+    def __init__(self, error: AutomixError, sent: bool = False) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.sent = sent
+
+
+@dataclass
+class _Sending:
+    """What one question sent an endpoint tier: the policy's verdict (the redacted question, context and
+    placeholders), the earlier turns in its prompt, its answer as it came (placeholders unreplaced), and the egress
+    log rows of its requests, the answer's first."""
+
+    result: PolicyResult
+    turns: tuple[Turn, ...]
+    answer: str
+    entries: list[int]
+
+
+class _GatedEndpoint:
+    """An endpoint tier as the verifier sees it (the Backend protocol): every request it sends is built here,
+    approved under "ask" (the approver is shown it) and logged before it leaves, like the answer's; its
+    EgressSent events are kept for the cascade to yield after the verdict."""
+
+    def __init__(self, cascade: Cascade, index: int, sending: _Sending) -> None:
+        self._cascade, self._index, self._sending = cascade, index, sending
+        self._inner = cascade.endpoint(index)
+        self.name = self._inner.name
+        self.n_ctx = self._inner.n_ctx
+        self.abilities: Abilities = self._inner.abilities
+        self.events: list[Event] = []
+
+    @property
+    def uses_chat_template(self) -> bool:
+        return self._inner.uses_chat_template
+
+    def render(self, messages: Sequence[dict[str, str]]) -> str:
+        return self._inner.render(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return self._inner.count_tokens(text)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def stream(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+        temperature: float = 0.0,
+        seed: int | None = None,
+        watch_first: Sequence[str] = (),
+        abstain_at: float | None = None,
+        hidden: bool = False,
+    ) -> Generator[str, None, Generation]:
+        from .backends.openai import RemoteError
+
+        cascade, tier = self._cascade, self._cascade.tiers[self._index]
+        body = self._inner.prompt_payload(prompt, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        receipt = cascade._receipt_for(self._index, self._sending.result, body)
+        entry_id = cascade._approve_and_log(self._index, self._sending.result, receipt)
+        self._sending.entries.append(entry_id)
+        self.events.append(EgressSent(tier.name, entry_id, receipt))
+        log, t0 = cascade.egress_log, time.perf_counter()
+        try:
+            generation = yield from self._inner.stream_body(
+                body,
+                on_attempt=lambda n: log.attempt(entry_id, n),
+                stop=stop,
+                watch_first=watch_first,
+                abstain_at=abstain_at,
+            )
+        except RemoteError as exc:
+            log.finish(entry_id, "error", str(exc), seconds=time.perf_counter() - t0)
+            raise
+        log.finish(entry_id, "ok", None, answer_chars=len(generation.text), seconds=time.perf_counter() - t0)
+        return generation
+
+    def score(self, prompt: str, continuations: Sequence[str]) -> Scored:
+        from .backends.openai import scored
+
+        t0 = time.perf_counter()
+        generation = run_to_end(self.stream(prompt, max_tokens=1, watch_first=continuations))
+        return scored(generation, continuations, time.perf_counter() - t0)
 
 
 def _best_local(steps: list[Step]) -> Step:

@@ -193,6 +193,15 @@ class TierConfig:
     retries: Annotated[int, Key("openai: retries of a failed call", ge=0)] = 2
     cost_input_per_1m: Annotated[float, Key("openai: cost units per million tokens sent", ge=0)] = 0.0
     cost_output_per_1m: Annotated[float, Key("openai: cost units per million tokens received", ge=0)] = 0.0
+    # an endpoint that returns token log-probabilities (vLLM, llama.cpp's server, llama-cpp-python's server):
+    # the tier reads the local tiers' prompts and gives the routers the same signals, so it may be any tier,
+    # the first included; every request is still egress, under [policy] (docs/serve.md)
+    logprobs: Annotated[bool, Key("openai: the endpoint returns token log-probabilities; the tier may be any tier")] = (
+        False
+    )
+    top_logprobs: Annotated[
+        int, Key("openai with logprobs: alternatives asked for at each token (the most the server allows)", ge=2)
+    ] = 20
     # abstain at the first token when P(the answer starts "unanswerable") reaches this (llama tiers; None:
     # only when the model's own top choice is to abstain). `calibrate` fits one per tier into the router
     # file; a value here overrides it.
@@ -204,6 +213,12 @@ class TierConfig:
     def is_remote(self) -> bool:
         """A model behind an OpenAI-compatible HTTP API (the privacy policy decides what it may receive)."""
         return self.backend == "openai"
+
+    @property
+    def is_endpoint(self) -> bool:
+        """A remote tier whose endpoint returns token log-probabilities: it answers the local tiers' prompts and
+        is judged like a local tier, and what it reads is egress all the same."""
+        return self.is_remote and self.logprobs
 
     def call_cost(self, tokens_in: int, tokens_out: int) -> float:
         """Cost of one call in the config's relative units."""
@@ -218,9 +233,15 @@ class TierConfig:
         """Checks across keys, once the table is read."""
         if not self.is_remote:
             _require_source(self.source, self.sha256, at)
+            if self.logprobs:
+                raise at.child("logprobs").error(
+                    'applies to backend = "openai" (a local tier always reads its token log-probabilities)'
+                )
             return
-        if self.abstain_threshold is not None:
-            raise at.child("abstain_threshold").error("needs the model's token probabilities: only for llama tiers")
+        if self.abstain_threshold is not None and not self.logprobs:
+            raise at.child("abstain_threshold").error(
+                "needs the model's token probabilities: only for llama tiers and openai tiers with logprobs = true"
+            )
         for key in ("base_url", "model"):
             if not getattr(self, key):
                 raise at.child(key).error(f'required for backend = "openai" (e.g. {key} = "...")')
@@ -571,13 +592,14 @@ def _tiers(tiers: tuple[TierConfig, ...], at: At) -> tuple[TierConfig, ...]:
     if not tiers:
         raise at.error(NO_TIERS)
     for i, t in enumerate(tiers[:-1]):
-        if t.is_remote:
+        if t.is_remote and not t.logprobs:
             raise (
                 at.child(i)
                 .child("backend")
                 .error(
                     f"remote tier {t.name!r} must be the last tier: a remote model gives no token log-probabilities to "
-                    "verify with, so nothing can escalate from it. Move its [[tiers]] table to the end"
+                    "verify with, so nothing can escalate from it. Move its [[tiers]] table to the end, or set "
+                    "logprobs = true if its endpoint returns them (vLLM, llama.cpp's server)"
                 )
             )
     names = [t.name for t in tiers]
