@@ -1,7 +1,9 @@
 """Real HTTP servers for the remote-tier tests.
 
 * :class:`RecordingServer` — an OpenAI-compatible chat-completions server on 127.0.0.1 that records
-  every request (before answering) and can be told to misbehave (``mode``).
+  every request (before answering) and can be told to misbehave (``mode``). A request that asks for
+  ``logprobs`` is answered one token a chunk with them (``tokens``), in the chat form on /chat/completions
+  and the legacy form on /completions (which it also serves).
 * :class:`LlamaServer` — the real ``python -m llama_cpp.server`` serving a GGUF on a free port.
 """
 
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -85,6 +88,8 @@ class _Handler(BaseHTTPRequestHandler):
             "time": time.monotonic(),
         }
         self.server.owner._add(entry)
+        if self.server.owner.on_request is not None:
+            self.server.owner.on_request(entry)
         return entry
 
     def do_GET(self) -> None:
@@ -99,10 +104,14 @@ class _Handler(BaseHTTPRequestHandler):
         entry = self._record()
         owner = self.server.owner
         mode = owner._mode_for_request()
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        path = self.path.rstrip("/")
+        self.text_route = not path.endswith("/chat/completions") and path.endswith("/completions")
+        if not path.endswith("/chat/completions") and not self.text_route:
             self._send_json(404, {"error": {"message": f"no route for POST {self.path}"}})
             return
-        want_usage = bool(((entry["json"] or {}).get("stream_options") or {}).get("include_usage"))
+        asked = entry["json"] if isinstance(entry["json"], dict) else {}
+        self.with_logprobs = bool(asked.get("logprobs"))
+        want_usage = bool((asked.get("stream_options") or {}).get("include_usage"))
         try:
             getattr(self, f"_mode_{mode}")(want_usage)
         except (BrokenPipeError, ConnectionResetError):
@@ -157,11 +166,37 @@ class _Handler(BaseHTTPRequestHandler):
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
 
+    def _token_obj(self, token: str, logprob: float, top: dict[str, float]) -> dict:
+        """One token's chunk with its log-probabilities, in the form of the route asked."""
+        if self.text_route:
+            lps = {"tokens": [token], "token_logprobs": [logprob], "top_logprobs": [top], "text_offset": [0]}
+            choice = {"index": 0, "text": token, "logprobs": lps, "finish_reason": None}
+            return {
+                "id": "cmpl-test",
+                "object": "text_completion",
+                "model": self.server.owner.model,
+                "choices": [choice],
+            }
+        obj = self._chunk_obj(token)
+        alternatives = [{"token": t, "logprob": lp, "bytes": None} for t, lp in top.items()]
+        entry = {"token": token, "logprob": logprob, "bytes": None, "top_logprobs": alternatives}
+        obj["choices"][0]["logprobs"] = {"content": [entry], "refusal": None}
+        return obj
+
     def _events(self, want_usage: bool) -> list[bytes]:
         owner = self.server.owner
-        events = [b": keep-alive\n\n", _sse(self._chunk_obj(role=True))]
-        events += [_sse(self._chunk_obj(part)) for part in _chunks(owner.answer)]
-        events.append(_sse(self._chunk_obj(finish="stop")))
+        events = [b": keep-alive\n\n"]
+        if not self.text_route:
+            events.append(_sse(self._chunk_obj(role=True)))
+        if self.with_logprobs:
+            events += [_sse(self._token_obj(*t)) for t in owner.token_list()]
+        else:
+            events += [_sse(self._chunk_obj(part)) for part in _chunks(owner.answer)]
+        if self.text_route:
+            done = {"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}
+            events.append(_sse({"id": "cmpl-test", "object": "text_completion", "choices": [done]}))
+        else:
+            events.append(_sse(self._chunk_obj(finish="stop")))
         if want_usage and owner.usage is not None:
             usage = _usage(*owner.usage)
             final = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "choices": [], "usage": usage}
@@ -315,7 +350,13 @@ class RecordingServer:
         model: str = "test-model",
         tls: ssl.SSLContext | None = None,
         chunk_size: int = 1000,
+        tokens: list[tuple[str, float, dict[str, float]]] | None = None,
     ) -> None:
+        # with logprobs asked for: the answer's tokens, each (text, log-probability, top alternatives); None: the
+        # answer in three tokens, each at log-probability -0.1 with one alternative at -3
+        self.tokens = tokens
+        # called with each request as it is recorded, before it is answered (a test looks at the world then)
+        self.on_request: Callable[[dict[str, Any]], None] | None = None
         self.chunk_size = chunk_size  # bytes a write, in "framing" mode
         self.tls = tls  # serve https (on "localhost") with this server-side context
         self.mode = mode
@@ -357,6 +398,11 @@ class RecordingServer:
     @property
     def posts(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] == "POST"]
+
+    def token_list(self) -> list[tuple[str, float, dict[str, float]]]:
+        if self.tokens is not None:
+            return self.tokens
+        return [(part, -0.1, {part: -0.1, "x": -3.0}) for part in _chunks(self.answer)]
 
     def _add(self, entry: dict[str, Any]) -> None:
         with self._lock:

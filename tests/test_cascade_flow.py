@@ -402,9 +402,14 @@ def test_a_target_the_question_does_not_fit_keeps_the_answer(tmp_path: Path):
 def test_backends_declare_their_abilities():
     from automix_local.backends.llama import LlamaBackend
     from automix_local.backends.openai import OpenAIBackend
+    from automix_local.config import TierConfig
 
-    assert LlamaBackend.abilities == Abilities(True, True, True, True, True)
+    assert LlamaBackend.abilities == Abilities(True, True, True, True, True, token_logprobs=True)
     assert OpenAIBackend.abilities == Abilities()
+    endpoint = TierConfig(name="e", backend="openai", base_url="http://127.0.0.1:9/v1", model="m", logprobs=True)
+    assert OpenAIBackend(endpoint, env={}).abilities == Abilities(
+        token_distribution=True, token_logprobs=True, top_k=20
+    )
 
 
 def test_prepare_loads_and_warms_only_what_a_backend_declares(tmp_path: Path):
