@@ -117,7 +117,9 @@ class TurnView(Vertical):
         elif isinstance(event, EgressPending):
             if event.needs_approval and last is not None:
                 host = event.receipt.host
-                last.badge.set(f"✗ {last.tier} · waiting for your approval to send to {host}…", "checking")
+                # the tier's own block when it runs on an endpoint (it answers once sent), else the answer it replaces
+                mark = "" if last.tier == event.tier else "✗ "
+                last.badge.set(f"{mark}{last.tier} · waiting for your approval to send to {host}…", "checking")
         elif isinstance(event, EgressSent):
             r = event.receipt
             red = f", {sum(r.redactions.values())} redacted" if r.redactions else ""
