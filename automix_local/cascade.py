@@ -368,6 +368,19 @@ class Cascade:
         refusal = self.endpoint_refusal()
         if refusal is not None:
             raise CascadeError(refusal)
+        for t in self.tiers:
+            if (
+                t.is_endpoint
+                and t.chat_format == "auto"
+                and config.cascade.layout == "paper"
+                and self.verifier is not None
+            ):
+                raise CascadeError(
+                    f"tier '{t.name}' runs on an endpoint with the server's chat template (chat_format = \"auto\"), "
+                    "and the paper layout verifies with a plain-text prompt that a chat cannot continue: use "
+                    'layout = "shared", or set chat_format to the model\'s template name (rendered here, sent to '
+                    "/v1/completions)"
+                )
 
     # ------------------------------------------------------------------ what the app may change
     def set_verifier(self, strategy: str) -> None:

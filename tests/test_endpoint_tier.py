@@ -279,6 +279,25 @@ def test_a_policy_that_forbids_the_first_tier_is_one_line_at_start(
     assert server.requests == []
 
 
+def test_the_paper_layout_verifier_needs_a_template_rendered_here(
+    server: RecordingServer, tmp_path: Path, config_of
+) -> None:
+    """The paper layout's verification prompt is plain text: a chat endpoint cannot continue it (refused at start);
+    rendered here and sent to /completions, it can."""
+    paper = '[cascade]\nrouter = "threshold"\nverifier = "logprob"\nlayout = "paper"\n' + ALLOW
+    for chat_format, refused in (("auto", True), ("chatml", False)):
+        text = endpoint_tier("small", server.base_url, chat_format=chat_format) + local_tier(tmp_path, "large")
+        if refused:
+            with pytest.raises(CascadeError) as info:
+                Cascade(config_of(text + paper), backend_factory=scripted_factory())
+            assert 'layout = "shared"' in str(info.value) and "\n" not in str(info.value)
+        else:
+            trace, _ = ask(config_of(text + paper))
+            assert [r["path"] for r in server.posts] == ["/v1/completions"] * 2  # the answer, then the verdict
+            assert json.loads(server.posts[1]["body"])["prompt"].endswith("The AI generated answer is")
+            assert trace.steps[0].verifier == "logprob"
+
+
 def test_the_cli_says_it_in_one_line(server: RecordingServer, tmp_path: Path, config_of) -> None:
     config = small_on(server, tmp_path, config_of, policy="")  # the default policy: remote = "never"
     out = subprocess.run(

@@ -446,6 +446,13 @@ class OpenAIBackend:
             body["prompt"] = prompt
         else:
             messages, reply = _split_prompt(prompt)
+            if messages is None:  # plain text to continue (the paper layout's verification): no chat can
+                raise RemoteError(
+                    f"remote tier '{self.name}': a plain-text prompt cannot be continued through the server's chat "
+                    'template (chat_format = "auto"): set chat_format to the model\'s template name (the prompt is '
+                    'then rendered here and sent to /v1/completions), or use layout = "shared"',
+                    "config",
+                )
             body["messages"] = messages + ([{"role": "assistant", "content": reply}] if reply else [])
             if reply:
                 body["continue_final_message"] = True
@@ -888,16 +895,16 @@ def _finish(reason: str | None, logprobs: bool) -> str:
     return reason or "stop"
 
 
-def _split_prompt(prompt: str) -> tuple[list[dict[str, str]], str]:
-    """``render(messages)`` output and the text appended to it (the start of the assistant's reply), or plain text
-    sent as one user turn."""
+def _split_prompt(prompt: str) -> tuple[list[dict[str, str]] | None, str]:
+    """``render(messages)`` output and the text appended to it (the start of the assistant's reply); (None, "") for
+    plain text."""
     try:
         parsed, end = json.JSONDecoder().raw_decode(prompt)
     except ValueError:
-        return [{"role": "user", "content": prompt}], ""
+        return None, ""
     if isinstance(parsed, list) and all(isinstance(m, dict) and "role" in m for m in parsed):
         return parsed, prompt[end:]
-    return [{"role": "user", "content": prompt}], ""
+    return None, ""
 
 
 def _top_tokens(logprobs: Any) -> list[TopToken] | None:
