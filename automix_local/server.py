@@ -372,6 +372,13 @@ class Server:
         policy = self.config.policy
         has_remote = any(t.is_remote for t in self.config.tiers)
         if policy.remote == "ask":
+            first = self.config.tiers[0]
+            if first.is_endpoint:  # said here: the cascade would only see the "never" it is turned into
+                raise ServeError(
+                    f"tier '{first.name}' runs on an endpoint and answers first, and {ASK_OVER_HTTP.split(':')[0]}: "
+                    'nobody can be asked over HTTP; a team running its own engines sets [policy] remote = "allow" '
+                    'and send = "full" (docs/serve.md)'
+                )
             policy = override(policy, {"remote": "never"})
             if has_remote:
                 self.notices.append(ASK_OVER_HTTP)

@@ -279,6 +279,22 @@ def test_a_policy_that_forbids_the_first_tier_is_one_line_at_start(
     assert server.requests == []
 
 
+def test_serve_says_ask_cannot_be_met_for_a_first_endpoint_tier(
+    server: RecordingServer, tmp_path: Path, config_of
+) -> None:
+    """serve turns remote = "ask" into "never" (nobody to ask over HTTP); for a first endpoint tier it says so in the
+    user's words, not as the "never" it was turned into."""
+    from automix_local.server import ServeError, Server
+
+    config = small_on(server, tmp_path, config_of, policy='[policy]\nremote = "ask"\nsend = "full"\n')
+    with pytest.raises(ServeError) as info:
+        Server(config)
+    message = str(info.value)
+    assert "\n" not in message and 'remote = "ask" in models.toml' in message and "over HTTP" in message
+    assert 'remote = "never"' not in message
+    assert server.requests == []
+
+
 def test_the_paper_layout_verifier_needs_a_template_rendered_here(
     server: RecordingServer, tmp_path: Path, config_of
 ) -> None:
