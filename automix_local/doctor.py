@@ -130,6 +130,8 @@ class ModelInfo:
     speed_note: str | None  # why there is no speed ("not measured yet", …)
     api_key_env: str | None = None  # a remote tier's key variable
     api_key_set: bool | None = None
+    # a remote tier with logprobs = true (an endpoint judged like a local tier): the top_logprobs it asks for
+    top_logprobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -456,7 +458,7 @@ def _model(
             )
         return ModelInfo(
             role, spec.name, spec.backend, spec.base_url or "-", None, None, None, None, None, None, None, None,
-            None, None, spec.api_key_env, key_set,
+            None, None, spec.api_key_env, key_set, spec.top_logprobs if spec.logprobs else None,
         )  # fmt: skip
     st = status(spec, config.paths, full_hash=verify)
     pull = "run: " + pull_command(spec, config.source_file if explicit else None)
@@ -695,7 +697,12 @@ def render(report: Report) -> str:
         out.append(f"{title} ({m.backend})")
         if m.present is None:  # remote
             key = "-" if m.api_key_env is None else f"${m.api_key_env} {'set' if m.api_key_set else 'NOT SET'}"
-            out += _rows([("url", m.where), ("API key", key)])
+            judged = (
+                f"yes: an endpoint judged like a local tier (top {m.top_logprobs} alternatives per token)"
+                if m.top_logprobs
+                else "no: only the last tier"
+            )
+            out += _rows([("url", m.where), ("API key", key), ("logprobs", judged)])
             continue
         rows = [("source", m.where), ("file", _file_line(m))]
         if m.n_gpu_layers is not None:

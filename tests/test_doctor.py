@@ -207,6 +207,15 @@ def test_a_remote_tier_without_its_key_is_a_warning(model_path: Path, write_conf
     )
     assert report.ok and [p.severity for p in report.problems] == ["warning"]
     assert "$DOCTOR_TEST_KEY NOT SET" in render(report)
+    assert r.top_logprobs is None and "only the last tier" in render(report)
+
+
+def test_an_endpoint_tier_shows_its_logprobs(model_path: Path, write_config):
+    endpoint = '[[tiers]]\nname = "small"\nbackend = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+    endpoint += 'logprobs = true\ntop_logprobs = 10\n[policy]\nremote = "allow"\nsend = "full"\n'
+    report = gather(write_config(endpoint + tier_toml("large", model_path)))
+    assert report.models[0].top_logprobs == 10
+    assert "an endpoint judged like a local tier (top 10 alternatives per token)" in render(report)
 
 
 def test_system_info_of_a_cuda_build_and_of_an_old_build_parse():
