@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from automix_local.backends.embed import PACK_TOKENS, LlamaEmbedder, quantize  # noqa: E402
 from automix_local.config import find_config, load_config, source_filename  # noqa: E402
 from automix_local.documents.library import Library  # noqa: E402
 from automix_local.documents.retrieval import bm25, dense, fts_query, fuse  # noqa: E402
@@ -70,7 +71,9 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) >= 2 else (values[0] if values else 0.0)
 
 
-def run_file(path: Path, limit: int, seed: int, config, workdir: Path) -> dict:
+def run_file(
+    path: Path, limit: int, seed: int, config, workdir: Path, pack_tokens: int = 0, quantized: str | None = None
+) -> dict:
     rows = [json.loads(line) for line in path.open(encoding="utf-8")]
     docs_dir = workdir / path.stem / "docs"
     names = build_documents(rows, docs_dir)
@@ -81,6 +84,14 @@ def run_file(path: Path, limit: int, seed: int, config, workdir: Path) -> dict:
     n_passages = report.passages
     embedder = open_embedder(config)
     key = model_key(config.embedding) if config.embedding is not None else None
+    if embedder is not None and key is not None and quantized is not None:
+        path = workdir / f"embedding.{quantized}.gguf"
+        if not path.is_file():
+            quantize(embedder.model_path, path, quantized)
+        embedder = LlamaEmbedder(embedder.cfg, path)
+        key += f":{quantized}"
+    if embedder is not None:
+        embedder.pack_tokens = pack_tokens
     embed_s = None
     if embedder is not None and key is not None:
         t0 = time.perf_counter()
@@ -149,7 +160,13 @@ def markdown(results: list[dict], meta: dict) -> str:
         "",
         f"`{meta['command']}`",
         "",
-        f"Machine: {meta['machine']}; embedding model: {meta['embedding']}; passages of ≤ 180 words; "
+        f"Machine: {meta['machine']}; embedding model: {meta['embedding']}"
+        + (
+            f", passages packed up to {meta['pack_tokens']} tokens per decode"
+            if meta["pack_tokens"]
+            else ", one passage per decode"
+        )
+        + "; passages of ≤ 180 words; "
         "RRF k = 60; sample seed " + str(meta["seed"]) + ".",
         "",
         "| data | documents | passages | questions asked (verbatim answers / answerable) | method | recall@1 "
@@ -192,18 +209,27 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--config", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--pack-tokens", type=int, default=PACK_TOKENS, help="passages per decode up to this many tokens (0: one each)"
+    )
+    ap.add_argument("--quantize", default=None, help="embed with the model quantized to this type (Q8_0, …)")
     args = ap.parse_args()
     config = load_config(args.config or find_config(), default_paths())
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.data:
-            r = run_file(path, args.limit, args.seed, config, Path(tmp))
+            r = run_file(path, args.limit, args.seed, config, Path(tmp), args.pack_tokens, args.quantize)
             print(json.dumps(r), flush=True)
             results.append(r)
     meta = {
         "command": "python bench/documents.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {__import__('os').cpu_count()} cores",
-        "embedding": source_filename(config.embedding.source) if config.embedding else "none (BM25 only)",
+        "embedding": (
+            source_filename(config.embedding.source) + (f" quantized to {args.quantize}" if args.quantize else "")
+        )
+        if config.embedding
+        else "none (BM25 only)",
+        "pack_tokens": args.pack_tokens,
         "seed": args.seed,
     }
     text = markdown(results, meta)

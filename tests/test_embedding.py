@@ -307,6 +307,38 @@ def test_the_same_text_gets_the_same_vector_whatever_its_batch(embedder: LlamaEm
     assert not np.array_equal(a[0], embedder.embed_query(PASSAGES[0]))
 
 
+def test_packed_passages_stay_within_a_hair_of_one_per_decode(embedder: LlamaEmbedder):
+    """Several passages in one decode (``pack_tokens``, off by default: it saves no time on a CPU) give vectors
+    that differ from one-per-decode ones by rounding only, and in the same order."""
+    alone = embedder.embed_documents(PASSAGES + PASSAGES[:1])
+    assert embedder.pack_tokens == 0
+    try:
+        embedder.pack_tokens = 4096
+        packed = embedder.embed_documents(PASSAGES + PASSAGES[:1])
+        embedder.pack_tokens = 40  # ~30 tokens each: one or two per decode
+        pairs = embedder.embed_documents(PASSAGES + PASSAGES[:1])
+    finally:
+        embedder.pack_tokens = 0
+    for vecs in (packed, pairs):
+        assert vecs.shape == alone.shape and np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+        assert ((vecs * alone).sum(axis=1) > 0.9999).all()
+        assert np.abs(vecs - alone).max() < 1e-3
+
+
+def test_a_question_asked_again_is_not_embedded_again(embedder: LlamaEmbedder):
+    question = "What flows into the North Sea?"
+    hits = embedder.query_hits
+    first = embedder.embed_query(question)
+    assert embedder.query_hits == hits and embedder.known_query("Never asked?") is None
+    first[:] = 0.0  # the caller's copy: the kept vector is not touched
+    again = embedder.embed_query(question)
+    assert embedder.query_hits == hits + 1 and abs(float(np.linalg.norm(again)) - 1.0) < 1e-5
+    known = embedder.known_query(question)
+    assert known is not None and np.array_equal(known, again)
+    # a question is not a passage: the same words as a passage keep their own vector
+    assert not np.array_equal(embedder.embed_documents([question])[0], again)
+
+
 def test_a_text_longer_than_n_ctx_is_truncated_and_counted(embedding_model_path: Path):
     emb = LlamaEmbedder(embedding_config(embedding_model_path, n_ctx=64), embedding_model_path)
     try:

@@ -5,8 +5,14 @@
 * One lock: a ``Llama`` is not thread-safe, so every call holds ``self.lock``.
 * One text per decode: llama.cpp computes a sequence slightly differently when other sequences share
   its batch, so each text is decoded alone and its vector never depends on its neighbours (a passage
-  embedded again, in another batch, gets exactly the same vector). ``cfg.batch`` is the number of texts
-  handled per lock hold, so a question's embedding waits for at most that many passages.
+  embedded again, in another batch, gets exactly the same vector). Packing passages into one decode
+  (``pack_tokens``) was measured (issue 24 §4, docs/results/embedding_fill.md): its vectors stay within a
+  cosine of 0.99999 of these, but on a CPU it saves no time for the library's ~190-token passages, so it
+  is off. ``cfg.batch`` is the number of texts handled per lock hold, so a question's embedding waits for
+  at most that many passages.
+* Questions: the last ``QUERIES_KEPT`` questions' vectors are kept in memory, and ``query_digest`` names a
+  question's vector for the library's store (``documents.asking.query_vector``): a question asked again
+  costs no decode, in a new process no model load.
 * Prefixes: nomic-embed-text was trained with ``search_document: `` before passages and
   ``search_query: `` before questions (``[embedding] document_prefix`` / ``query_prefix``).
 """
@@ -14,6 +20,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -24,8 +31,13 @@ import numpy as np
 
 from ..config import EmbeddingConfig
 from .base import BackendError
-from .llama import _errors, load_llama
+from .llama import _errors, _route_llama_logs, load_llama
 
+# Passages packed into one decode up to this many tokens (0: one text per decode). Measured on 2 cores
+# (docs/results/embedding_fill.md): packing saves no CPU time for ~190-token passages, whose decode alone
+# already keeps the matrix kernels busy, and costs more above 512 tokens (the batch's attention spans every
+# packed token); so one text per decode, which keeps each vector independent of its neighbours.
+PACK_TOKENS = 0
 QUERIES_KEPT = 1024  # questions whose vectors stay in memory (3 KB each at 768 dimensions)
 
 
@@ -47,6 +59,7 @@ class LlamaEmbedder:
         self.truncated = 0  # texts cut to fit n_ctx tokens
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # question → vector, least recent first
         self.query_hits = 0  # questions answered from _queries
+        self.pack_tokens = PACK_TOKENS  # passages packed per decode up to this many tokens; 0: one per decode
         self.load_seconds: float | None = None
 
     # ------------------------------------------------------------------ loading
@@ -96,7 +109,10 @@ class LlamaEmbedder:
         for start in range(0, len(texts), self.cfg.batch):
             chunk = texts[start : start + self.cfg.batch]
             with self.lock:
-                out.extend(self._embed_one(prefix + text) for text in chunk)
+                if self.pack_tokens:
+                    out.extend(self._embed_packed([prefix + text for text in chunk]))
+                else:
+                    out.extend(self._embed_one(prefix + text) for text in chunk)
             if progress:
                 progress(start + len(chunk), len(texts))
         if not out:
@@ -141,6 +157,30 @@ class LlamaEmbedder:
         who = self.cfg.sha256 or self.model_path.name
         return hashlib.sha256(f"{who}\0{self.cfg.query_prefix}\0{text}".encode()).hexdigest()
 
+    def _embed_packed(self, texts: list[str]) -> list[np.ndarray]:
+        """Texts' unit vectors, as many texts per decode as fit ``pack_tokens`` (a longer text alone); the caller
+        holds the lock. Each text is its own sequence: llama.cpp masks attention between them."""
+        llm = self._ensure_loaded()
+        fitted = [self._fit(llm, text) for text in texts]
+        sizes = [len(llm.tokenize(t.encode("utf-8"), add_bos=True, special=False)) for t in fitted]
+        groups: list[list[str]] = []
+        used = 0
+        for text, n in zip(fitted, sizes, strict=True):
+            if not groups or used + n > self.pack_tokens:
+                groups.append([])
+                used = 0
+            groups[-1].append(text)
+            used += n
+        out: list[np.ndarray] = []
+        for group in groups:
+            try:
+                raws = llm.embed(group, normalize=False, truncate=False)
+            except (ValueError, RuntimeError) as exc:
+                why = f" ({_errors[-1]})" if _errors else ""
+                raise BackendError(f"embedding model: llama.cpp failed to embed a text: {exc}{why}") from None
+            out.extend(_unit(raw) for raw in raws)
+        return out
+
     def _embed_one(self, text: str) -> np.ndarray:
         """One text's unit vector; the caller holds the lock."""
         llm = self._ensure_loaded()
@@ -150,13 +190,7 @@ class LlamaEmbedder:
         except (ValueError, RuntimeError) as exc:
             why = f" ({_errors[-1]})" if _errors else ""
             raise BackendError(f"embedding model: llama.cpp failed to embed a text: {exc}{why}") from None
-        vec = np.asarray(raw, dtype=np.float32)
-        if vec.ndim != 1:  # a model without pooling returns one vector per token: average them
-            vec = vec.mean(axis=0)
-        norm = float(np.linalg.norm(vec))
-        if not np.isfinite(norm) or norm == 0.0:
-            raise BackendError("embedding model: llama.cpp returned a zero or non-finite vector")
-        return vec / norm
+        return _unit(raw)
 
     def _fit(self, llm: Any, text: str) -> str:
         """``text``, or its longest character prefix that fits ``n_ctx`` tokens (counted in ``truncated``)."""
@@ -175,3 +209,36 @@ class LlamaEmbedder:
             if self._llm is not None:
                 self._llm.close()
                 self._llm = None
+
+
+def _unit(raw: Any) -> np.ndarray:
+    """llama.cpp's embedding of one text as a float32 unit vector (a model without pooling returns one vector per
+    token: they are averaged)."""
+    vec = np.asarray(raw, dtype=np.float32)
+    if vec.ndim != 1:
+        vec = vec.mean(axis=0)
+    norm = float(np.linalg.norm(vec))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise BackendError("embedding model: llama.cpp returned a zero or non-finite vector")
+    return vec / norm
+
+
+def quantize(source: Path, target: Path, kind: str = "Q8_0", threads: int | None = None) -> None:
+    """Write ``source`` (a GGUF) quantized to ``kind`` (a llama.cpp file type: "Q8_0", "Q4_K_M", …) at ``target``,
+    by llama.cpp's own ``llama_model_quantize`` (written beside ``target`` first, then renamed: never half a
+    file). The output is a function of the input and llama.cpp's version (same bytes twice: measured)."""
+    import llama_cpp
+
+    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind.upper()}", None)
+    if ftype is None:
+        raise BackendError(f"embedding model: llama.cpp has no quantization type {kind!r}")
+    _route_llama_logs(llama_cpp)  # its progress lines go to logging, not over the terminal
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads or os.cpu_count() or 1
+    partial = target.with_name(target.name + ".part")
+    rc = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), params)
+    if rc != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        raise BackendError(f"embedding model: llama.cpp could not quantize {source} to {kind} (code {rc})")
+    partial.replace(target)
