@@ -467,3 +467,30 @@ def test_a_question_asked_again_takes_its_vector_from_memory_or_the_library(tmp_
         assert other.loaded  # not found under another prefix: computed
     finally:
         other.close()
+
+
+def test_a_busy_library_keeps_no_question_vector_rather_than_waiting(tmp_path: Path):
+    import time
+
+    db = tmp_path / "library.sqlite"
+    with Library(db) as lib, Library(db) as other:
+        other.db.execute("BEGIN IMMEDIATE")  # another process in the middle of indexing
+        t0 = time.perf_counter()
+        lib.store_query_vector("digest", b"\0" * 12)
+        assert time.perf_counter() - t0 < 2  # not the connection's usual 10 s wait
+        other.db.execute("COMMIT")
+        assert lib.query_vector("digest") is None
+        lib.store_query_vector("digest", b"\1" * 12)
+        assert lib.query_vector("digest") == b"\1" * 12
+        assert lib.db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+
+
+def test_the_library_keeps_only_the_latest_question_vectors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import automix_local.documents.library as library_module
+
+    monkeypatch.setattr(library_module, "QUERY_VECTORS_KEPT", 3)
+    with Library(tmp_path / "library.sqlite") as lib:
+        for i in range(5):
+            lib.store_query_vector(f"q{i}", bytes([i]) * 4)
+        kept = [r[0] for r in lib.db.execute("SELECT digest FROM query_vectors ORDER BY added, rowid")]
+    assert kept == ["q2", "q3", "q4"]

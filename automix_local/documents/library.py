@@ -489,10 +489,13 @@ class Library:
     def store_query_vector(self, digest: str, vector: bytes) -> None:
         """Keep a question's vector (the last ``QUERY_VECTORS_KEPT``). Best effort: a library busy with another
         process's writes keeps nothing rather than making the question wait."""
+        self.db.execute("PRAGMA busy_timeout = 200")  # wait for another writer a moment, not the usual 10 s
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
             return
+        finally:
+            self.db.execute("PRAGMA busy_timeout = 10000")
         try:
             self.db.execute(
                 "INSERT OR REPLACE INTO query_vectors(digest, vector, added) VALUES (?, ?, ?)",
@@ -500,7 +503,7 @@ class Library:
             )
             self.db.execute(
                 "DELETE FROM query_vectors WHERE digest IN"
-                " (SELECT digest FROM query_vectors ORDER BY added DESC LIMIT -1 OFFSET ?)",
+                " (SELECT digest FROM query_vectors ORDER BY added DESC, rowid DESC LIMIT -1 OFFSET ?)",
                 (QUERY_VECTORS_KEPT,),
             )
             self.db.execute("COMMIT")
