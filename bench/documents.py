@@ -85,10 +85,10 @@ def run_file(
     embedder = open_embedder(config)
     key = model_key(config.embedding) if config.embedding is not None else None
     if embedder is not None and key is not None and quantized is not None:
-        path = workdir / f"embedding.{quantized}.gguf"
-        if not path.is_file():
-            quantize(embedder.model_path, path, quantized)
-        embedder = LlamaEmbedder(embedder.cfg, path)
+        made = workdir / f"embedding.{quantized}.gguf"
+        if not made.is_file():
+            quantize(embedder.model_path, made, quantized)
+        embedder = LlamaEmbedder(embedder.cfg, made)
         key += f":{quantized}"
     if embedder is not None:
         embedder.pack_tokens = pack_tokens

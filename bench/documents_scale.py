@@ -43,6 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as automix_local does: numpy reads it when it loads
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,6 +4,7 @@ made the first model load segfault. Each check runs in a fresh interpreter, as a
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -35,3 +36,14 @@ def test_llama_cpp_loads_before_numpy(imports: str):
     llama, numpy = json.loads(out.stdout.strip().splitlines()[-1])
     assert llama is not None and numpy is not None, (llama, numpy)
     assert llama < numpy, f"{imports!r}: numpy was imported before llama.cpp's library"
+
+
+def test_numpy_blas_runs_on_one_thread_unless_the_user_says_otherwise():
+    """OpenBLAS's spinning workers slowed the next llama.cpp decode on a small CPU (issue 24 §4)."""
+    probe = "import automix_local, os; print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    assert out.stdout.split() == ["1", "PASSIVE"], out.stderr
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    assert out.stdout.split() == ["2", "PASSIVE"], out.stderr
