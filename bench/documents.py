@@ -33,7 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from automix_local.backends.embed import PACK_TOKENS, LlamaEmbedder, quantize  # noqa: E402
+from gguf_quantize import quantize  # noqa: E402  (bench/, this script's folder)
+
+from automix_local.backends.embed import PACK_TOKENS, LlamaEmbedder  # noqa: E402
 from automix_local.config import find_config, load_config, source_filename  # noqa: E402
 from automix_local.documents.library import Library  # noqa: E402
 from automix_local.documents.retrieval import bm25, dense, fts_query, fuse  # noqa: E402

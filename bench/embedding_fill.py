@@ -9,7 +9,7 @@ document per SQuAD article, ~180-word passages, indexed by the app's own code), 
 ``LlamaEmbedder.embed_documents`` with ``document_prefix``:
 
 - per model: the configured ``[embedding]`` file (F16 for the packaged default) and each ``--quantize`` type made
-  from it by ``automix_local.backends.embed.quantize`` (llama.cpp's ``llama_model_quantize``) in a temporary
+  from it by ``bench/gguf_quantize.py`` (llama.cpp's ``llama_model_quantize``) in a temporary
   folder (the seconds that took are reported);
 - per ``--pack`` value: passages packed into one llama.cpp decode up to that many tokens (0: one text per decode,
   as before issue 24), each its own sequence;
@@ -41,7 +41,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as automix_local does: num
 
 import numpy as np  # noqa: E402
 
-from automix_local.backends.embed import LlamaEmbedder, quantize  # noqa: E402
+from automix_local.backends.embed import LlamaEmbedder  # noqa: E402
 from automix_local.config import find_config, load_config, source_filename  # noqa: E402
 from automix_local.documents.library import Library  # noqa: E402
 from automix_local.documents.vectors import open_embedder  # noqa: E402
@@ -49,6 +49,7 @@ from automix_local.paths import default_paths  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from documents import build_documents  # noqa: E402
+from gguf_quantize import quantize  # noqa: E402
 
 
 def pct(values: list[float], q: int) -> float:

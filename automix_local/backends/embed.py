@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ import numpy as np
 
 from ..config import EmbeddingConfig
 from .base import BackendError
-from .llama import _errors, _route_llama_logs, load_llama
+from .llama import _errors, load_llama
 
 # Passages packed into one decode up to this many tokens (0: one text per decode). Measured on 2 cores
 # (docs/results/embedding_fill.md): packing saves no CPU time for ~190-token passages, whose decode alone
@@ -222,23 +221,3 @@ def _unit(raw: Any) -> np.ndarray:
         raise BackendError("embedding model: llama.cpp returned a zero or non-finite vector")
     return vec / norm
 
-
-def quantize(source: Path, target: Path, kind: str = "Q8_0", threads: int | None = None) -> None:
-    """Write ``source`` (a GGUF) quantized to ``kind`` (a llama.cpp file type: "Q8_0", "Q4_K_M", …) at ``target``,
-    by llama.cpp's own ``llama_model_quantize`` (written beside ``target`` first, then renamed: never half a
-    file). The output is a function of the input and llama.cpp's version (same bytes twice: measured)."""
-    import llama_cpp
-
-    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind.upper()}", None)
-    if ftype is None:
-        raise BackendError(f"embedding model: llama.cpp has no quantization type {kind!r}")
-    _route_llama_logs(llama_cpp)  # its progress lines go to logging, not over the terminal
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.nthread = threads or os.cpu_count() or 1
-    partial = target.with_name(target.name + ".part")
-    rc = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), params)
-    if rc != 0 or not partial.is_file():
-        partial.unlink(missing_ok=True)
-        raise BackendError(f"embedding model: llama.cpp could not quantize {source} to {kind} (code {rc})")
-    partial.replace(target)
