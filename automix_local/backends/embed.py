@@ -6,7 +6,7 @@
 * One text per decode: llama.cpp computes a sequence slightly differently when other sequences share
   its batch, so each text is decoded alone and its vector never depends on its neighbours (a passage
   embedded again, in another batch, gets exactly the same vector). Packing passages into one decode
-  (``pack_tokens``) was measured (issue 24 §4, docs/results/embedding_fill.md): its vectors stay within a
+  (``pack_tokens``) was measured (issue 24 §4, docs/results/library_speed.md): its vectors stay within a
   cosine of 0.99999 of these, but on a CPU it saves no time for the library's ~190-token passages, so it
   is off. ``cfg.batch`` is the number of texts handled per lock hold, so a question's embedding waits for
   at most that many passages.
@@ -33,7 +33,7 @@ from .base import BackendError
 from .llama import _errors, load_llama
 
 # Passages packed into one decode up to this many tokens (0: one text per decode). Measured on 2 cores
-# (docs/results/embedding_fill.md): packing saves no CPU time for ~190-token passages, whose decode alone
+# (docs/results/library_speed.md): packing saves no CPU time for ~190-token passages, whose decode alone
 # already keeps the matrix kernels busy, and costs more above 512 tokens (the batch's attention spans every
 # packed token); so one text per decode, which keeps each vector independent of its neighbours.
 PACK_TOKENS = 0
@@ -220,4 +220,3 @@ def _unit(raw: Any) -> np.ndarray:
     if not np.isfinite(norm) or norm == 0.0:
         raise BackendError("embedding model: llama.cpp returned a zero or non-finite vector")
     return vec / norm
-
