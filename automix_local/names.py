@@ -286,6 +286,11 @@ _STOP = frozenset(
     "Road Avenue Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May "
     "June July August September October November December I We You He She They It This That Yesterday Today "
     "Tomorrow Ticket Please Signed Our Your His Her Their Its Yes No Mon Tue Wed Thu Fri Sat Sun".split()
+) | frozenset(  # a sentence's first word before a name ("Contact Anna Schmidt", "When Jan de Vries called"): not
+    # part of it. Verbs and conjunctions only, none in the given-name list ("Tell", "Ping", "Can", "Will" stay out)
+    "Call Contact Ask Visit Email Meet See Send Write Invite Inform Notify Remind Let Help Text Welcome "
+    "Congratulations When While If After Before Since Because Although Though Unless Once Until Where Whether As "
+    "But Then Also Only Did Does Is Was Were Has Had Have Could Should Would Shall Must".split()
 )
 
 

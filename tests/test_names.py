@@ -72,6 +72,12 @@ def test_ordinary_sentences_keep_their_words(ner: NerModel):
     assert Redactor(["names"], ner=ner).find(text) == []
 
 
+def test_a_sentences_first_verb_or_conjunction_is_not_part_of_the_name(ner: NerModel):
+    assert found("Visit Jan van der Berg in Utrecht.", ner)["person"] == {"Jan van der Berg"}
+    assert found("Contact Anna Schmidt about the invoice.", ner)["person"] == {"Anna Schmidt"}
+    assert found("When Jan de Vries called, nobody answered.", ner)["person"] == {"Jan de Vries"}
+
+
 def test_the_same_name_gets_the_same_placeholder_across_the_question_and_its_follow_ups(ner: NerModel):
     policy = PolicyConfig(remote="allow", send="full", redact=("names",))
     request = EgressRequest(
