@@ -842,7 +842,7 @@ class Cascade:
         (EgressPending) and approved under "ask", logged (EgressSent), then sent; the answer streams back mapped
         from placeholders (Token…). Returns what ``answer_stream`` returns, and what was sent."""
         from .backends.openai import RemoteError
-        from .redact import Restorer, restore
+        from .redact import restore
 
         tier, backend = self.tiers[index], self.endpoint(index)
         self._warm.add(tier.name)
@@ -858,36 +858,17 @@ class Cascade:
         yield EgressPending(tier.name, receipt, result.needs_approval)
         entry_id = self._approve_and_log(index, result, receipt)
         yield EgressSent(tier.name, entry_id, receipt)
-        log = self.egress_log
-        restorer = Restorer(result.mapping)
-        t0 = time.perf_counter()
-        stream: Returning[str, Generation] = Returning(
-            backend.stream_body(
-                body,
-                on_attempt=lambda n: log.attempt(entry_id, n),
-                stop=["\n"],
-                watch_first=WATCHED,
-                abstain_at=self.abstain_threshold(index),
-            )
+        sent = backend.stream_body(
+            body,
+            on_attempt=lambda n: self.egress_log.attempt(entry_id, n),
+            stop=["\n"],
+            watch_first=WATCHED,
+            abstain_at=self.abstain_threshold(index),
         )
         try:
-            for delta in stream:
-                shown = restorer.feed(delta)
-                if shown:
-                    yield Token(tier.name, shown)
-            generation = stream.value
-            tail = restorer.flush()
-            if tail:
-                yield Token(tier.name, tail)
+            generation = yield from self._stream_logged(tier.name, entry_id, sent, result.mapping)
         except RemoteError as exc:
-            outcome = "cancelled" if exc.kind == "cancelled" else "error"
-            log.finish(entry_id, outcome, str(exc), seconds=time.perf_counter() - t0)
             raise _NotAnswered(exc, sent=True) from None
-        except GeneratorExit:
-            log.finish(entry_id, "cancelled", "cancelled by the user", seconds=time.perf_counter() - t0)
-            stream.close()
-            raise
-        log.finish(entry_id, "ok", None, answer_chars=len(generation.text), seconds=time.perf_counter() - t0)
         text = restore(generation.text, result.mapping)
         answer = prompts.clean_answer(text)
         abstained = prompts.is_abstention(answer)
@@ -1084,13 +1065,43 @@ class Cascade:
                 return f"you declined sending the request to {receipt.host}: answered locally", receipt
         return None, receipt
 
+    def _stream_logged(
+        self, tier: str, entry_id: int, sent: Generator[str, None, Generation], mapping: Mapping[str, str]
+    ) -> Generator[Event, None, Generation]:
+        """Stream a logged request's answer as Tokens, mapped back from placeholders, and finish its egress log row:
+        ok, error (the RemoteError is raised on) or cancelled (by the server's side or by closing this stream)."""
+        from .backends.openai import RemoteError
+        from .redact import Restorer
+
+        log, restorer, t0 = self.egress_log, Restorer(mapping), time.perf_counter()
+        stream: Returning[str, Generation] = Returning(sent)
+        try:
+            for delta in stream:
+                shown = restorer.feed(delta)
+                if shown:
+                    yield Token(tier, shown)
+            generation = stream.value
+            tail = restorer.flush()
+            if tail:
+                yield Token(tier, tail)
+        except RemoteError as exc:
+            outcome = "cancelled" if exc.kind == "cancelled" else "error"
+            log.finish(entry_id, outcome, str(exc), seconds=time.perf_counter() - t0)
+            raise
+        except GeneratorExit:
+            log.finish(entry_id, "cancelled", "cancelled by the user", seconds=time.perf_counter() - t0)
+            stream.close()
+            raise
+        log.finish(entry_id, "ok", None, answer_chars=len(generation.text), seconds=time.perf_counter() - t0)
+        return generation
+
     def _remote_step(
         self, index: int, model: str, result: PolicyResult, receipt: Receipt
     ) -> Generator[Event, None, Step | str]:
         """Send the approved request, stream the answer mapped back from placeholders. Returns the Step, or
         the reason it failed (the caller falls back to the best local answer)."""
         from .backends.openai import RemoteError
-        from .redact import Restorer, restore
+        from .redact import restore
 
         tier, backend = self.tiers[index], self.remote(index)
         try:
@@ -1098,32 +1109,13 @@ class Cascade:
         except AuditError as exc:
             return str(exc)  # not logged → not sent
         yield EgressSent(tier.name, entry_id, receipt)
-        log = self.egress_log
-        restorer = Restorer(result.mapping)
-        t0 = time.perf_counter()
-        stream: Returning[str, Generation] = Returning(
-            backend.stream_body(receipt.payload, on_attempt=lambda n: log.attempt(entry_id, n))
-        )
+        sent = backend.stream_body(receipt.payload, on_attempt=lambda n: self.egress_log.attempt(entry_id, n))
         try:
-            for delta in stream:
-                shown = restorer.feed(delta)
-                if shown:
-                    yield Token(tier.name, shown)
-            generation = stream.value
-            tail = restorer.flush()
-            if tail:
-                yield Token(tier.name, tail)
+            generation = yield from self._stream_logged(tier.name, entry_id, sent, result.mapping)
         except RemoteError as exc:
-            outcome = "cancelled" if exc.kind == "cancelled" else "error"
-            log.finish(entry_id, outcome, str(exc), seconds=time.perf_counter() - t0)
             return f"{exc}; showing the best local answer"
-        except GeneratorExit:
-            log.finish(entry_id, "cancelled", "cancelled by the user", seconds=time.perf_counter() - t0)
-            stream.close()
-            raise
         text = restore(generation.text, result.mapping)
         answer = prompts.clean_answer(text)
-        log.finish(entry_id, "ok", None, answer_chars=len(generation.text), seconds=time.perf_counter() - t0)
         yield Answered(tier.name, answer, replace(generation, text=text))
         return Step.answered(
             tier,
